@@ -1,0 +1,61 @@
+# Toto Forecast for Grafana. `make demo` runs the main job; `make test` runs every test.
+# Both install what they need: a Python >= 3.12 venv, the generated gRPC stubs, the test checkpoint.
+
+PYTHON_BIN ?= $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n1 | grep . || command -v python3.12 || echo python3.12)
+VENV := .venv
+PY := $(VENV)/bin/python
+STUBS := server/toto_datasource/_proto/pluginv2/backend_pb2.py
+TINY := var/checkpoints/toto-2.0-4m-random/model.safetensors
+
+.PHONY: all install proto tiny-model demo test test-python test-frontend test-conformance plugin bench lint clean
+
+all: install
+
+$(PY):
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed $(STUBS)
+
+# Stubs are generated from proto/ by grpcio-tools, never edited; the virtual include path makes
+# them importable as toto_datasource._proto.*.
+$(STUBS): $(VENV)/.installed proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto
+	$(PY) -m grpc_tools.protoc -Itoto_datasource/_proto=proto --python_out=server --grpc_python_out=server \
+		proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto
+
+proto: $(STUBS)
+
+$(TINY): | install
+	$(PY) -m toto_datasource tiny-model --size 4m --output var/checkpoints/toto-2.0-4m-random
+
+tiny-model: $(TINY)
+
+demo: install
+	$(PY) -m toto_datasource demo
+
+test: test-python test-frontend test-conformance
+
+test-python: install $(TINY)
+	$(PY) -m pytest -q
+
+test-frontend:
+	bash grafana-plugin/frontend/test.sh
+
+test-conformance: install $(TINY)
+	bash tests/conformance/run.sh
+
+plugin: install
+	bash grafana-plugin/build.sh
+
+bench: install $(TINY)
+	$(PY) bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check server tests bench
+
+clean:
+	rm -rf server/toto_datasource/_proto grafana-plugin/dist var/demo

@@ -1,0 +1,118 @@
+"""`toto-datasource`: plugin mode (default), serve, forecast, demo, tiny-model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .settings import DEFAULT_MODEL, ModelSettings, env_setting
+
+TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
+
+
+def _default_model_settings() -> ModelSettings:
+    return ModelSettings(
+        checkpoint=env_setting("model") or DEFAULT_MODEL,
+        device=env_setting("device") or "auto",
+        dtype=env_setting("dtype") or "float32",
+    )
+
+
+def _data_source(preload: bool):  # type: ignore[no-untyped-def]
+    """The data source with its model registry; the default model starts loading in the background."""
+    from .engine.registry import ModelRegistry
+    from .service import ForecastDataSource
+    from .sources.prometheus_factory import prometheus_factory
+
+    registry = ModelRegistry()
+    ds = ForecastDataSource(registry, prometheus_factory=prometheus_factory())
+    loader = threading.Thread(target=registry.ensure, args=(_default_model_settings(),), daemon=True) if preload else None
+    return ds, loader
+
+
+def cmd_plugin(args: argparse.Namespace) -> None:
+    from .plugin.server import check_environment
+
+    check_environment(dict(os.environ))  # before anything slow: a clear message when run by hand
+    from .plugin.logging import setup_logging
+    from .plugin.server import serve_plugin
+
+    setup_logging(os.environ.get("GF_PLUGIN_LOG_LEVEL", "info"))
+    ds, loader = _data_source(preload=True)
+    serve_plugin(ds, on_ready=loader)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .plugin.logging import setup_logging
+    from .plugin.server import serve_standalone
+
+    setup_logging(args.log_level)
+    ds, loader = _data_source(preload=True)
+    serve_standalone(ds, args.address, on_ready=loader)
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> None:
+    from .engine.toto import write_random_checkpoint
+
+    out = write_random_checkpoint(args.output, args.size, args.seed)
+    print(f"wrote a random-weight Toto-2.0-{args.size} checkpoint to {out}")
+
+
+def cmd_forecast(args: argparse.Namespace) -> None:
+    from .forecast_cli import run_forecast_command
+
+    sys.exit(run_forecast_command(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    sys.exit(run_demo(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toto-datasource", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("plugin", help="run as a Grafana plugin (the default; Grafana starts it)")
+    serve = sub.add_parser("serve", help="serve the pluginv2 gRPC services on TCP, started by hand")
+    serve.add_argument("--address", default="127.0.0.1:50051")
+    serve.add_argument("--log-level", default="info")
+    tiny = sub.add_parser("tiny-model", help="write a seeded random-weight checkpoint (tests, offline demo)")
+    tiny.add_argument("--output", default=str(TINY_MODEL_DIR))
+    tiny.add_argument("--size", default="4m", choices=["4m", "22m", "313m"])
+    tiny.add_argument("--seed", type=int, default=0)
+    fc = sub.add_parser("forecast", help="forecast a CSV or a demo scenario; write CSV and PNG")
+    src = fc.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="CSV with a timestamp column (epoch s/ms or ISO 8601) and value columns")
+    src.add_argument("--demo", help="demo scenario, e.g. postgres-load")
+    fc.add_argument("--horizon", default="1h", help="duration (2h) or steps (120)")
+    fc.add_argument("--step", default="", help="demo step, e.g. 1m")
+    fc.add_argument("--threshold", type=float)
+    fc.add_argument("--direction", default="above", choices=["above", "below"])
+    fc.add_argument("--model", default="", help="checkpoint dir or hub id, or seasonal-naive")
+    fc.add_argument("--output", default="forecast.csv")
+    fc.add_argument("--plot", default="forecast.png")
+    demo = sub.add_parser("demo", help="the main job: Grafana-style QueryData for the PostgreSQL scenario")
+    demo.add_argument("--model", default="", help="checkpoint dir or hub id (default: GF_PLUGIN_MODEL or the hub)")
+    demo.add_argument("--plot", default="var/demo/postgres-forecast.png")
+    demo.add_argument("--threshold", type=float, default=500.0)
+    demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the model to load")
+    return parser
+
+
+COMMANDS = {
+    None: cmd_plugin,
+    "plugin": cmd_plugin,
+    "serve": cmd_serve,
+    "tiny-model": cmd_tiny_model,
+    "forecast": cmd_forecast,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    COMMANDS[args.command](args)

@@ -1,0 +1,66 @@
+"""Seasonal-naive baseline: repeat the last season, band from the previous seasons' errors.
+
+Runs when asked for (`model: seasonal-naive`) and when Toto's weights cannot be had, so the
+product still answers offline; frames always say which model produced them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
+
+_SEASONS_MS = (7 * 86_400_000, 86_400_000, 3_600_000)
+
+
+def season_steps(step_ms: int, observed: int) -> int:
+    """The longest of week/day/hour that history covers at least twice; else 1 (naive)."""
+    for season_ms in _SEASONS_MS:
+        if step_ms > 0 and season_ms % step_ms == 0:
+            steps = season_ms // step_ms
+            if 2 <= steps and 2 * steps <= observed:
+                return int(steps)
+    return 1
+
+
+def _ffill(x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    finite = np.isfinite(out)
+    if not finite.any():
+        return np.zeros_like(out)
+    idx = np.where(finite, np.arange(out.size), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = out[idx]
+    first = np.flatnonzero(finite)[0]
+    out[:first] = out[first]
+    return out
+
+
+def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
+    """(9, horizon) quantiles for one series."""
+    observed = int(np.isfinite(history).sum())
+    x = _ffill(np.asarray(history, dtype=np.float64))
+    s = season_steps(step_ms, observed)
+    h = np.arange(horizon)
+    base = x[len(x) - s + (h % s)]
+    errors = x[s:] - x[:-s] if len(x) > s else np.zeros(1)
+    levels = np.quantile(errors, QUANTILE_LEVELS) if errors.size else np.zeros(9)
+    levels = levels - levels[4]  # centre the band on the seasonal value
+    widen = np.sqrt(1 + h // s)  # errors accumulate season over season
+    return np.sort(base[None, :] + levels[:, None] * widen[None, :], axis=0)
+
+
+class SeasonalNaiveForecaster:
+    name = "seasonal-naive"
+
+    def submit(self, job: ForecastJob) -> Future[ForecastOutput]:
+        future: Future[ForecastOutput] = Future()
+        q = np.stack([seasonal_naive(row, job.horizon, job.step_ms) for row in job.context], axis=1)
+        future.set_result(ForecastOutput(q, self.name))
+        return future
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}

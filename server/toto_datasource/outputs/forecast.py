@@ -1,0 +1,48 @@
+"""queryType `forecast`: median and band per series, plus history when asked for."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine.types import ForecastJob, ForecastOutput
+from ..frames.forecast import forecast_frame, history_frame
+from ..frames.model import Frame
+from .base import OutputRequest
+
+
+def submit_job(request: OutputRequest) -> Future[ForecastOutput]:
+    history = request.history
+    job = ForecastJob(
+        context=np.stack([s.values for s in history.series]),
+        horizon=request.plan.horizon,
+        joint=request.query.joint,
+        deadline=request.deadline,
+        step_ms=history.grid.step_ms,
+    )
+    return request.forecaster.submit(job)
+
+
+@dataclass
+class PendingForecast:
+    request: OutputRequest
+    future: Future[ForecastOutput]
+
+    def frames(self, timeout: float | None) -> list[Frame]:
+        out = self.future.result(timeout=timeout)
+        req = self.request
+        grid = req.history.grid
+        future_ms = grid.future_ms(req.plan.horizon)
+        frames: list[Frame] = []
+        for i, series in enumerate(req.history.series):
+            if req.query.include_history and not req.ctx.for_alert:
+                frames.append(history_frame(series, grid, req.query.from_ms, req.ctx))
+            frames.append(forecast_frame(series, future_ms, out.quantiles[:, i, :], req.query.quantiles, req.ctx))
+        return frames
+
+
+class ForecastKind:
+    def submit(self, request: OutputRequest) -> PendingForecast:
+        return PendingForecast(request, submit_job(request))

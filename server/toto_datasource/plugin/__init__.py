@@ -1,0 +1,1 @@
+"""Grafana wire details: go-plugin handshake, hclog logging, pluginv2 servicers, protobuf adapters."""

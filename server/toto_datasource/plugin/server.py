@@ -1,0 +1,128 @@
+"""Build the gRPC server and run it either as Grafana's child (plugin mode) or by hand.
+
+Plugin mode follows go-plugin's server contract (GRAFANA_PROTOCOL §1): check the magic cookie
+and protocol versions, listen on a unix socket, print the handshake as the first and only
+stdout line, then send all later stdout to stderr, ignore SIGINT and exit on Shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
+from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
+from ..service import ForecastDataSource
+from .servicers import ControllerServicer, DataServicer, DiagnosticsServicer, ResourceServicer
+
+MAGIC_COOKIE_KEY = "grafana_plugin_type"
+MAGIC_COOKIE_VALUE = "datasource"
+APP_PROTOCOL_VERSION = "2"
+CORE_PROTOCOL_VERSION = "1"
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+NOT_A_PLUGIN = (
+    "This is a Grafana backend plugin: Grafana starts it. To run the server by hand, use "
+    "`toto-datasource serve --address 127.0.0.1:50051`."
+)
+
+
+class HandshakeError(SystemExit):
+    def __init__(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+        super().__init__(1)
+
+
+def check_environment(environ: dict[str, str]) -> None:
+    if environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
+        raise HandshakeError(NOT_A_PLUGIN)
+    offered = [v.strip() for v in environ.get("PLUGIN_PROTOCOL_VERSIONS", "").split(",") if v.strip()]
+    if APP_PROTOCOL_VERSION not in offered:
+        raise HandshakeError(
+            f"Grafana offered plugin protocol versions {offered or 'none'} (PLUGIN_PROTOCOL_VERSIONS); "
+            f"this plugin speaks version {APP_PROTOCOL_VERSION}. Upgrade Grafana or the plugin."
+        )
+
+
+def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdown: bool) -> grpc.Server:
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+            ("grpc.max_send_message_length", -1),
+        ],
+    )
+    pb_grpc.add_DataServicer_to_server(DataServicer(ds), server)
+    pb_grpc.add_DiagnosticsServicer_to_server(DiagnosticsServicer(ds), server)
+    pb_grpc.add_ResourceServicer_to_server(ResourceServicer(ds), server)
+    ctl_grpc.add_GRPCControllerServicer_to_server(ControllerServicer(stop, honour_shutdown), server)
+    health_servicer = health.HealthServicer()
+    for name in ("plugin", ""):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server
+
+
+def socket_path(environ: dict[str, str]) -> str:
+    directory = environ.get("PLUGIN_UNIX_SOCKET_DIR") or tempfile.gettempdir()
+    fd, path = tempfile.mkstemp(prefix="plugin", dir=directory)
+    os.close(fd)
+    os.unlink(path)
+    return path
+
+
+def send_stdout_to_stderr() -> None:
+    """After the handshake nothing may reach stdout: not print(), not a C library's banner."""
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+
+
+def serve_plugin(ds: ForecastDataSource, on_ready: threading.Thread | None = None) -> None:
+    environ = dict(os.environ)
+    check_environment(environ)
+    stop = threading.Event()
+    server = build_server(ds, stop, honour_shutdown=True)
+    path = socket_path(environ)
+    server.add_insecure_port(f"unix:{path}")
+    server.start()
+    group = environ.get("PLUGIN_UNIX_SOCKET_GROUP")
+    if group:
+        import grp
+
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        os.chmod(path, 0o660)
+    sys.stdout.write(f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{path}|grpc|\n")
+    send_stdout_to_stderr()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if on_ready is not None:
+        on_ready.start()
+    stop.wait()
+    server.stop(grace=1).wait(1.5)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def serve_standalone(ds: ForecastDataSource, address: str, on_ready: threading.Thread | None = None) -> None:
+    """By hand (development, a GPU host): TCP, ignores Shutdown, stops on SIGINT/SIGTERM."""
+    stop = threading.Event()
+    server = build_server(ds, stop, honour_shutdown=False)
+    port = server.add_insecure_port(address)
+    server.start()
+    print(f"toto-datasource serving pluginv2 on {address.rsplit(':', 1)[0]}:{port}", file=sys.stderr, flush=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if on_ready is not None:
+        on_ready.start()
+    stop.wait()
+    server.stop(grace=1).wait(1.5)

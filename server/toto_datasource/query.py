@@ -1,0 +1,287 @@
+"""The query model: DataQuery.json → a typed ForecastQuery, and the time plan it implies.
+
+Our keys are validated strictly against query.schema.json (the same file the frontend's tests
+check the editors against); Grafana's own keys and unknown keys are ignored. Every problem is
+a 400 QueryError that names the field and what it accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+import numpy as np
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from .errors import bad_request
+from .settings import DataSourceSettings
+from .sources.base import TimeGrid
+
+QueryType = Literal["forecast", "threshold", "anomaly"]
+MAX_HORIZON_STEPS = 8192
+DEFAULT_HORIZON_STEPS = 64
+HORIZON_FRACTION_OF_CONTEXT = 4  # history should cover at least 4× the horizon
+MIN_AUTO_STEP_MS = 15_000
+NICE_STEPS_MS = tuple(
+    s * 1000
+    for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+)
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$")
+
+
+def parse_duration_ms(text: str) -> int:
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 7d")
+    return int(float(m.group(1)) * _UNITS_MS[m.group(2)])
+
+
+def format_duration(ms: float) -> str:
+    """Human form: 1d 10h, 15m, 30s."""
+    ms = int(round(ms))
+    if ms <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size:
+            parts.append(f"{ms // size}{unit}")
+            ms %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts) or f"{ms}ms"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A length given either in steps or as a duration."""
+
+    steps: int | None = None
+    ms: int | None = None
+
+    def to_steps(self, step_ms: int) -> int:
+        return self.steps if self.steps is not None else math.ceil((self.ms or 0) / step_ms)
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    scenario: str
+
+
+@dataclass(frozen=True)
+class InlineSeries:
+    name: str
+    labels: dict[str, str]
+    timestamps_ms: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class InlineSpec:
+    series: tuple[InlineSeries, ...]
+
+
+@dataclass(frozen=True)
+class PrometheusSpec:
+    expr: str
+    legend_format: str
+
+
+SourceSpec = DemoSpec | InlineSpec | PrometheusSpec
+
+
+@dataclass(frozen=True)
+class ThresholdSpec:
+    value: float
+    direction: Literal["above", "below"]
+    quantile: float
+
+
+@dataclass(frozen=True)
+class ForecastQuery:
+    ref_id: str
+    query_type: QueryType
+    source: SourceSpec
+    from_ms: int
+    to_ms: int
+    interval_ms: float
+    max_data_points: int
+    horizon: Span | None
+    step_ms: int | None
+    context_length: int
+    quantiles: tuple[float, ...]  # sorted, always includes 0.5
+    include_history: bool
+    model: Literal["toto", "seasonal-naive"]
+    joint: bool
+    threshold: ThresholdSpec | None
+    anomaly_window: Span | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where history ends, its step and length, and how many steps to forecast."""
+
+    grid: TimeGrid
+    horizon: int
+
+    @property
+    def horizon_ms(self) -> int:
+        return self.horizon * self.grid.step_ms
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    schema = json.loads(resources.files("toto_datasource").joinpath("query.schema.json").read_text())
+    return Draft202012Validator(schema)
+
+
+def _describe(error: ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "query"
+    field = str(error.absolute_path[0]) if error.absolute_path else ""
+    props = _validator().schema["properties"]
+    description = props.get(field, {}).get("description", "")
+    message = error.message
+    if len(message) > 200:
+        message = message[:200] + "…"
+    return f"{path}: {message}" + (f". Accepted: {description}" if description else "")
+
+
+def _span(value: Any) -> Span | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return Span(ms=parse_duration_ms(value))
+    return Span(steps=int(value))
+
+
+def parse_query(
+    raw: bytes | str,
+    *,
+    ref_id: str,
+    query_type: str,
+    from_ms: int,
+    to_ms: int,
+    interval_ms: float,
+    max_data_points: int,
+    settings: DataSourceSettings,
+) -> ForecastQuery:
+    """Validate DataQuery.json and build a ForecastQuery; raises QueryError(400)."""
+    try:
+        obj = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"query JSON is malformed: {exc}") from None
+    if not isinstance(obj, dict):
+        raise bad_request("query JSON must be an object")
+    if query_type and not obj.get("queryType"):
+        obj["queryType"] = query_type
+    error = best_match(_validator().iter_errors(obj))
+    if error is not None:
+        raise bad_request(_describe(error))
+    if from_ms > to_ms:
+        raise bad_request(f"timeRange: from ({from_ms}) is after to ({to_ms}); expected from <= to")
+
+    source_name = obj.get("source", "demo")
+    source: SourceSpec
+    if source_name == "demo":
+        source = DemoSpec(obj.get("scenario", "postgres-load"))
+    elif source_name == "inline":
+        source = InlineSpec(tuple(_inline_series(i, s) for i, s in enumerate(obj.get("series") or [])))
+        if not source.series:
+            raise bad_request("series: source is inline but no series were given. Accepted: a list of "
+                              "{name, labels, timestamps (epoch ms), values}")
+    else:
+        expr = str(obj.get("expr", "")).strip()
+        if not expr:
+            raise bad_request("expr: source is prometheus but the PromQL expression is empty")
+        source = PrometheusSpec(expr, str(obj.get("legendFormat", "")))
+
+    qtype: QueryType = obj.get("queryType") or "forecast"
+    quantiles = tuple(sorted({round(float(q), 1) for q in obj.get("quantiles", [0.1, 0.5, 0.9])} | {0.5}))
+    threshold = None
+    if qtype == "threshold":
+        if "threshold" not in obj:
+            raise bad_request("threshold: queryType threshold needs a threshold value (a number)")
+        direction = obj.get("direction", "above")
+        default_q = 0.9 if direction == "above" else 0.1
+        threshold = ThresholdSpec(float(obj["threshold"]), direction, float(obj.get("thresholdQuantile", default_q)))
+    horizon = _span(obj.get("horizon")) or _span(settings.default_horizon or None)
+    return ForecastQuery(
+        ref_id=ref_id,
+        query_type=qtype,
+        source=source,
+        from_ms=from_ms,
+        to_ms=to_ms,
+        interval_ms=float(obj.get("intervalMs") or interval_ms or 0),
+        max_data_points=int(obj.get("maxDataPoints") or max_data_points or 0),
+        horizon=horizon,
+        step_ms=parse_duration_ms(obj["step"]) if obj.get("step") else None,
+        context_length=int(obj.get("contextLength", settings.default_context_length)),
+        quantiles=quantiles,
+        include_history=bool(obj.get("includeHistory", True)),
+        model=obj.get("model", "toto"),
+        joint=bool(obj.get("joint", False)),
+        threshold=threshold,
+        anomaly_window=_span(obj.get("anomalyWindow")),
+    )
+
+
+def _inline_series(i: int, s: dict[str, Any]) -> InlineSeries:
+    ts = np.asarray(s["timestamps"], dtype=np.float64)
+    values = np.asarray([np.nan if v is None else v for v in s["values"]], dtype=np.float64)
+    if ts.size != values.size:
+        raise bad_request(
+            f"series.{i}: {ts.size} timestamps but {values.size} values; each value needs a timestamp (epoch ms)"
+        )
+    if ts.size < 2:
+        raise bad_request(f"series.{i}: needs at least 2 points, got {ts.size}")
+    if not np.isfinite(ts).all():
+        raise bad_request(f"series.{i}.timestamps: every timestamp must be a finite epoch-millisecond number")
+    name = s.get("name") or ",".join(f"{k}={v}" for k, v in sorted((s.get("labels") or {}).items())) or f"series{i}"
+    return InlineSeries(name, dict(s.get("labels") or {}), ts.astype(np.int64), values)
+
+
+def nice_step(required_ms: float) -> int:
+    """The smallest conventional step (1s, 15s, 1m, 5m, 1h, ...) that is at least `required_ms`."""
+    for step in NICE_STEPS_MS:
+        if step >= required_ms:
+            return step
+    return int(math.ceil(required_ms / NICE_STEPS_MS[-1]) * NICE_STEPS_MS[-1])
+
+
+def choose_step_ms(query: ForecastQuery) -> int:
+    """Panel interval, coarsened so the context covers several horizons (capacity queries get
+    hour steps and months of history); a step the user set is kept as given."""
+    if query.step_ms:
+        return query.step_ms
+    required = max(query.interval_ms, MIN_AUTO_STEP_MS)
+    if query.horizon is not None and query.horizon.ms:
+        required = max(required, query.horizon.ms * HORIZON_FRACTION_OF_CONTEXT / query.context_length)
+    return nice_step(required)
+
+
+def plan_query(query: ForecastQuery, now_ms: int, step_ms: int | None = None, end_ms: int | None = None) -> Plan:
+    """History ends at now (or the range end if that is earlier); the forecast runs to the range
+    end when it lies in the future, else for the requested or default horizon."""
+    step = step_ms or choose_step_ms(query)
+    if end_ms is None:
+        end_ms = (min(query.to_ms, now_ms) // step) * step
+    if query.horizon is not None:
+        horizon = query.horizon.to_steps(step)
+    elif query.to_ms > end_ms + step:
+        horizon = math.ceil((query.to_ms - end_ms) / step)
+    else:
+        horizon = DEFAULT_HORIZON_STEPS
+    if horizon < 1:
+        raise bad_request("horizon: must be at least one step")
+    if horizon > MAX_HORIZON_STEPS:
+        raise bad_request(
+            f"horizon: {horizon} steps at a step of {format_duration(step)} is more than the "
+            f"{MAX_HORIZON_STEPS} steps allowed; shorten the horizon or set a coarser step"
+        )
+    return Plan(TimeGrid(end_ms=int(end_ms), step_ms=int(step), count=query.context_length), horizon)

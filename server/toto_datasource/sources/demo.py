@@ -1,0 +1,107 @@
+"""Built-in demo telemetry: deterministic synthetic series on the query's grid.
+
+Makes the product run with nothing else installed: `make demo`, first-time users and tests.
+Values depend only on the grid (timestamps, step, end), so the same query gives the same
+series. The PostgreSQL load follows the seed scenario: base ~300 QPS, daily and hourly
+seasonality, an upward trend, noise and overload spikes of +250…500 QPS lasting 30 steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .base import History, HistoryRequest, Series, TimeGrid
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+GB = 1e9
+
+
+def _uniform(t: np.ndarray, salt: float) -> np.ndarray:
+    """Stateless pseudo-random numbers in [0, 1) keyed by timestamp (reproducible anywhere)."""
+    x = np.sin((t / 1000.0 % 1e7) * 12.9898 + salt * 78.233) * 43758.5453
+    return x - np.floor(x)
+
+
+def _normal(t: np.ndarray, salt: float) -> np.ndarray:
+    u1 = np.clip(_uniform(t, salt), 1e-12, 1.0)
+    u2 = _uniform(t, salt + 17.0)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def _daily(t: np.ndarray, peak_hour_utc: float = 14.0) -> np.ndarray:
+    return np.cos(2 * np.pi * ((t % DAY_MS) / DAY_MS - peak_hour_utc / 24.0))
+
+
+def _hourly(t: np.ndarray) -> np.ndarray:
+    return np.sin(2 * np.pi * (t % HOUR_MS) / HOUR_MS)
+
+
+def postgres_load(grid: TimeGrid) -> Series:
+    t = grid.timestamps_ms().astype(np.float64)
+    days_before_end = (t - grid.end_ms) / DAY_MS
+    qps = 330 + 25 * days_before_end + 95 * _daily(t) + 20 * _hourly(t) + 9 * _normal(t, 1.0)
+    # Overload spikes: at most one per 13 h period, +250…500 QPS for 30 steps.
+    period = 13 * HOUR_MS
+    k = np.floor(t / period)
+    start = k * period + _uniform(k * 1000.0, 3.0) * (period - 30 * grid.step_ms)
+    active = (_uniform(k * 1000.0, 5.0) < 0.5) & (t >= start) & (t < start + 30 * grid.step_ms)
+    qps = qps + active * (250 + 250 * _uniform(k * 1000.0, 7.0))
+    return Series("db_qps", {"__name__": "db_qps", "db": "orders", "instance": "pg-primary"}, np.maximum(qps, 0))
+
+
+def cpu(grid: TimeGrid) -> Series:
+    t = grid.timestamps_ms().astype(np.float64)
+    value = 45 + 20 * _daily(t, 15.0) + 5 * _hourly(t) + 3 * _normal(t, 2.0)
+    return Series("cpu_utilisation", {"__name__": "cpu_utilisation", "instance": "web-1"}, np.clip(value, 0, 100))
+
+
+def memory_leak(grid: TimeGrid) -> Series:
+    t = grid.timestamps_ms().astype(np.float64)
+    since_restart = (t % (3 * DAY_MS)) / HOUR_MS  # the process restarts every 3 days
+    value = 1.2 * GB + 0.05 * GB * since_restart + 0.02 * GB * _normal(t, 3.0)
+    return Series("process_resident_memory_bytes", {"__name__": "process_resident_memory_bytes", "job": "api"}, value)
+
+
+DISK_CAPACITY = 500 * GB
+DISK_FILL_PER_DAY = 5 * GB
+DISK_FREE_AT_END = 46 * GB  # → full in 9.2 days at the fill rate: the seed's Kafka volume
+
+
+def disk_fill(grid: TimeGrid) -> Series:
+    t = grid.timestamps_ms().astype(np.float64)
+    days_before_end = (t - grid.end_ms) / DAY_MS
+    free = DISK_FREE_AT_END - DISK_FILL_PER_DAY * days_before_end + 0.3 * GB * _daily(t, 3.0)
+    labels = {"__name__": "node_filesystem_avail_bytes", "mountpoint": "/var/lib/kafka", "instance": "kafka-1"}
+    return Series("node_filesystem_avail_bytes", labels, np.clip(free, 0, DISK_CAPACITY))
+
+
+def latency_p99(grid: TimeGrid) -> Series:
+    t = grid.timestamps_ms().astype(np.float64)
+    value = 0.25 + 0.06 * _daily(t) + 0.01 * np.abs(_normal(t, 4.0))
+    return Series("http_request_duration_seconds_p99", {"__name__": "http_request_duration_seconds_p99",
+                                                         "service": "checkout"}, value)
+
+
+SCENARIOS: dict[str, Callable[[TimeGrid], Series]] = {
+    "postgres-load": postgres_load,
+    "cpu": cpu,
+    "memory-leak": memory_leak,
+    "disk-fill": disk_fill,
+    "latency-p99": latency_p99,
+}
+
+
+class DemoSource:
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+
+    def fetch(self, request: HistoryRequest) -> History:
+        names = list(SCENARIOS) if self.scenario == "all" else [self.scenario]
+        return History(
+            request.grid,
+            [SCENARIOS[n](request.grid) for n in names],
+            executed_query=f"demo scenario {self.scenario}",
+        )
