@@ -141,14 +141,32 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, (bytes, bytearray)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _describe(error: ValidationError) -> str:
+    """One line naming the field, what was wrong (without echoing huge values) and what is accepted."""
     path = ".".join(str(p) for p in error.absolute_path) or "query"
     field = str(error.absolute_path[0]) if error.absolute_path else ""
     props = _validator().schema["properties"]
     description = props.get(field, {}).get("description", "")
-    message = error.message
-    if len(message) > 200:
-        message = message[:200] + "…"
+    kind, limit, value = error.validator, error.validator_value, error.instance
+    if kind in ("maxItems", "minItems"):
+        message = f"has {len(value)} items; {'at most' if kind == 'maxItems' else 'at least'} {limit} allowed"
+    elif kind in ("maxLength", "minLength"):
+        message = f"is {len(value)} characters long; {'at most' if kind == 'maxLength' else 'at least'} {limit}"
+    elif kind == "type":
+        message = f"{_short(value)} is not of type {limit}"
+    elif kind == "enum":
+        message = f"{_short(value)} is not one of {_short(limit)}"
+    elif kind in ("minimum", "maximum"):
+        message = f"{_short(value)} is {'less' if kind == 'minimum' else 'more'} than the {kind} of {limit}"
+    elif kind in ("oneOf", "anyOf", "pattern"):
+        message = f"{_short(value)} is not valid"
+    else:
+        message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
     return f"{path}: {message}" + (f". Accepted: {description}" if description else "")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import metrics
 from .engine.registry import ModelRegistry
-from .engine.types import ForecastJob, Forecaster
+from .engine.types import Forecaster, ForecastJob
 from .errors import QueryError, bad_request
 from .frames.forecast import FrameContext
 from .frames.model import Frame, Notice

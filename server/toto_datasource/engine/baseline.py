@@ -21,7 +21,7 @@ def season_steps(step_ms: int, observed: int) -> int:
     for season_ms in _SEASONS_MS:
         if step_ms > 0 and season_ms % step_ms == 0:
             steps = season_ms // step_ms
-            if 2 <= steps and 2 * steps <= observed:
+            if steps >= 2 and 2 * steps <= observed:
                 return int(steps)
     return 1
 

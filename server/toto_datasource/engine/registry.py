@@ -19,8 +19,9 @@ from .. import metrics
 from ..errors import QueryError
 from ..settings import ModelSettings
 from .baseline import SeasonalNaiveForecaster
+from .cache import CachingForecaster
 from .scheduler import BatchingForecaster, BatchLimits
-from .types import ForecastJob, Forecaster
+from .types import Forecaster, ForecastJob
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_AFTER_S = 60.0
@@ -32,9 +33,18 @@ class ModelSlot:
     state: str = "loading"  # loading | ready | failed
     error: str = ""
     info: dict = field(default_factory=dict)
-    forecaster: BatchingForecaster | None = None
+    forecaster: BatchingForecaster | None = None  # the model itself (health checks bypass the cache)
+    cached: Forecaster | None = None  # what queries use: the result cache in front of `forecaster`
     changed_at: float = field(default_factory=time.monotonic)
     ready: threading.Event = field(default_factory=threading.Event)
+
+
+def warmup_shapes() -> list[tuple[int, int]]:
+    """(context length, horizon) per shape bucket warmed up before the model reports ready.
+    A length that is not a multiple of 32 exercises the padded (masked-attention) path too."""
+    contexts = [int(x) for x in os.environ.get("TOTO_WARMUP_CONTEXTS", "100,512,2048").split(",") if x.strip()]
+    horizons = [int(x) for x in os.environ.get("TOTO_WARMUP_HORIZONS", "64,256").split(",") if x.strip()]
+    return [(c, h) for c in contexts for h in horizons]
 
 
 def default_limits(device: str) -> BatchLimits:
@@ -68,7 +78,7 @@ class ModelRegistry:
     def forecaster(self, settings: ModelSettings) -> Forecaster:
         slot = self.ensure(settings)
         if slot.state == "ready" and slot.forecaster is not None:
-            return slot.forecaster
+            return slot.cached or slot.forecaster
         if slot.state == "failed":
             raise QueryError(slot.error, 500)
         raise QueryError(
@@ -85,6 +95,7 @@ class ModelRegistry:
         for slot in self.slots():
             if slot.forecaster is not None:
                 slot.forecaster.close()
+                slot.forecaster = slot.cached = None
 
     def _load(self, slot: ModelSlot) -> None:
         from .toto import CheckpointError, load_toto, run_forecast
@@ -103,10 +114,13 @@ class ModelRegistry:
             )
             if self._warmup:
                 started = time.perf_counter()
-                for length in (32, 2048):  # one short and one typical context: allocator, kernels
-                    forecaster.submit(ForecastJob(np.sin(np.arange(length) / 10.0)[None, :], 64)).result()
+                for length, horizon in warmup_shapes():  # per shape bucket: allocator, kernels, both paths
+                    series = np.sin(np.arange(length) / 10.0)[None, :]
+                    forecaster.submit(ForecastJob(np.repeat(series, 2, axis=0), horizon)).result()
                 info["warmupSeconds"] = round(time.perf_counter() - started, 3)
-            slot.forecaster, slot.info, slot.state = forecaster, info, "ready"
+            cached = CachingForecaster(forecaster)
+            info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
+            slot.forecaster, slot.cached, slot.info, slot.state = forecaster, cached, info, "ready"
             metrics.MODEL_READY.labels(loaded.checkpoint).set(1)
             log.info("model ready", extra={"kv": info})
         except CheckpointError as exc:

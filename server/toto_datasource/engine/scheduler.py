@@ -1,21 +1,27 @@
 """Dynamic batching: many concurrent ForecastJobs, few `forecast()` calls, one inference thread.
 
 gRPC handler threads only prepare inputs and enqueue. The inference thread takes whatever is
-queued when the device becomes free (so a lone request never waits for company), groups
-compatible jobs (context-length bucket, horizon bucket, decoding mode, variates per row),
-left-pads each group to one length (exact for Toto), runs one call per group and slices the
-rows back. Toto's rows are independent, so batched and unbatched answers agree to ~1e-6.
+queued when the device becomes free (so a lone request never waits for company), optionally
+lingers up to `window_s` for more while traffic is concurrent, splits every job into rows (one
+per independent series, one per joint group), groups compatible rows (variates per row,
+context-length bucket, horizon bucket, decoding mode), left-pads each group to one length
+(exact for Toto), runs one call per chunk under the memory cap and slices the rows back.
+Toto's rows are independent, so batched and unbatched answers agree to ~1e-6.
 Block decoding keeps state on the model; one thread per model makes it safe.
+
+Cancellation: a job whose future is cancelled (the gRPC call went away: see `cancel_scope`)
+or whose deadline passed before its rows ran is dropped, never computed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,26 +44,130 @@ class DeadlineExceeded(QueryError):
         super().__init__("the request's deadline passed before the forecast ran", 504, "plugin")
 
 
-@dataclass
+# -- cancellation scopes ------------------------------------------------------------------
+# A gRPC handler opens a scope, registers scope.cancel with context.add_callback, and every
+# future a Forecaster hands out on that thread is cancelled when the call ends early.
+_local = threading.local()
+
+
+class CancelScope:
+    def __init__(self) -> None:
+        self._futures: list[Future[Any]] = []
+        self._lock = threading.Lock()
+        self.cancelled = False
+
+    def add(self, future: Future[Any]) -> None:
+        with self._lock:
+            if self.cancelled:
+                future.cancel()
+            else:
+                self._futures.append(future)
+
+    def cancel(self) -> None:
+        """Cancel every future still waiting (those already running finish, unobserved)."""
+        with self._lock:
+            self.cancelled = True
+            futures, self._futures = self._futures, []
+        for f in futures:
+            f.cancel()
+
+
+@contextlib.contextmanager
+def cancel_scope() -> Iterator[CancelScope]:
+    scope = CancelScope()
+    previous = getattr(_local, "scope", None)
+    _local.scope = scope
+    try:
+        yield scope
+    finally:
+        _local.scope = previous
+
+
+@contextlib.contextmanager
+def untracked() -> Iterator[None]:
+    """Futures created inside are internal (a wrapper tracks its own); do not register them."""
+    previous = getattr(_local, "scope", None)
+    _local.scope = None
+    try:
+        yield
+    finally:
+        _local.scope = previous
+
+
+def track(future: Future[Any]) -> Future[Any]:
+    scope: CancelScope | None = getattr(_local, "scope", None)
+    if scope is not None:
+        scope.add(future)
+    return future
+
+
+# -- jobs and rows ------------------------------------------------------------------------
+def bucket(length: int, horizon: int) -> tuple[int, int]:
+    """(context-length bucket, horizon bucket): powers of two in patches."""
+    return (math.ceil(math.log2(max(1, math.ceil(length / PATCH)))),
+            math.ceil(math.log2(max(1, math.ceil(horizon / PATCH)))))
+
+
+@dataclass(eq=False)
 class _Pending:
     job: ForecastJob
     rows: list[PreparedContext]  # one row per independent series, or one row for a joint group
     future: Future[ForecastOutput]
     enqueued: float = field(default_factory=time.monotonic)
+    follows_closely: bool = False  # another job was submitted within the batching window
+    started: bool = False
+    results: list[np.ndarray | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.rows)
+
+    def start(self, now: float) -> bool:
+        """Mark running before its first row runs; False when the caller has gone."""
+        if self.future.done():
+            return False
+        if self.started:
+            return True
+        if self.job.deadline is not None and self.job.deadline < now:
+            if self.future.set_running_or_notify_cancel():
+                self.future.set_exception(DeadlineExceeded())
+            metrics.DROPPED.inc()
+            return False
+        if not self.future.set_running_or_notify_cancel():
+            metrics.DROPPED.inc()
+            return False
+        self.started = True
+        metrics.QUEUE_WAIT.observe(now - self.enqueued)
+        return True
+
+    def fail(self, exc: BaseException) -> None:
+        if self.future.done():
+            return
+        if not self.started and not self.future.set_running_or_notify_cancel():
+            return
+        self.started = True
+        self.future.set_exception(exc)
+
+
+@dataclass(eq=False)
+class _Row:
+    pending: _Pending
+    index: int
+
+    @property
+    def prepared(self) -> PreparedContext:
+        return self.pending.rows[self.index]
 
     @property
     def key(self) -> tuple[int, int, int, int | None]:
-        variates = self.rows[0].values.shape[0]
-        length = max(r.length for r in self.rows)
-        ctx_bucket = math.ceil(math.log2(length // PATCH))
-        horizon_bucket = math.ceil(math.log2(math.ceil(self.job.horizon / PATCH)))
-        return (variates, ctx_bucket, horizon_bucket, self.job.decode_block_size)
+        ctx_bucket, horizon_bucket = bucket(self.prepared.length, self.pending.job.horizon)
+        return (self.prepared.values.shape[0], ctx_bucket, horizon_bucket, self.pending.job.decode_block_size)
 
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """max_cells bounds rows × variates × length per call (memory cap); max_queue bounds the
-    number of jobs waiting (backpressure instead of unbounded memory)."""
+    """max_cells bounds rows × variates × padded length per call (memory cap); max_queue bounds
+    the number of jobs waiting (backpressure instead of unbounded memory); window_s is the
+    longest the inference thread lingers for more jobs while traffic is concurrent."""
 
     max_cells: int = 128 * 2048
     max_queue: int = 1024
@@ -81,19 +191,26 @@ class BatchingForecaster:
         self._context_length = context_length
         self.limits = limits or BatchLimits()
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=self.limits.max_queue)
-        self._thread = threading.Thread(target=self._loop, name=f"inference-{name}", daemon=True)
-        self._thread.start()
+        self._closed = threading.Event()
+        self._last_submit = -math.inf
         self.calls = 0
         self.rows_run = 0
+        self._thread = threading.Thread(target=self._loop, name=f"inference-{name}", daemon=True)
+        self._thread.start()
 
     # -- handler side ---------------------------------------------------------------------
     def submit(self, job: ForecastJob) -> Future[ForecastOutput]:
+        if self._closed.is_set():
+            raise QueryError("the forecast engine is shutting down", 503)
         context_length = min(self._context_length, job.context.shape[1])
         if job.joint:
             rows = [prepare_context(job.context, context_length)]
         else:
             rows = [prepare_context(row[None, :], context_length) for row in job.context]
-        pending = _Pending(job, rows, Future())
+        now = time.monotonic()
+        pending = _Pending(job, rows, Future(), enqueued=now,
+                           follows_closely=now - self._last_submit <= self.limits.window_s)
+        self._last_submit = now
         try:
             self._queue.put_nowait(pending)
         except queue.Full:
@@ -104,117 +221,156 @@ class BatchingForecaster:
                 503,
             ) from None
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
-        return pending.future
+        return track(pending.future)
 
     def describe(self) -> dict[str, Any]:
         return {**self.info, "name": self.name, "queued": self._queue.qsize(), "calls": self.calls,
                 "rows": self.rows_run}
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._closed.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
         self._thread.join(timeout=5)
+        while True:  # whatever is still queued will never run: tell its callers
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item.fail(QueryError("the forecast engine shut down before this job ran", 503))
 
     # -- inference thread -----------------------------------------------------------------
-    def _collect(self, first: _Pending) -> list[_Pending]:
-        batch = [first]
-        until = time.monotonic() + self.limits.window_s
+    def _drain(self, batch: list[_Pending]) -> bool:
+        """Move everything queued now into batch; False when the stop sentinel was seen."""
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                remaining = until - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
+                return True
             if item is None:
-                self._queue.put(None)
+                return False
+            batch.append(item)
+
+    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+        batch = [first]
+        running = self._drain(batch)
+        window = self.limits.window_s
+        if not running or window <= 0 or not any(p.follows_closely for p in batch):
+            return batch, running  # the device is idle and nobody else is coming: go now
+        until = first.enqueued + window
+        while running:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if item is None:
+                running = False
                 break
             batch.append(item)
-        return batch
+            running = self._drain(batch)
+        return batch, running
 
     def _loop(self) -> None:
-        while True:
+        running = True
+        while running and not self._closed.is_set():
             first = self._queue.get()
             if first is None:
                 return
-            batch = self._collect(first)
+            batch, running = self._collect(first)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
-            now = time.monotonic()
-            live: list[_Pending] = []
-            for p in batch:
-                if p.job.deadline is not None and p.job.deadline < now:
-                    p.future.set_exception(DeadlineExceeded())
-                    metrics.DROPPED.inc()
-                elif p.future.set_running_or_notify_cancel():
-                    live.append(p)
-                    metrics.QUEUE_WAIT.observe(now - p.enqueued)
-                else:
-                    metrics.DROPPED.inc()
-            groups: dict[tuple[int, int, int, int | None], list[_Pending]] = {}
-            for p in live:
-                groups.setdefault(p.key, []).append(p)
-            for group in groups.values():
-                self._run_group(group)
+            try:
+                self._run_batch(batch)
+            except BaseException as exc:  # never let the inference thread die with callers waiting
+                log.exception("batch failed")
+                for p in batch:
+                    p.fail(QueryError(f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500))
+        # the sentinel arrived inside a batch: fail what may still be queued (close() drains too)
 
-    def _run_group(self, group: list[_Pending]) -> None:
-        """Run a group in chunks under the memory cap; results go back to each job's future."""
-        chunks: list[list[_Pending]] = [[]]
-        cells = 0
-        for p in group:
-            c = sum(r.values.size for r in p.rows)
-            if chunks[-1] and cells + c > self.limits.max_cells:
+    def _run_batch(self, batch: list[_Pending]) -> None:
+        groups: dict[tuple[int, int, int, int | None], list[_Row]] = {}
+        for p in batch:
+            if p.future.cancelled():
+                metrics.DROPPED.inc()
+                continue
+            for i in range(len(p.rows)):
+                row = _Row(p, i)
+                groups.setdefault(row.key, []).append(row)
+        for group in groups.values():
+            self._run_group(group)
+
+    def _chunks(self, rows: list[_Row]) -> list[list[_Row]]:
+        """Split a group under the memory cap, counting the padded batch rows × variates × length."""
+        chunks: list[list[_Row]] = [[]]
+        longest = 0
+        for r in rows:
+            length = max(longest, r.prepared.length)
+            variates = r.prepared.values.shape[0]
+            if chunks[-1] and (len(chunks[-1]) + 1) * variates * length > self.limits.max_cells:
                 chunks.append([])
-                cells = 0
-            chunks[-1].append(p)
-            cells += c
-        for chunk in chunks:
-            self._run_chunk(chunk)
+                length = r.prepared.length
+            chunks[-1].append(r)
+            longest = length
+        return chunks
 
-    def _run_chunk(self, chunk: list[_Pending]) -> None:
+    def _run_group(self, group: list[_Row]) -> None:
+        for chunk in self._chunks(group):
+            now = time.monotonic()
+            live = [r for r in chunk if r.pending.start(now)]
+            if live:
+                self._run_chunk(live)
+
+    def _run_chunk(self, chunk: list[_Row]) -> None:
+        chunk = [r for r in chunk if not r.pending.future.done()]  # a sibling row may have failed it
+        if not chunk:
+            return
         try:
             quantiles = self._forecast(chunk)
         except QueryError as exc:
-            for p in chunk:
-                p.future.set_exception(exc)
+            for r in chunk:
+                r.pending.fail(exc)
             return
         except Exception as exc:
-            if _is_oom(exc) and len(chunk) > 1:
-                half = len(chunk) // 2
-                log.warning("out of memory on a batch of %d jobs; splitting", len(chunk))
-                self._run_chunk(chunk[:half])
-                self._run_chunk(chunk[half:])
-                return
-            log.exception("forecast call failed")
-            err = QueryError(f"the model failed on this input: {type(exc).__name__}: {exc}", 500)
-            for p in chunk:
-                p.future.set_exception(err)
-            return
-        row = 0
-        for p in chunk:
-            n = len(p.rows)
-            h = p.job.horizon
-            if p.job.joint:
-                q = quantiles[:, row, :, :h]
+            if _is_oom(exc):
+                if len(chunk) > 1:
+                    half = len(chunk) // 2
+                    log.warning("out of memory on a batch of %d rows; splitting and retrying", len(chunk))
+                    self._run_chunk(chunk[:half])
+                    self._run_chunk(chunk[half:])
+                    return
+                err = QueryError("the model ran out of memory on a single series of this size; "
+                                 "shorten contextLength or use fewer series per joint group", 503)
             else:
-                q = quantiles[:, row : row + n, 0, :h]
-            row += n
-            p.future.set_result(ForecastOutput(np.ascontiguousarray(q), self.name))
+                log.exception("forecast call failed")
+                err = QueryError(f"the model failed on this input: {type(exc).__name__}: {exc}", 500)
+            for r in chunk:
+                r.pending.fail(err)
+            return
+        for b, r in enumerate(chunk):
+            p = r.pending
+            if p.future.done():
+                continue
+            p.results[r.index] = quantiles[:, b, :, : p.job.horizon]
+            if all(q is not None for q in p.results):
+                out = np.ascontiguousarray(np.concatenate(p.results, axis=1))  # type: ignore[arg-type]
+                p.results = []
+                p.future.set_result(ForecastOutput(out, self.name))
 
-    def _forecast(self, chunk: list[_Pending]) -> np.ndarray:
-        rows = [r for p in chunk for r in p.rows]
+    def _forecast(self, chunk: list[_Row]) -> np.ndarray:
+        rows = [r.prepared for r in chunk]
         length = max(r.length for r in rows)
         padded = [pad_to(r, length) for r in rows]
         values = np.stack([r.values for r in padded])
         mask = np.stack([r.mask for r in padded])
         variates = values.shape[1]
         series_ids = np.zeros((len(rows), variates), dtype=np.int64)
-        horizon = max(p.job.horizon for p in chunk)
-        complete = bool(mask.all())
+        horizon = max(r.pending.job.horizon for r in chunk)
+        complete = bool(mask.all())  # no padding, no gaps: the cheaper (Flash-eligible) path is exact
         started = time.perf_counter()
-        out = self._runner(values, mask, series_ids, horizon, not complete, chunk[0].job.decode_block_size)
+        out = self._runner(values, mask, series_ids, horizon, not complete, chunk[0].pending.job.decode_block_size)
         elapsed = time.perf_counter() - started
         self.calls += 1
         self.rows_run += len(rows)
@@ -223,5 +379,5 @@ class BatchingForecaster:
         return out
 
 
-def _is_oom(exc: Exception) -> bool:
+def _is_oom(exc: BaseException) -> bool:
     return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"

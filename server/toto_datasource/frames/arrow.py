@@ -41,7 +41,7 @@ def encode_frame(frame: Frame, ref_id: str = "") -> bytes:
     for f in frame.fields:
         if pa.types.is_large_string(f.values.type) or pa.types.is_dictionary(f.values.type):
             raise ValueError(f"field {f.name!r}: {f.values.type} is not readable by Grafana")
-        meta = {"name": f.name, "tstype": _tstype(f)}
+        meta = {"tstype": _tstype(f)}
         if f.labels is not None:
             meta["labels"] = _compact(dict(sorted(f.labels.items())))
         if f.config is not None:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-Severity = Literal["info", "warning", "error"]
+Severity = Literal["info", "warning", "error", ""]  # "" = absent, which Grafana reads as info
 
 # Frame types of the Grafana data plane (grafana/dataplane contract).
 TIMESERIES_MULTI = "timeseries-multi"
@@ -27,7 +27,7 @@ class Notice:
     text: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity, "text": self.text}
+        return {"severity": self.severity, "text": self.text} if self.severity else {"text": self.text}
 
 
 @dataclass
@@ -36,7 +36,7 @@ class FrameMeta:
     `extra` so decode → encode loses nothing."""
 
     type: str = ""
-    type_version: tuple[int, int] = (0, 0)
+    type_version: tuple[int, int] | None = (0, 0)  # None: absent (frames from older SDKs)
     notices: list[Notice] = field(default_factory=list)
     executed_query_string: str = ""
     custom: Any = None
@@ -47,7 +47,8 @@ class FrameMeta:
         out: dict[str, Any] = {}
         if self.type:
             out["type"] = self.type
-        out["typeVersion"] = list(self.type_version)
+        if self.type_version is not None:
+            out["typeVersion"] = list(self.type_version)
         if self.custom is not None:
             out["custom"] = self.custom
         if self.notices:
@@ -62,11 +63,11 @@ class FrameMeta:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> FrameMeta:
         obj = dict(obj)
-        version = obj.pop("typeVersion", [0, 0]) or [0, 0]
+        version = obj.pop("typeVersion", None)
         return cls(
             type=obj.pop("type", ""),
-            type_version=(int(version[0]), int(version[1])),
-            notices=[Notice(n.get("severity", "info"), n.get("text", "")) for n in obj.pop("notices", None) or []],
+            type_version=(int(version[0]), int(version[1])) if version else None,
+            notices=[Notice(n.get("severity", ""), n.get("text", "")) for n in obj.pop("notices", None) or []],
             executed_query_string=obj.pop("executedQueryString", ""),
             custom=obj.pop("custom", None),
             preferred_visualisation_type=obj.pop("preferredVisualisationType", ""),

