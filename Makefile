@@ -35,7 +35,7 @@ $(TINY): | install
 tiny-model: $(TINY)
 
 demo: install
-	$(PY) -m toto_datasource demo
+	$(PY) -m toto_datasource demo $(if $(MODEL),--model $(MODEL))
 
 test: test-python test-frontend test-conformance
 

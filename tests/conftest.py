@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.plugin.host import PluginProcess
 
@@ -28,17 +27,28 @@ def tiny_checkpoint() -> Path:
 
 
 def plugin_context(json_data: dict | None = None, uid: str = "test") -> pb.PluginContext:
-    settings = pb.DataSourceInstanceSettings(uid=uid, name="Toto test", jsonData=json.dumps(json_data or {}).encode())
+    settings = pb.DataSourceInstanceSettings(
+        uid=uid, name="Toto test", jsonData=json.dumps(json_data or {}).encode()
+    )
     return pb.PluginContext(pluginId="toto-forecast-datasource", dataSourceInstanceSettings=settings)
 
 
-def data_query(ref_id: str, body: dict | bytes, from_ms: int, to_ms: int, interval_ms: int = 60_000) -> pb.DataQuery:
+def data_query(
+    ref_id: str, body: dict | bytes, from_ms: int, to_ms: int, interval_ms: int = 60_000
+) -> pb.DataQuery:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return pb.DataQuery(refId=ref_id, json=raw, intervalMS=interval_ms, maxDataPoints=1000,
-                        timeRange=pb.TimeRange(fromEpochMS=from_ms, toEpochMS=to_ms))
+    return pb.DataQuery(
+        refId=ref_id,
+        json=raw,
+        intervalMS=interval_ms,
+        maxDataPoints=1000,
+        timeRange=pb.TimeRange(fromEpochMS=from_ms, toEpochMS=to_ms),
+    )
 
 
-def wait_until_ready(plugin: PluginProcess, ctx: pb.PluginContext, timeout_s: float = 120) -> pb.CheckHealthResponse:
+def wait_until_ready(
+    plugin: PluginProcess, ctx: pb.PluginContext, timeout_s: float = 120
+) -> pb.CheckHealthResponse:
     """Poll CheckHealth until the model has loaded (bounded; the plugin loads in the background)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -51,7 +61,10 @@ def wait_until_ready(plugin: PluginProcess, ctx: pb.PluginContext, timeout_s: fl
 @pytest.fixture(scope="session")
 def plugin(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginProcess]:
     log_path = tmp_path_factory.mktemp("plugin") / "stderr.log"
-    with open(log_path, "w") as log, PluginProcess(env={"GF_PLUGIN_MODEL": str(tiny_checkpoint)}, stderr=log) as p:
+    with (
+        open(log_path, "w") as log,
+        PluginProcess(env={"GF_PLUGIN_MODEL": str(tiny_checkpoint)}, stderr=log) as p,
+    ):
         p.log_path = log_path  # type: ignore[attr-defined]
         health = wait_until_ready(p, plugin_context())
         assert health.status == pb.CheckHealthResponse.OK, health.message

@@ -9,15 +9,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import VECTORS
-
 from toto_datasource.frames import Field, Frame, FrameMeta, Notice, decode_frame, encode_frame
 
 
 def _schema_facts(data: bytes):
     schema = pa.ipc.open_file(pa.BufferReader(data)).schema
     meta = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
-    fields = [(f.name, str(f.type), f.nullable, {k.decode(): v.decode() for k, v in (f.metadata or {}).items()})
-              for f in schema]
+    fields = [
+        (f.name, str(f.type), f.nullable, {k.decode(): v.decode() for k, v in (f.metadata or {}).items()})
+        for f in schema
+    ]
     return meta, fields
 
 
@@ -44,6 +45,7 @@ def test_golden_all_types_survives_decode_and_reencode() -> None:
         _json_equal(ma, mb)
     table_a = pa.ipc.open_file(pa.BufferReader(data)).read_all()
     table_b = pa.ipc.open_file(pa.BufferReader(again)).read_all()
+
     def plain(column: pa.ChunkedArray) -> list:
         return ["NaN" if isinstance(v, float) and v != v else v for v in column.to_pylist()]
 
@@ -52,7 +54,9 @@ def test_golden_all_types_survives_decode_and_reencode() -> None:
 
 @pytest.mark.parametrize("path", sorted(VECTORS.glob("*.golden.txt")), ids=lambda p: p.name)
 def test_every_sdk_golden_response_decodes(path) -> None:
-    frames = [line.removeprefix("FRAME=") for line in path.read_text().splitlines() if line.startswith("FRAME=")]
+    frames = [
+        line.removeprefix("FRAME=") for line in path.read_text().splitlines() if line.startswith("FRAME=")
+    ]
     assert frames, "no frames in vector"
     for encoded in frames:
         data = base64.b64decode(encoded)
@@ -63,9 +67,14 @@ def test_every_sdk_golden_response_decodes(path) -> None:
 
 def test_forecast_style_frame_round_trip() -> None:
     values = np.array([1.0, np.nan, 3.0])
-    frame = Frame("x", [Field.time("time", np.array([0, 1000, 2000])),
-                        Field.number("x", values, {"b": "2", "a": "1"}, {"displayNameFromDS": "x p50"})],
-                  meta=FrameMeta(type="timeseries-multi", type_version=(0, 1), notices=[Notice("info", "hi")]))
+    frame = Frame(
+        "x",
+        [
+            Field.time("time", np.array([0, 1000, 2000])),
+            Field.number("x", values, {"b": "2", "a": "1"}, {"displayNameFromDS": "x p50"}),
+        ],
+        meta=FrameMeta(type="timeseries-multi", type_version=(0, 1), notices=[Notice("info", "hi")]),
+    )
     data = encode_frame(frame, ref_id="Q")
     assert data[:6] == b"ARROW1" and data[-6:] == b"ARROW1"  # IPC file, not stream
     meta, fields = _schema_facts(data)

@@ -13,7 +13,6 @@ import pyarrow as pa
 import pytest
 from conftest import data_query, plugin_context, wait_until_ready
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.frames import decode_frame
 from toto_datasource.plugin.host import PluginProcess
@@ -21,8 +20,9 @@ from toto_datasource.plugin.host import PluginProcess
 
 def test_without_the_magic_cookie_it_explains_and_exits_1() -> None:
     env = {k: v for k, v in os.environ.items() if k != "grafana_plugin_type"}
-    proc = subprocess.run([sys.executable, "-m", "toto_datasource"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "toto_datasource"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert "toto-datasource serve" in proc.stderr
@@ -30,8 +30,9 @@ def test_without_the_magic_cookie_it_explains_and_exits_1() -> None:
 
 def test_protocol_version_2_must_be_offered() -> None:
     env = {**os.environ, "grafana_plugin_type": "datasource", "PLUGIN_PROTOCOL_VERSIONS": "1,3"}
-    proc = subprocess.run([sys.executable, "-m", "toto_datasource"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "toto_datasource"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert "version 2" in proc.stderr
@@ -42,7 +43,10 @@ def test_handshake_line_and_grpc_health(plugin: PluginProcess) -> None:
     assert parts[:3] == ["1", "2", "unix"] and parts[4] == "grpc"
     assert os.path.exists(parts[3])
     stub = health_pb2_grpc.HealthStub(plugin.channel)
-    assert stub.Check(health_pb2.HealthCheckRequest(service="plugin")).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        stub.Check(health_pb2.HealthCheckRequest(service="plugin")).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
 
 
 def test_check_health_reports_model_details(plugin: PluginProcess) -> None:
@@ -62,8 +66,10 @@ def test_check_health_names_an_unloadable_checkpoint(tmp_path, now_ms: int) -> N
         assert health.status == pb.CheckHealthResponse.ERROR
         assert missing in health.message and "does not exist" in health.message
         # queries fail clearly and name the path; the baseline still answers in the same request
-        queries = [data_query("A", {}, now_ms - 3_600_000, now_ms),
-                   data_query("B", {"model": "seasonal-naive"}, now_ms - 3_600_000, now_ms)]
+        queries = [
+            data_query("A", {}, now_ms - 3_600_000, now_ms),
+            data_query("B", {"model": "seasonal-naive"}, now_ms - 3_600_000, now_ms),
+        ]
         r = p.data.QueryData(pb.QueryDataRequest(pluginContext=plugin_context(), queries=queries))
         assert r.responses["A"].status == 500 and missing in r.responses["A"].error
         assert r.responses["B"].status == 200
@@ -76,22 +82,41 @@ def _frames(response: pb.DataResponse):
 
 
 def test_query_data_mixed_request(plugin: PluginProcess, now_ms: int) -> None:
-    inline = {"source": "inline", "horizon": 16, "series": [
-        {"name": "req", "labels": {"host": "a"}, "timestamps": [1_700_000_000_000 + i * 60_000 for i in range(300)],
-         "values": [float(i % 24) for i in range(300)]}]}
+    inline = {
+        "source": "inline",
+        "horizon": 16,
+        "series": [
+            {
+                "name": "req",
+                "labels": {"host": "a"},
+                "timestamps": [1_700_000_000_000 + i * 60_000 for i in range(300)],
+                "values": [float(i % 24) for i in range(300)],
+            }
+        ],
+    }
     queries = [
-        data_query("A", {"source": "demo", "scenario": "postgres-load", "horizon": "1h"}, now_ms - 6 * 3_600_000,
-                   now_ms + 3_600_000),
+        data_query(
+            "A",
+            {"source": "demo", "scenario": "postgres-load", "horizon": "1h"},
+            now_ms - 6 * 3_600_000,
+            now_ms + 3_600_000,
+        ),
         data_query("B", inline, 0, now_ms),
         data_query("C", {"source": "demo", "contextLength": 5}, now_ms - 3_600_000, now_ms),
-        data_query("D", {"source": "demo", "scenario": "all", "quantiles": [0.2, 0.8], "includeHistory": False},
-                   now_ms - 3_600_000, now_ms + 1_800_000),
+        data_query(
+            "D",
+            {"source": "demo", "scenario": "all", "quantiles": [0.2, 0.8], "includeHistory": False},
+            now_ms - 3_600_000,
+            now_ms + 1_800_000,
+        ),
     ]
     response = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=plugin_context(), queries=queries))
     assert set(response.responses) == {"A", "B", "C", "D"}
     a, b, c, d = (response.responses[k] for k in "ABCD")
     assert (a.status, b.status, d.status) == (200, 200, 200)
-    assert c.status == 400 and "contextLength" in c.error and "32-8192" in c.error and c.errorSource == "plugin"
+    assert (
+        c.status == 400 and "contextLength" in c.error and "32-8192" in c.error and c.errorSource == "plugin"
+    )
 
     history, forecast = _frames(a)
     for frame in (history, forecast):
@@ -116,7 +141,10 @@ def test_query_data_mixed_request(plugin: PluginProcess, now_ms: int) -> None:
     assert any("random weights" in n.text for n in forecast.meta.notices)
 
     inline_frames = _frames(b)
-    assert inline_frames[-1].fields[0].values.cast("int64").to_numpy()[0] == (1_700_000_000_000 + 300 * 60_000) * 10**6
+    assert (
+        inline_frames[-1].fields[0].values.cast("int64").to_numpy()[0]
+        == (1_700_000_000_000 + 300 * 60_000) * 10**6
+    )
     assert inline_frames[-1].rows == 16
 
     d_frames = _frames(d)
@@ -126,8 +154,9 @@ def test_query_data_mixed_request(plugin: PluginProcess, now_ms: int) -> None:
 
 def test_alert_requests_get_only_the_median(plugin: PluginProcess, now_ms: int) -> None:
     query = data_query("A", {"source": "demo", "scenario": "all", "horizon": "15m"}, now_ms - 600_000, now_ms)
-    response = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=plugin_context(), queries=[query],
-                                                         headers={"FromAlert": "true"}))
+    response = plugin.data.QueryData(
+        pb.QueryDataRequest(pluginContext=plugin_context(), queries=[query], headers={"FromAlert": "true"})
+    )
     frames = _frames(response.responses["A"])
     assert len(frames) == 5
     seen = set()
@@ -148,7 +177,9 @@ HOSTILE = {
     "empty-series": json.dumps({"source": "inline", "series": []}).encode(),
     "unknown-source": json.dumps({"source": "influx"}).encode(),
     "bad-quantile": json.dumps({"quantiles": [0.95]}).encode(),
-    "length-mismatch": json.dumps({"source": "inline", "series": [{"timestamps": [1, 2, 3], "values": [1]}]}).encode(),
+    "length-mismatch": json.dumps(
+        {"source": "inline", "series": [{"timestamps": [1, 2, 3], "values": [1]}]}
+    ).encode(),
     "unknown-query-type": json.dumps({"queryType": "backtest"}).encode(),
 }
 
@@ -170,9 +201,13 @@ def test_hostile_input_gets_per_query_errors(plugin: PluginProcess, now_ms: int)
 
 def test_a_million_points_are_refused_clearly(plugin: PluginProcess, now_ms: int) -> None:
     n = 1_000_000
-    body = json.dumps({"source": "inline", "series": [{"timestamps": list(range(0, n * 1000, 1000)),
-                                                        "values": [1.0] * n}]}).encode()
-    queries = [data_query("big", body, 0, now_ms), data_query("ok", {"source": "demo"}, now_ms - 3_600_000, now_ms)]
+    body = json.dumps(
+        {"source": "inline", "series": [{"timestamps": list(range(0, n * 1000, 1000)), "values": [1.0] * n}]}
+    ).encode()
+    queries = [
+        data_query("big", body, 0, now_ms),
+        data_query("ok", {"source": "demo"}, now_ms - 3_600_000, now_ms),
+    ]
     response = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=plugin_context(), queries=queries))
     assert response.responses["big"].status == 400
     error = response.responses["big"].error
@@ -183,15 +218,24 @@ def test_a_million_points_are_refused_clearly(plugin: PluginProcess, now_ms: int
 def test_invalid_settings_fail_every_query_clearly(plugin: PluginProcess, now_ms: int) -> None:
     settings = pb.DataSourceInstanceSettings(uid="bad", jsonData=b"{oops")
     ctx = pb.PluginContext(dataSourceInstanceSettings=settings)
-    response = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=ctx, queries=[
-        data_query("A", {}, now_ms - 3_600_000, now_ms), data_query("B", {}, now_ms - 3_600_000, now_ms)]))
+    response = plugin.data.QueryData(
+        pb.QueryDataRequest(
+            pluginContext=ctx,
+            queries=[
+                data_query("A", {}, now_ms - 3_600_000, now_ms),
+                data_query("B", {}, now_ms - 3_600_000, now_ms),
+            ],
+        )
+    )
     for r in response.responses.values():
         assert r.status == 400 and "jsonData" in r.error
 
 
 def test_resources_and_metrics(plugin: PluginProcess, now_ms: int) -> None:
     def call(path: str, method: str = "GET", body: bytes = b""):
-        req = pb.CallResourceRequest(pluginContext=plugin_context(), path=path, method=method, url=path, body=body)
+        req = pb.CallResourceRequest(
+            pluginContext=plugin_context(), path=path, method=method, url=path, body=body
+        )
         (resp,) = list(plugin.resource.CallResource(req))
         return resp.code, json.loads(resp.body)
 
@@ -199,8 +243,12 @@ def test_resources_and_metrics(plugin: PluginProcess, now_ms: int) -> None:
     assert code == 200 and body["status"] == "ok"
     code, body = call("models")
     assert code == 200 and any(m.get("parameters") == 4_144_448 for m in body["models"])
-    preview = {"source": "demo", "horizon": "1h", "range": {"from": now_ms - 3_600_000, "to": now_ms + 3_600_000},
-               "intervalMs": 60_000}
+    preview = {
+        "source": "demo",
+        "horizon": "1h",
+        "range": {"from": now_ms - 3_600_000, "to": now_ms + 3_600_000},
+        "intervalMs": 60_000,
+    }
     code, body = call("preview", "POST", json.dumps(preview).encode())
     assert code == 200 and body["series"] == 1 and body["stepMs"] == 60_000 and body["horizonSteps"] == 60
     code, body = call("nope")

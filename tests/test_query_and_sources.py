@@ -18,8 +18,16 @@ NOW = 1_795_000_000_000
 
 
 def parse(body: dict, from_ms: int = NOW - 3_600_000, to_ms: int = NOW, interval_ms: float = 60_000):
-    return parse_query(json.dumps(body).encode(), ref_id="A", query_type="", from_ms=from_ms, to_ms=to_ms,
-                       interval_ms=interval_ms, max_data_points=1000, settings=DataSourceSettings())
+    return parse_query(
+        json.dumps(body).encode(),
+        ref_id="A",
+        query_type="",
+        from_ms=from_ms,
+        to_ms=to_ms,
+        interval_ms=interval_ms,
+        max_data_points=1000,
+        settings=DataSourceSettings(),
+    )
 
 
 def test_future_range_end_sets_the_horizon() -> None:
@@ -32,8 +40,15 @@ def test_future_range_end_sets_the_horizon() -> None:
 
 
 def test_grafana_keys_are_ignored_and_defaults_apply() -> None:
-    q = parse({"refId": "A", "datasource": {"type": "x", "uid": "y"}, "intervalMs": 30_000.5, "hide": False,
-               "somethingNew": 1})
+    q = parse(
+        {
+            "refId": "A",
+            "datasource": {"type": "x", "uid": "y"},
+            "intervalMs": 30_000.5,
+            "hide": False,
+            "somethingNew": 1,
+        }
+    )
     assert q.quantiles == (0.1, 0.5, 0.9) and q.context_length == 2048 and q.include_history
 
 
@@ -44,11 +59,19 @@ def test_long_horizons_coarsen_the_step_so_history_covers_several_seasons() -> N
     assert plan.horizon == 14 * 24
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"horizon": 0}, "horizon"), ({"contextLength": 10_000}, "contextLength"), ({"quantiles": []}, "quantiles"),
-    ({"source": "prometheus"}, "expr"), ({"queryType": "threshold"}, "threshold"), ({"step": "fast"}, "step"),
-    ({"includeHistory": "yes"}, "includeHistory"), ({"thresholdQuantile": 0.95}, "thresholdQuantile"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"horizon": 0}, "horizon"),
+        ({"contextLength": 10_000}, "contextLength"),
+        ({"quantiles": []}, "quantiles"),
+        ({"source": "prometheus"}, "expr"),
+        ({"queryType": "threshold"}, "threshold"),
+        ({"step": "fast"}, "step"),
+        ({"includeHistory": "yes"}, "includeHistory"),
+        ({"thresholdQuantile": 0.95}, "thresholdQuantile"),
+    ],
+)
 def test_invalid_fields_are_named(body: dict, field: str) -> None:
     with pytest.raises(QueryError) as err:
         parse(body)
@@ -73,7 +96,9 @@ def test_demo_is_deterministic_and_aligned() -> None:
 
 def test_inline_unsorted_duplicate_and_irregular_points() -> None:
     ts = [0, 120_000, 60_000, 180_000, 180_000, 241_000, 300_000]
-    q = parse({"source": "inline", "series": [{"name": "x", "timestamps": ts, "values": [0, 2, 1, 3, 33, 4, None]}]})
+    q = parse(
+        {"source": "inline", "series": [{"name": "x", "timestamps": ts, "values": [0, 2, 1, 3, 33, 4, None]}]}
+    )
     assert isinstance(q.source, InlineSpec)
     source = InlineSource(q.source)
     grid = source.native_grid(2048)
@@ -86,8 +111,10 @@ def test_inline_unsorted_duplicate_and_irregular_points() -> None:
 
 
 def test_secrets_never_print() -> None:
-    s = parse_settings(json_data={"prometheusUrl": "http://127.0.0.1:9090", "authType": "bearer"},
-                       secure={"bearerToken": "s3cr3t-token"})
+    s = parse_settings(
+        json_data={"prometheusUrl": "http://127.0.0.1:9090", "authType": "bearer"},
+        secure={"bearerToken": "s3cr3t-token"},
+    )
     assert isinstance(s.prometheus.bearer_token, Secret)
     assert "s3cr3t-token" not in repr(s) and "s3cr3t-token" not in str(s)
     assert s.prometheus.bearer_token.reveal() == "s3cr3t-token"

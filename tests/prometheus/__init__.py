@@ -1,0 +1,1 @@
+"""Prometheus history-source tests (a package so its conftest never shadows tests/conftest.py)."""

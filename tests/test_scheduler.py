@@ -1,0 +1,454 @@
+"""The batching scheduler and the result cache, with fake runners (fast) and the real 4m model.
+
+Synchronisation is by events: a gated runner holds the inference thread inside a call so the
+test can queue work behind it deterministically. No sleeps, no timing asserts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import CancelledError, Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from toto_datasource import metrics
+from toto_datasource.engine.cache import CachingForecaster
+from toto_datasource.engine.scheduler import (
+    BatchingForecaster,
+    BatchLimits,
+    DeadlineExceeded,
+    cancel_scope,
+)
+from toto_datasource.engine.types import ForecastJob, ForecastOutput
+from toto_datasource.errors import QueryError
+
+WAIT = 30  # generous bound on any single wait: a hang fails instead of blocking the suite
+
+
+def expected(context_row: np.ndarray, horizon: int) -> np.ndarray:
+    """What FakeRunner returns for one univariate row: (9, horizon)."""
+    finite = context_row[np.isfinite(context_row)]
+    last = finite[-1] if finite.size else 0.0
+    return last + np.arange(9)[:, None] + 0.01 * np.arange(horizon)[None, :]
+
+
+class FakeRunner:
+    """Deterministic stand-in for a model: quantile k at step t = last value of the row + k + t/100.
+
+    Records every call; `gate` (when set) makes the first call wait until released."""
+
+    def __init__(self, gate: bool = False, oom_above: int | None = None, fail: bool = False) -> None:
+        self.calls: list[dict] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not gate:
+            self.release.set()
+        self.oom_above = oom_above
+        self.fail = fail
+
+    def __call__(self, values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        assert self.release.wait(WAIT)
+        b, v, length = values.shape
+        self.calls.append({"rows": b, "variates": v, "length": length, "horizon": horizon,
+                           "has_missing": has_missing, "block": block})
+        if self.fail:
+            raise ValueError("boom")
+        if self.oom_above is not None and b > self.oom_above:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        assert values.dtype == np.float32 and mask.dtype == bool and length % 32 == 0
+        last = values[:, :, -1].astype(np.float64)  # the last patch is always filled
+        return (last[None, :, :, None] + np.arange(9)[:, None, None, None]
+                + 0.01 * np.arange(horizon)[None, None, None, :])
+
+
+def series(n: int, length: int, start: float = 0.0) -> np.ndarray:
+    return start + np.arange(n)[:, None] * 10.0 + np.sin(np.arange(length) / 7.0)[None, :]
+
+
+@pytest.fixture()
+def engines():
+    made: list[BatchingForecaster] = []
+
+    def make(runner, **limits) -> BatchingForecaster:  # type: ignore[no-untyped-def]
+        f = BatchingForecaster("fake", runner, limits=BatchLimits(**limits))
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def test_lone_request_is_not_held_for_the_window(engines) -> None:
+    runner = FakeRunner()
+    engine = engines(runner, window_s=3600.0)  # an hour's window: only the idle-flush rule can answer
+    ctx = series(2, 100)
+    out = engine.submit(ForecastJob(ctx, 5)).result(timeout=WAIT)
+    assert out.quantiles.shape == (9, 2, 5)
+    np.testing.assert_allclose(out.quantiles[:, 1, :], expected(ctx[1], 5), atol=1e-5)
+    assert len(runner.calls) == 1
+
+
+def test_concurrent_jobs_are_grouped_by_bucket_and_sliced_back(engines) -> None:
+    runner = FakeRunner(gate=True)
+    engine = engines(runner)
+    first = engine.submit(ForecastJob(series(1, 64), 8))
+    assert runner.entered.wait(WAIT)  # the device is busy with `first`: the rest queue up
+    jobs = {
+        "a": ForecastJob(series(3, 2048), 256),
+        "b": ForecastJob(series(2, 1500, start=100.0), 200),  # same buckets as a (1500 → 2048 padded)
+        "c": ForecastJob(series(1, 2048, start=5.0), 16),  # other horizon bucket
+        "d": ForecastJob(series(3, 600), 32, joint=True),  # one 3-variate row
+    }
+    futures = {k: engine.submit(j) for k, j in jobs.items()}
+    runner.release.set()
+    outs = {k: f.result(timeout=WAIT) for k, f in futures.items()}
+    first.result(timeout=WAIT)
+    shapes = sorted((c["rows"], c["variates"], c["length"], c["horizon"]) for c in runner.calls[1:])
+    assert shapes == [(1, 1, 2048, 16), (1, 3, 608, 32), (5, 1, 2048, 256)]
+    for k in "abc":
+        job = jobs[k]
+        assert outs[k].quantiles.shape == (9, job.context.shape[0], job.horizon)
+        for i, row in enumerate(job.context):
+            np.testing.assert_allclose(outs[k].quantiles[:, i, :], expected(row, job.horizon), atol=1e-5)
+    assert outs["d"].quantiles.shape == (9, 3, 32)
+    assert engine.describe()["calls"] == 4
+
+
+def test_complete_batches_use_the_fast_path_and_padded_ones_do_not(engines) -> None:
+    runner = FakeRunner()
+    engine = engines(runner)
+    engine.submit(ForecastJob(series(2, 256), 8)).result(timeout=WAIT)
+    engine.submit(ForecastJob(series(1, 250), 8)).result(timeout=WAIT)  # padded to 256
+    gappy = series(1, 256)
+    gappy[0, 10] = np.nan
+    engine.submit(ForecastJob(gappy, 8)).result(timeout=WAIT)
+    assert [c["has_missing"] for c in runner.calls] == [False, True, True]
+
+
+def test_full_queue_is_refused_with_503(engines) -> None:
+    runner = FakeRunner(gate=True)
+    engine = engines(runner, max_queue=2)
+    running = engine.submit(ForecastJob(series(1, 64), 4))
+    assert runner.entered.wait(WAIT)
+    queued = [engine.submit(ForecastJob(series(1, 64), 4)) for _ in range(2)]
+    rejected_before = metrics.REJECTED._value.get()
+    with pytest.raises(QueryError) as err:
+        engine.submit(ForecastJob(series(1, 64), 4))
+    assert err.value.status == 503 and "queue is full" in str(err.value)
+    assert metrics.REJECTED._value.get() == rejected_before + 1
+    runner.release.set()
+    for f in [running, *queued]:
+        f.result(timeout=WAIT)
+
+
+def test_cancelled_and_expired_jobs_are_dropped_unrun(engines) -> None:
+    runner = FakeRunner(gate=True)
+    engine = engines(runner)
+    running = engine.submit(ForecastJob(series(1, 64), 4))
+    assert runner.entered.wait(WAIT)
+    cancelled = engine.submit(ForecastJob(series(7, 64), 4))
+    expired = engine.submit(ForecastJob(series(5, 64), 4, deadline=time.monotonic() - 1))
+    with cancel_scope() as scope:  # what the gRPC servicer does for a call that goes away
+        scoped = engine.submit(ForecastJob(series(3, 64), 4))
+    alive = engine.submit(ForecastJob(series(2, 64), 4))
+    assert cancelled.cancel()
+    scope.cancel()
+    assert scoped.cancelled()
+    runner.release.set()
+    assert alive.result(timeout=WAIT).quantiles.shape == (9, 2, 4)
+    with pytest.raises(DeadlineExceeded):
+        expired.result(timeout=WAIT)
+    running.result(timeout=WAIT)
+    assert [c["rows"] for c in runner.calls] == [1, 2]  # only `running` and `alive` were computed
+
+
+def test_deadline_timeout_in_the_output_cancels_the_job(engines) -> None:
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from toto_datasource.outputs.forecast import await_output
+
+    runner = FakeRunner(gate=True)
+    engine = engines(runner)
+    engine.submit(ForecastJob(series(1, 64), 4))
+    assert runner.entered.wait(WAIT)
+    waiting = engine.submit(ForecastJob(series(4, 64), 4))
+    with pytest.raises(FutureTimeout):
+        await_output(waiting, timeout=0)
+    assert waiting.cancelled()
+    with pytest.raises(QueryError) as err:
+        await_output(waiting, timeout=0)
+    assert err.value.status == 499
+    runner.release.set()
+
+
+def test_grpc_cancellation_reaches_the_engine(engines) -> None:
+    """DataServicer opens a cancel scope and registers it with context.add_callback."""
+    from toto_datasource._proto.pluginv2 import backend_pb2 as pb
+    from toto_datasource.plugin.servicers import DataServicer
+
+    runner = FakeRunner(gate=True)
+    engine = engines(runner)
+    engine.submit(ForecastJob(series(1, 64), 4))
+    assert runner.entered.wait(WAIT)
+    submitted: list[Future] = []
+
+    class Context:
+        callbacks: list = []
+
+        def add_callback(self, cb) -> bool:  # type: ignore[no-untyped-def]
+            self.callbacks.append(cb)
+            return True
+
+        def time_remaining(self) -> None:
+            return None
+
+    context = Context()
+
+    class DataSource:
+        def query_data(self, settings, headers, queries, deadline):  # type: ignore[no-untyped-def]
+            submitted.append(engine.submit(ForecastJob(series(2, 64), 4)))
+            for cb in context.callbacks:  # the client hangs up while we wait
+                cb()
+            return {}
+
+    DataServicer(DataSource()).QueryData(pb.QueryDataRequest(), context)  # type: ignore[arg-type]
+    assert submitted[0].cancelled()
+    runner.release.set()
+
+
+def test_memory_cap_splits_calls(engines) -> None:
+    runner = FakeRunner()
+    engine = engines(runner, max_cells=3 * 256)
+    ctx = series(7, 256)
+    out = engine.submit(ForecastJob(ctx, 4)).result(timeout=WAIT)
+    assert [c["rows"] for c in runner.calls] == [3, 3, 1]
+    for i, row in enumerate(ctx):
+        np.testing.assert_allclose(out.quantiles[:, i, :], expected(row, 4), atol=1e-5)
+
+
+def test_out_of_memory_splits_and_retries(engines) -> None:
+    runner = FakeRunner(oom_above=2)
+    engine = engines(runner)
+    ctx = series(7, 128)
+    out = engine.submit(ForecastJob(ctx, 4)).result(timeout=WAIT)
+    for i, row in enumerate(ctx):
+        np.testing.assert_allclose(out.quantiles[:, i, :], expected(row, 4), atol=1e-5)
+    assert max(c["rows"] for c in runner.calls if c["rows"] <= 2) <= 2
+    assert sum(c["rows"] for c in runner.calls if c["rows"] <= 2) == 7
+    # a single row that does not fit fails clearly, and the engine carries on
+    runner.oom_above = 0
+    with pytest.raises(QueryError) as err:
+        engine.submit(ForecastJob(series(1, 128), 4)).result(timeout=WAIT)
+    assert err.value.status == 503 and "out of memory" in str(err.value)
+    runner.oom_above = None
+    assert engine.submit(ForecastJob(series(1, 128), 4)).result(timeout=WAIT).quantiles.shape == (9, 1, 4)
+
+
+def test_model_errors_fail_the_job_not_the_engine(engines) -> None:
+    runner = FakeRunner(fail=True)
+    engine = engines(runner)
+    with pytest.raises(QueryError) as err:
+        engine.submit(ForecastJob(series(1, 64), 4)).result(timeout=WAIT)
+    assert err.value.status == 500 and "boom" in str(err.value)
+    runner.fail = False
+    assert engine.submit(ForecastJob(series(1, 64), 4)).result(timeout=WAIT).quantiles.shape == (9, 1, 4)
+
+
+def test_close_fails_what_is_still_queued() -> None:
+    runner = FakeRunner(gate=True)
+    engine = BatchingForecaster("fake", runner)
+    engine.submit(ForecastJob(series(1, 64), 4))
+    assert runner.entered.wait(WAIT)
+    queued = engine.submit(ForecastJob(series(1, 64), 4))
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    runner.release.set()
+    closer.join(WAIT)
+    with pytest.raises(QueryError):
+        queued.result(timeout=WAIT)
+    with pytest.raises(QueryError):
+        engine.submit(ForecastJob(series(1, 64), 4))
+
+
+# -- result cache ---------------------------------------------------------------------------
+class CountingForecaster:
+    name = "counting"
+
+    def __init__(self, hold: bool = False) -> None:
+        self.jobs: list[ForecastJob] = []
+        self.futures: list[Future] = []
+        self.hold = hold
+
+    def submit(self, job: ForecastJob) -> Future[ForecastOutput]:
+        self.jobs.append(job)
+        f: Future[ForecastOutput] = Future()
+        self.futures.append(f)
+        if not self.hold:
+            self.finish(f, job)
+        return f
+
+    @staticmethod
+    def finish(f: Future, job: ForecastJob) -> None:
+        q = np.stack([np.stack([expected(r, job.horizon)[k] for r in job.context]) for k in range(9)])
+        f.set_result(ForecastOutput(q, "counting"))
+
+    def describe(self) -> dict:
+        return {"name": self.name, "randomWeights": True}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_hits_within_ttl_and_expires_after() -> None:
+    inner, clock = CountingForecaster(), Clock()
+    cache = CachingForecaster(inner, ttl_s=30, max_entries=8, clock=clock)
+    ctx = series(2, 300)
+    hits_before = metrics.CACHE_HITS._value.get()
+    a = cache.submit(ForecastJob(ctx, 16)).result(timeout=WAIT)
+    b = cache.submit(ForecastJob(ctx.copy(), 16)).result(timeout=WAIT)  # same bytes, new array
+    assert len(inner.jobs) == 1 and metrics.CACHE_HITS._value.get() == hits_before + 1
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
+    b.quantiles[:] = 0  # a caller scribbling on its answer does not corrupt the cache
+    clock.now += 29.9
+    c = cache.submit(ForecastJob(ctx, 16)).result(timeout=WAIT)
+    assert len(inner.jobs) == 1
+    np.testing.assert_array_equal(a.quantiles, c.quantiles)
+    clock.now += 0.2  # past the TTL
+    cache.submit(ForecastJob(ctx, 16)).result(timeout=WAIT)
+    assert len(inner.jobs) == 2
+    assert cache.describe()["cache"]["hits"] == 2 and cache.describe()["randomWeights"]
+
+
+def test_cache_misses_on_any_difference_in_the_key() -> None:
+    inner = CountingForecaster()
+    cache = CachingForecaster(inner, ttl_s=30, max_entries=8, clock=Clock())
+    ctx = series(2, 300)
+    moved = ctx.copy()
+    moved[1, -1] += 1e-9  # one new point of history
+    nan = ctx.copy()
+    nan[0, 5] = np.nan
+    for job in (ForecastJob(ctx, 16), ForecastJob(moved, 16), ForecastJob(nan, 16), ForecastJob(ctx, 17),
+                ForecastJob(ctx, 16, joint=True), ForecastJob(ctx, 16, decode_block_size=64),
+                ForecastJob(ctx[:, 1:], 16)):
+        cache.submit(job).result(timeout=WAIT)
+    assert len(inner.jobs) == 7
+    cache.submit(ForecastJob(nan.copy(), 16)).result(timeout=WAIT)  # NaN at the same place: same bytes
+    assert len(inner.jobs) == 7
+
+
+def test_cache_is_bounded_and_never_keeps_failures() -> None:
+    inner = CountingForecaster(hold=True)
+    cache = CachingForecaster(inner, ttl_s=30, max_entries=2, clock=Clock())
+    jobs = [ForecastJob(series(1, 64, start=float(i)), 4) for i in range(3)]
+    futures = [cache.submit(j) for j in jobs]
+    for f, j in zip(inner.futures, jobs, strict=True):
+        CountingForecaster.finish(f, j)
+    [f.result(timeout=WAIT) for f in futures]
+    cache.submit(jobs[0])  # the oldest was evicted
+    assert len(inner.jobs) == 4
+    CountingForecaster.finish(inner.futures[-1], jobs[0])
+    failing = ForecastJob(series(1, 64, start=99.0), 4)
+    f = cache.submit(failing)
+    inner.futures[-1].set_exception(QueryError("model failed", 500))
+    with pytest.raises(QueryError):
+        f.result(timeout=WAIT)
+    cache.submit(failing)
+    assert len(inner.jobs) == 6  # the failure was not cached
+
+
+def test_cache_shares_in_flight_work_and_cancels_only_when_nobody_waits() -> None:
+    inner = CountingForecaster(hold=True)
+    cache = CachingForecaster(inner, ttl_s=30, max_entries=8, clock=Clock())
+    job = ForecastJob(series(3, 128), 8)
+    dashboard, alert = cache.submit(job), cache.submit(job)  # e.g. a panel and an alert rule
+    assert len(inner.jobs) == 1
+    assert dashboard.cancel()
+    assert not inner.futures[0].cancelled()  # the alert still waits for it
+    CountingForecaster.finish(inner.futures[0], job)
+    assert alert.result(timeout=WAIT).quantiles.shape == (9, 3, 8)
+    with pytest.raises(CancelledError):
+        dashboard.result(timeout=0)
+    # a lone waiter that goes away cancels the computation itself
+    other = ForecastJob(series(3, 128, start=7.0), 8)
+    with cancel_scope() as scope:
+        gone = cache.submit(other)
+    scope.cancel()
+    assert gone.cancelled() and inner.futures[-1].cancelled()
+    cache.submit(other)
+    assert len(inner.jobs) == 3  # the cancelled computation was not cached
+
+
+def test_cache_over_the_batching_engine(engines) -> None:
+    runner = FakeRunner()
+    cache = CachingForecaster(engines(runner), ttl_s=30, max_entries=8, clock=Clock())
+    ctx = series(4, 512)
+    a = cache.submit(ForecastJob(ctx, 32)).result(timeout=WAIT)
+    b = cache.submit(ForecastJob(ctx, 32)).result(timeout=WAIT)
+    assert len(runner.calls) == 1
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
+
+
+# -- the real model ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model(tiny_checkpoint: Path):  # type: ignore[no-untyped-def]
+    from toto_datasource.engine.toto import load_toto
+    from toto_datasource.settings import ModelSettings
+
+    return load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"))
+
+
+def test_batched_and_unbatched_results_are_equal(tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """Concurrent jobs of different lengths, gaps and horizons batched together equal each run alone."""
+    from toto_datasource.engine.toto import run_forecast
+
+    gate = threading.Event()
+    entered = threading.Event()
+
+    def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+        entered.set()
+        assert gate.wait(WAIT)
+        return run_forecast(tiny_model, values, mask, ids, horizon, has_missing_values=has_missing,
+                            decode_block_size=block)
+
+    rng = np.random.default_rng(0)
+
+    def make(n: int, length: int, level: float) -> np.ndarray:
+        t = np.arange(length)
+        x = level + level * 0.1 * np.sin(t[None, :] / (5.0 + np.arange(n)[:, None])) + rng.normal(0, 1, (n, length))
+        return x
+
+    gappy = make(2, 1800, 50.0)
+    gappy[0, 100:400] = np.nan
+    gappy[1, -5:] = np.nan
+    jobs = [ForecastJob(make(3, 2048, 100.0), 256), ForecastJob(make(1, 1300, 1e4), 200),
+            ForecastJob(gappy, 240), ForecastJob(make(2, 2000, 3.0), 256)]
+    batched_engine = BatchingForecaster("toto", runner)
+    alone_engine = BatchingForecaster("toto", runner)
+    try:
+        warm = batched_engine.submit(ForecastJob(make(1, 64, 1.0), 8))
+        assert entered.wait(WAIT)
+        futures = [batched_engine.submit(j) for j in jobs]
+        gate.set()
+        warm.result(timeout=WAIT)
+        batched = [f.result(timeout=120) for f in futures]
+        assert batched_engine.calls == 2  # all four jobs (8 rows) in one forecast() call
+        for job, out in zip(jobs, batched, strict=True):
+            alone = np.concatenate([alone_engine.submit(ForecastJob(row[None, :], job.horizon)).result(timeout=120)
+                                    .quantiles for row in job.context], axis=1)
+            assert np.isfinite(out.quantiles).all()
+            scale = np.abs(alone).max(axis=(0, 2), keepdims=True)  # per-series magnitude
+            rel = np.abs(out.quantiles - alone) / scale
+            assert rel.max() <= 1e-5, rel.max()
+    finally:
+        batched_engine.close()
+        alone_engine.close()
