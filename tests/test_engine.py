@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.prepare import FORECAST_KWARGS, pad_to, prepare_context
 from toto_datasource.engine.registry import ModelRegistry
@@ -45,8 +44,9 @@ def registry(model_settings: ModelSettings):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def engine(loaded):  # type: ignore[no-untyped-def]
     def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
-        return run_forecast(loaded, values, mask, ids, horizon, has_missing_values=has_missing,
-                            decode_block_size=block)
+        return run_forecast(
+            loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
+        )
 
     f = BatchingForecaster("toto", runner)
     yield f
@@ -60,13 +60,16 @@ def direct(loaded, context: np.ndarray, horizon: int, length: int | None = None)
     rows = [prepare_context(r[None, :], context.shape[1]) for r in context]
     length = length or max(r.length for r in rows)
     rows = [pad_to(r, length) for r in rows]
-    inputs = {"target": torch.tensor(np.stack([r.values for r in rows])),
-              "target_mask": torch.tensor(np.stack([r.mask for r in rows])),
-              "series_ids": torch.zeros(len(rows), 1, dtype=torch.long)}
+    inputs = {
+        "target": torch.tensor(np.stack([r.values for r in rows])),
+        "target_mask": torch.tensor(np.stack([r.mask for r in rows])),
+        "series_ids": torch.zeros(len(rows), 1, dtype=torch.long),
+    }
     assert FORECAST_KWARGS == {"scaler_fallback_min_obs": 8, "quantile_real_cap_k": 1e4}
     with torch.inference_mode():
-        q = loaded.model.forecast(inputs, horizon, has_missing_values=True, scaler_fallback_min_obs=8,
-                                  quantile_real_cap_k=1e4)
+        q = loaded.model.forecast(
+            inputs, horizon, has_missing_values=True, scaler_fallback_min_obs=8, quantile_real_cap_k=1e4
+        )
     return q[:, :, 0, :].double().numpy()
 
 
@@ -74,15 +77,29 @@ def test_served_numbers_equal_a_direct_toto2_call(registry, loaded, model_settin
     rng = np.random.default_rng(1)
     n, horizon, step = 300, 24, 60_000
     ts = [1_700_000_000_000 + i * step for i in range(n)]
-    values = np.stack([200 + 20 * np.sin(np.arange(n) / 9.0) + rng.normal(0, 2, n),
-                       5e6 + 1e5 * np.cos(np.arange(n) / 30.0) + rng.normal(0, 1e3, n),
-                       np.abs(rng.normal(0, 1, n)) * (np.arange(n) % 17 == 0)])  # sparse, intermittent
+    values = np.stack(
+        [
+            200 + 20 * np.sin(np.arange(n) / 9.0) + rng.normal(0, 2, n),
+            5e6 + 1e5 * np.cos(np.arange(n) / 30.0) + rng.normal(0, 1e3, n),
+            np.abs(rng.normal(0, 1, n)) * (np.arange(n) % 17 == 0),
+        ]
+    )  # sparse, intermittent
     values[0, 40:90] = np.nan  # a gap: sent as null
-    body = {"source": "inline", "horizon": horizon, "includeHistory": False,
-            "quantiles": list(QUANTILE_LEVELS),
-            "series": [{"name": f"s{i}", "labels": {"i": str(i)}, "timestamps": ts,
-                        "values": [None if np.isnan(v) else float(v) for v in row]}
-                       for i, row in enumerate(values)]}
+    body = {
+        "source": "inline",
+        "horizon": horizon,
+        "includeHistory": False,
+        "quantiles": list(QUANTILE_LEVELS),
+        "series": [
+            {
+                "name": f"s{i}",
+                "labels": {"i": str(i)},
+                "timestamps": ts,
+                "values": [None if np.isnan(v) else float(v) for v in row],
+            }
+            for i, row in enumerate(values)
+        ],
+    }
     ds = ForecastDataSource(registry)
     settings = DataSourceSettings(uid="t", model=model_settings)
     q = DataQueryInput("A", "forecast", json.dumps(body).encode(), 0, ts[-1])
@@ -92,7 +109,10 @@ def test_served_numbers_equal_a_direct_toto2_call(registry, loaded, model_settin
     assert len(frames) == 3
     want = direct(loaded, values, horizon)
     for i, frame in enumerate(frames):
-        got = {f.labels["quantile"]: f.values.to_numpy(zero_copy_only=False).astype(np.float64) for f in frame.fields[1:]}
+        got = {
+            f.labels["quantile"]: f.values.to_numpy(zero_copy_only=False).astype(np.float64)
+            for f in frame.fields[1:]
+        }
         for k, level in enumerate(QUANTILE_LEVELS):
             g = got[f"{level:.1f}"]
             w = want[k, i]
@@ -148,8 +168,9 @@ def test_complete_batches_take_the_fast_path_with_equal_results(loaded) -> None:
 
     def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
         seen.append(has_missing)
-        return run_forecast(loaded, values, mask, ids, horizon, has_missing_values=has_missing,
-                            decode_block_size=block)
+        return run_forecast(
+            loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
+        )
 
     engine = BatchingForecaster("toto", runner)
     try:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from toto_datasource import metrics
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.scheduler import (
@@ -53,16 +52,27 @@ class FakeRunner:
         self.entered.set()
         assert self.release.wait(WAIT)
         b, v, length = values.shape
-        self.calls.append({"rows": b, "variates": v, "length": length, "horizon": horizon,
-                           "has_missing": has_missing, "block": block})
+        self.calls.append(
+            {
+                "rows": b,
+                "variates": v,
+                "length": length,
+                "horizon": horizon,
+                "has_missing": has_missing,
+                "block": block,
+            }
+        )
         if self.fail:
             raise ValueError("boom")
         if self.oom_above is not None and b > self.oom_above:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         assert values.dtype == np.float32 and mask.dtype == bool and length % 32 == 0
         last = values[:, :, -1].astype(np.float64)  # the last patch is always filled
-        return (last[None, :, :, None] + np.arange(9)[:, None, None, None]
-                + 0.01 * np.arange(horizon)[None, None, None, :])
+        return (
+            last[None, :, :, None]
+            + np.arange(9)[:, None, None, None]
+            + 0.01 * np.arange(horizon)[None, None, None, :]
+        )
 
 
 def series(n: int, length: int, start: float = 0.0) -> np.ndarray:
@@ -198,7 +208,8 @@ def test_grpc_cancellation_reaches_the_engine(engines) -> None:
     submitted: list[Future] = []
 
     class Context:
-        callbacks: list = []
+        def __init__(self) -> None:
+            self.callbacks: list = []
 
         def add_callback(self, cb) -> bool:  # type: ignore[no-untyped-def]
             self.callbacks.append(cb)
@@ -337,9 +348,15 @@ def test_cache_misses_on_any_difference_in_the_key() -> None:
     moved[1, -1] += 1e-9  # one new point of history
     nan = ctx.copy()
     nan[0, 5] = np.nan
-    for job in (ForecastJob(ctx, 16), ForecastJob(moved, 16), ForecastJob(nan, 16), ForecastJob(ctx, 17),
-                ForecastJob(ctx, 16, joint=True), ForecastJob(ctx, 16, decode_block_size=64),
-                ForecastJob(ctx[:, 1:], 16)):
+    for job in (
+        ForecastJob(ctx, 16),
+        ForecastJob(moved, 16),
+        ForecastJob(nan, 16),
+        ForecastJob(ctx, 17),
+        ForecastJob(ctx, 16, joint=True),
+        ForecastJob(ctx, 16, decode_block_size=64),
+        ForecastJob(ctx[:, 1:], 16),
+    ):
         cache.submit(job).result(timeout=WAIT)
     assert len(inner.jobs) == 7
     cache.submit(ForecastJob(nan.copy(), 16)).result(timeout=WAIT)  # NaN at the same place: same bytes
@@ -417,21 +434,30 @@ def test_batched_and_unbatched_results_are_equal(tiny_model) -> None:  # type: i
     def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
         entered.set()
         assert gate.wait(WAIT)
-        return run_forecast(tiny_model, values, mask, ids, horizon, has_missing_values=has_missing,
-                            decode_block_size=block)
+        return run_forecast(
+            tiny_model, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
+        )
 
     rng = np.random.default_rng(0)
 
     def make(n: int, length: int, level: float) -> np.ndarray:
         t = np.arange(length)
-        x = level + level * 0.1 * np.sin(t[None, :] / (5.0 + np.arange(n)[:, None])) + rng.normal(0, 1, (n, length))
+        x = (
+            level
+            + level * 0.1 * np.sin(t[None, :] / (5.0 + np.arange(n)[:, None]))
+            + rng.normal(0, 1, (n, length))
+        )
         return x
 
     gappy = make(2, 1800, 50.0)
     gappy[0, 100:400] = np.nan
     gappy[1, -5:] = np.nan
-    jobs = [ForecastJob(make(3, 2048, 100.0), 256), ForecastJob(make(1, 1300, 1e4), 200),
-            ForecastJob(gappy, 240), ForecastJob(make(2, 2000, 3.0), 256)]
+    jobs = [
+        ForecastJob(make(3, 2048, 100.0), 256),
+        ForecastJob(make(1, 1300, 1e4), 200),
+        ForecastJob(gappy, 240),
+        ForecastJob(make(2, 2000, 3.0), 256),
+    ]
     batched_engine = BatchingForecaster("toto", runner)
     alone_engine = BatchingForecaster("toto", runner)
     try:
@@ -443,8 +469,13 @@ def test_batched_and_unbatched_results_are_equal(tiny_model) -> None:  # type: i
         batched = [f.result(timeout=120) for f in futures]
         assert batched_engine.calls == 2  # all four jobs (8 rows) in one forecast() call
         for job, out in zip(jobs, batched, strict=True):
-            alone = np.concatenate([alone_engine.submit(ForecastJob(row[None, :], job.horizon)).result(timeout=120)
-                                    .quantiles for row in job.context], axis=1)
+            alone = np.concatenate(
+                [
+                    alone_engine.submit(ForecastJob(row[None, :], job.horizon)).result(timeout=120).quantiles
+                    for row in job.context
+                ],
+                axis=1,
+            )
             assert np.isfinite(out.quantiles).all()
             scale = np.abs(alone).max(axis=(0, 2), keepdims=True)  # per-series magnitude
             rel = np.abs(out.quantiles - alone) / scale

@@ -227,7 +227,10 @@ def parse_query(
             raise bad_request("threshold: queryType threshold needs a threshold value (a number)")
         direction = obj.get("direction", "above")
         default_q = 0.9 if direction == "above" else 0.1
-        threshold = ThresholdSpec(float(obj["threshold"]), direction, float(obj.get("thresholdQuantile", default_q)))
+        value = float(obj["threshold"])
+        if not math.isfinite(value):
+            raise bad_request(f"threshold: {obj['threshold']} is not a finite number")
+        threshold = ThresholdSpec(value, direction, float(obj.get("thresholdQuantile", default_q)))
     horizon = _span(obj.get("horizon")) or _span(settings.default_horizon or None)
     return ForecastQuery(
         ref_id=ref_id,

@@ -20,8 +20,10 @@ from .engine.types import Forecaster, ForecastJob
 from .errors import QueryError, bad_request
 from .frames.forecast import FrameContext
 from .frames.model import Frame, Notice
+from .outputs.anomaly import AnomalyKind
 from .outputs.base import OutputKind, OutputRequest, PendingOutput
 from .outputs.forecast import ForecastKind
+from .outputs.threshold import ThresholdKind
 from .query import DemoSpec, ForecastQuery, InlineSpec, Plan, format_duration, parse_query, plan_query
 from .settings import DataSourceSettings
 from .sources.base import History, HistoryRequest, HistorySource
@@ -87,7 +89,12 @@ class ForecastDataSource:
     ) -> None:
         self.registry = registry
         self.clock = clock
-        self.kinds: dict[str, OutputKind] = {"forecast": ForecastKind(), **(output_kinds or {})}
+        self.kinds: dict[str, OutputKind] = {
+            "forecast": ForecastKind(),
+            "threshold": ThresholdKind(),
+            "anomaly": AnomalyKind(),
+            **(output_kinds or {}),
+        }
         self._prometheus_factory = prometheus_factory
 
     # -- query data -----------------------------------------------------------------------
@@ -180,8 +187,14 @@ class ForecastDataSource:
         self, query: ForecastQuery, settings: DataSourceSettings, for_alert: bool, deadline: float | None
     ) -> PendingOutput:
         forecaster = self.forecaster_for(query, settings)  # fail fast (loading) before fetching
+        kind = self.kinds.get(query.query_type)
+        if kind is None:
+            raise bad_request(f"queryType: {query.query_type} is not supported by this version")
         source = self.source_for(query, settings)
         plan = self.plan(query, source)
+        history_plan = getattr(kind, "history_plan", None)  # a kind that needs more history (anomaly)
+        if history_plan is not None:
+            plan = history_plan(query, plan)
         history = source.fetch(HistoryRequest(plan.grid, query))
         if not history.series:
             raise bad_request("the source returned no series for this query")
@@ -191,9 +204,6 @@ class ForecastDataSource:
             custom={"model": forecaster.name, "stepMs": plan.grid.step_ms, "horizonSteps": plan.horizon},
             for_alert=for_alert,
         )
-        kind = self.kinds.get(query.query_type)
-        if kind is None:
-            raise bad_request(f"queryType: {query.query_type} is not supported by this version")
         metrics.SERIES_FORECAST.labels(forecaster.name.split(":")[0]).inc(len(history.series))
         return kind.submit(OutputRequest(query, history, plan, forecaster, ctx, deadline))
 

@@ -147,6 +147,7 @@ func launch(t *testing.T, env []string, args ...string) *pluginProcess {
 	}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
+		t.Logf("plugin PID %d serving on %s %s", rc.Pid, rc.Addr.Network(), rc.Addr)
 	}
 	if v := client.NegotiatedVersion(); v != grpcplugin.ProtocolVersion {
 		t.Errorf("negotiated protocol version %d, Grafana requires %d", v, grpcplugin.ProtocolVersion)

@@ -60,8 +60,9 @@ class CachingForecaster:
         self.inner = inner
         self.name = inner.name
         self.ttl_s = float(os.environ.get("TOTO_CACHE_TTL_S", DEFAULT_TTL_S)) if ttl_s is None else ttl_s
-        self.max_entries = int(os.environ.get("TOTO_CACHE_MAX", DEFAULT_MAX_ENTRIES)) if max_entries is None \
-            else max_entries
+        self.max_entries = (
+            int(os.environ.get("TOTO_CACHE_MAX", DEFAULT_MAX_ENTRIES)) if max_entries is None else max_entries
+        )
         self.clock = clock
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -147,9 +148,16 @@ class CachingForecaster:
         return proxy
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(), "cache": {"entries": len(self._entries), "hits": self.hits,
-                                                   "misses": self.misses, "ttlSeconds": self.ttl_s,
-                                                   "maxEntries": self.max_entries}}
+        return {
+            **self.inner.describe(),
+            "cache": {
+                "entries": len(self._entries),
+                "hits": self.hits,
+                "misses": self.misses,
+                "ttlSeconds": self.ttl_s,
+                "maxEntries": self.max_entries,
+            },
+        }
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -104,8 +104,10 @@ def track(future: Future[Any]) -> Future[Any]:
 # -- jobs and rows ------------------------------------------------------------------------
 def bucket(length: int, horizon: int) -> tuple[int, int]:
     """(context-length bucket, horizon bucket): powers of two in patches."""
-    return (math.ceil(math.log2(max(1, math.ceil(length / PATCH)))),
-            math.ceil(math.log2(max(1, math.ceil(horizon / PATCH)))))
+    return (
+        math.ceil(math.log2(max(1, math.ceil(length / PATCH)))),
+        math.ceil(math.log2(max(1, math.ceil(horizon / PATCH)))),
+    )
 
 
 @dataclass(eq=False)
@@ -208,8 +210,9 @@ class BatchingForecaster:
         else:
             rows = [prepare_context(row[None, :], context_length) for row in job.context]
         now = time.monotonic()
-        pending = _Pending(job, rows, Future(), enqueued=now,
-                           follows_closely=now - self._last_submit <= self.limits.window_s)
+        pending = _Pending(
+            job, rows, Future(), enqueued=now, follows_closely=now - self._last_submit <= self.limits.window_s
+        )
         self._last_submit = now
         try:
             self._queue.put_nowait(pending)
@@ -224,8 +227,13 @@ class BatchingForecaster:
         return track(pending.future)
 
     def describe(self) -> dict[str, Any]:
-        return {**self.info, "name": self.name, "queued": self._queue.qsize(), "calls": self.calls,
-                "rows": self.rows_run}
+        return {
+            **self.info,
+            "name": self.name,
+            "queued": self._queue.qsize(),
+            "calls": self.calls,
+            "rows": self.rows_run,
+        }
 
     def close(self) -> None:
         self._closed.set()
@@ -287,7 +295,9 @@ class BatchingForecaster:
             except BaseException as exc:  # never let the inference thread die with callers waiting
                 log.exception("batch failed")
                 for p in batch:
-                    p.fail(QueryError(f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500))
+                    p.fail(
+                        QueryError(f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500)
+                    )
         # the sentinel arrived inside a batch: fail what may still be queued (close() drains too)
 
     def _run_batch(self, batch: list[_Pending]) -> None:
@@ -341,8 +351,11 @@ class BatchingForecaster:
                     self._run_chunk(chunk[:half])
                     self._run_chunk(chunk[half:])
                     return
-                err = QueryError("the model ran out of memory on a single series of this size; "
-                                 "shorten contextLength or use fewer series per joint group", 503)
+                err = QueryError(
+                    "the model ran out of memory on a single series of this size; "
+                    "shorten contextLength or use fewer series per joint group",
+                    503,
+                )
             else:
                 log.exception("forecast call failed")
                 err = QueryError(f"the model failed on this input: {type(exc).__name__}: {exc}", 500)
@@ -370,7 +383,9 @@ class BatchingForecaster:
         horizon = max(r.pending.job.horizon for r in chunk)
         complete = bool(mask.all())  # no padding, no gaps: the cheaper (Flash-eligible) path is exact
         started = time.perf_counter()
-        out = self._runner(values, mask, series_ids, horizon, not complete, chunk[0].pending.job.decode_block_size)
+        out = self._runner(
+            values, mask, series_ids, horizon, not complete, chunk[0].pending.job.decode_block_size
+        )
         elapsed = time.perf_counter() - started
         self.calls += 1
         self.rows_run += len(rows)
