@@ -40,8 +40,8 @@ done
 # Frontend (module.js): optional. Without it the backend still loads (Grafana logs a warning) and
 # provisioned data sources, /api/ds/query and provisioned alert rules work; the editors do not.
 frontend=$here/frontend
-if [ "${FRONTEND:-}" != skip ] && [ ! -f "$frontend/dist/module.js" ] && [ -x "$frontend/build.sh" ]; then
-  "$frontend/build.sh" || echo "build.sh: warning: the frontend build failed" >&2
+if [ "${FRONTEND:-}" != skip ] && [ ! -f "$frontend/dist/module.js" ] && [ -f "$frontend/build.sh" ]; then
+  bash "$frontend/build.sh" || echo "build.sh: warning: the frontend build failed" >&2
 fi
 if [ -f "$frontend/dist/module.js" ] && [ "${FRONTEND:-}" != skip ]; then
   cp "$frontend/dist/module.js" "$dist/module.js"

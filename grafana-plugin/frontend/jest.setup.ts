@@ -1,9 +1,14 @@
 import '@testing-library/jest-dom';
 import { TextDecoder, TextEncoder } from 'util';
-import { MessageChannel } from 'worker_threads';
 
-// Node globals jsdom leaves out; react-dom/server (imported by @grafana/ui) needs MessageChannel.
-Object.assign(global, { TextDecoder, TextEncoder, MessageChannel });
+// react-dom/server (imported by @grafana/ui) schedules with a MessageChannel, which jsdom lacks.
+// Node's own would keep Jest from exiting; this one only forwards port2 → port1 on a timer.
+class TimerMessageChannel {
+  port1: { onmessage: ((e: { data: unknown }) => void) | null } = { onmessage: null };
+  port2 = { postMessage: (data: unknown) => setTimeout(() => this.port1.onmessage?.({ data }), 0) };
+}
+
+Object.assign(global, { TextDecoder, TextEncoder, MessageChannel: TimerMessageChannel });
 
 // jsdom lacks matchMedia and canvas, which @grafana/ui touches on import.
 Object.defineProperty(window, 'matchMedia', {
@@ -20,3 +25,14 @@ Object.defineProperty(window, 'matchMedia', {
   }),
 });
 HTMLCanvasElement.prototype.getContext = (() => null) as unknown as typeof HTMLCanvasElement.prototype.getContext;
+
+// Select menus observe their scroll position.
+class NoopIntersectionObserver {
+  observe() {}
+  unobserve() {}
+  disconnect() {}
+  takeRecords() {
+    return [];
+  }
+}
+Object.assign(window, { IntersectionObserver: NoopIntersectionObserver });

@@ -241,9 +241,9 @@ func checkForecastFrame(t *testing.T, ref string, f *data.Frame, quantiles []flo
 	}
 }
 
-// checkNumeric validates alerting frames (time to breach, probability, peak) with dataplane's
-// numeric reader.
-func checkNumeric(t *testing.T, ref string, frames data.Frames) numeric.Collection {
+// checkNumeric validates threshold frames with dataplane's numeric reader and checks that the
+// metrics named in want are there.
+func checkNumeric(t *testing.T, ref string, frames data.Frames, want ...string) numeric.Collection {
 	t.Helper()
 	if len(frames) == 0 || frames[0].Meta == nil || frames[0].Meta.Type.Kind() != data.KindNumeric {
 		t.Errorf("%s: want numeric frames (numeric-wide/multi/long)", ref)
@@ -260,13 +260,24 @@ func checkNumeric(t *testing.T, ref string, frames data.Frames) numeric.Collecti
 		t.Errorf("%s: numeric reader: %v", ref, err)
 		return numeric.Collection{}
 	}
-	c, err := cr.GetCollection(true)
+	// sdata's numeric readers panic on validateData=true ("not implemented"); Grafana's
+	// expressions call GetCollection(false), and the (name, labels) check is done here.
+	c, err := cr.GetCollection(false)
 	if err != nil {
-		t.Errorf("%s: numeric GetCollection(validateData): %v", ref, err)
+		t.Errorf("%s: numeric GetCollection: %v", ref, err)
+	}
+	if c.Warning != nil {
+		t.Errorf("%s: dataplane warning: %v", ref, c.Warning)
 	}
 	seen := map[string]bool{}
+	ids := map[string]bool{}
 	for _, m := range c.Refs {
 		seen[m.GetMetricName()] = true
+		id := m.GetMetricName() + "{" + m.GetLabels().String() + "}"
+		if ids[id] {
+			t.Errorf("%s: duplicate metric %s", ref, id)
+		}
+		ids[id] = true
 		if m.GetMetricName() == "breach_probability" {
 			v, empty, err := m.NullableFloat64Value()
 			if err != nil || empty || v == nil || *v < 0 || *v > 1 {
@@ -274,7 +285,7 @@ func checkNumeric(t *testing.T, ref string, frames data.Frames) numeric.Collecti
 			}
 		}
 	}
-	for _, name := range []string{"time_to_breach", "breach_probability", "forecast_peak"} {
+	for _, name := range want {
 		if !seen[name] {
 			t.Errorf("%s: no %s metric among %v", ref, name, keys(seen))
 		}

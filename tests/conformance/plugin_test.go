@@ -129,7 +129,7 @@ func TestQueryDashboard(t *testing.T) {
 		t.Errorf("B: forecast labels %v, want host a and host b", hosts)
 	}
 
-	checkNumeric(t, "C", r.ok(t, "C"))
+	checkNumeric(t, "C", r.ok(t, "C"), "time_to_breach", "breach_probability", "forecast_peak")
 	r.failed(t, "D", "horizon")
 	checkJSON(t, r)
 }
@@ -174,7 +174,7 @@ func TestQueryAlert(t *testing.T) {
 	}
 
 	b := r.ok(t, "B")
-	checkNumeric(t, "B", b)
+	checkNumeric(t, "B", b, "time_to_breach")
 	checkUniqueLabels(t, "B", b)
 	checkJSON(t, r)
 }

@@ -63,7 +63,7 @@ describe('QueryEditor', () => {
 
     const expr = screen.getByLabelText('PromQL');
     await user.clear(expr);
-    await user.type(expr, 'rate(node_cpu_seconds_total{{instance="$instance"}[5m])');
+    await user.type(expr, 'rate(node_cpu_seconds_total{{instance="$instance"}[[5m])');
     await user.tab();
     await user.type(screen.getByLabelText('Legend'), '{{{{instance}}{Enter}');
 
@@ -134,7 +134,7 @@ describe('QueryEditor', () => {
     const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
 
     await user.click(screen.getByRole('radio', { name: 'Threshold' }));
-    await user.type(screen.getByLabelText('Threshold'), '90{Enter}');
+    await user.type(screen.getByLabelText('Threshold value'), '90{Enter}');
     await user.click(screen.getByRole('radio', { name: 'Below' }));
     await user.click(screen.getByLabelText('Watched quantile'));
     await user.click(await screen.findByText('p20'));

@@ -88,13 +88,18 @@ class PendingAnomaly:
         n_vis = grid.count - self.first_visible
         bands = np.full((3, len(series), n_vis), np.nan)  # p10, p50, p90
         deadline = None if timeout is None else time.monotonic() + timeout
-        for w in self.windows:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            out = await_output(w.future, remaining)
-            sl = slice(w.start, w.start + w.length)
-            for k, q in enumerate((0.1, 0.5, 0.9)):
-                values = out.level(q)[:, : w.length]
-                bands[k, :, sl] = np.where(w.scored[:, None], values, np.nan)
+        try:
+            for w in self.windows:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                out = await_output(w.future, remaining)
+                sl = slice(w.start, w.start + w.length)
+                for k, q in enumerate((0.1, 0.5, 0.9)):
+                    values = out.level(q)[:, : w.length]
+                    bands[k, :, sl] = np.where(w.scored[:, None], values, np.nan)
+        except BaseException:
+            for w in self.windows:  # nobody will read the other windows: let the engine drop them
+                w.future.cancel()
+            raise
         actual = np.stack([s.values[self.first_visible :] for s in series])
         scores = anomaly_scores(actual, bands[0], bands[1], bands[2])
         flags = anomaly_flags(scores)

@@ -86,7 +86,7 @@ export function ConfigEditor({ options, onOptionsChange }: Props) {
         )}
         {authType === 'bearer' && (
           <InlineField label="Token" labelWidth={LABEL} tooltip="Sent as Authorization: Bearer <token>.">
-            <SecretInput width={48} {...secretProps('bearerToken', 'Bearer token')} />
+            <SecretInput width={48} {...secretProps('bearerToken', 'Token')} />
           </InlineField>
         )}
         <InlineField label="Skip TLS verify" labelWidth={LABEL}>

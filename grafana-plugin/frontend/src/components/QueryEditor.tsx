@@ -170,7 +170,7 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
       {queryType === 'threshold' && (
         <InlineFieldRow>
           <CommitInput
-            label="Threshold"
+            label="Threshold value"
             value={query.threshold}
             placeholder="e.g. 90"
             parse={parseNumber}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Renders both editors (Grafana dark theme, stubbed backend) in headless Chromium on 127.0.0.1 and saves
+# screenshots/query-editor.png and screenshots/config-editor.png. Needs Debian's chromium
+# (apt-get install chromium); the test suite does not.
+set -euo pipefail
+cd "$(dirname "$0")"
+CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser)}
+PORT=${PORT:-8765}
+
+./build.sh >/dev/null
+npx --no-install webpack --config screenshots/webpack.config.js
+echo '<!doctype html><meta charset="utf-8"><title>Toto Forecast editors</title><div id="root"></div><script src="harness.js"></script>' \
+  > .screenshot-build/index.html
+
+node -e "
+const http = require('http'), fs = require('fs'), path = require('path');
+const root = path.resolve('.screenshot-build');
+http.createServer((req, res) => {
+  const file = path.join(root, path.normalize(decodeURIComponent(req.url.split('?')[0])).replace(/^\/+$/, '/index.html'));
+  if (!file.startsWith(root) || !fs.existsSync(file)) { res.writeHead(404); return res.end(); }
+  res.writeHead(200, { 'Content-Type': file.endsWith('.html') ? 'text/html' : 'text/javascript' });
+  fs.createReadStream(file).pipe(res);
+}).listen($PORT, '127.0.0.1');
+" &
+server=$!
+trap 'kill $server' EXIT
+sleep 1
+
+profile=$(mktemp -d)
+shoot() { # name hash height
+  "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
+    --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars \
+    --window-size=1100,"$3" --virtual-time-budget=8000 --screenshot="screenshots/$1.png" \
+    "http://127.0.0.1:$PORT/index.html#$2" 2>/dev/null
+  ls -l "screenshots/$1.png"
+}
+shoot query-editor query 420
+shoot config-editor config 900
+rm -rf "$profile"

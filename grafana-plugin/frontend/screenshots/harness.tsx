@@ -1,0 +1,65 @@
+// A page that renders the two editors with Grafana's dark theme and a stubbed backend, for screenshots
+// only (screenshot.sh). Not part of the plugin bundle.
+import React from 'react';
+import { createRoot } from 'react-dom/client';
+import { createTheme, dateTime, DataSourceInstanceSettings, DataSourceSettings } from '@grafana/data';
+import { ThemeContext } from '@grafana/ui';
+
+import { ConfigEditor } from '../src/components/ConfigEditor';
+import { QueryEditor } from '../src/components/QueryEditor';
+import { DataSource } from '../src/datasource';
+import { TotoJsonData, TotoQuery, TotoSecureJsonData } from '../src/types';
+
+const theme = createTheme({ colors: { mode: 'dark' } });
+
+const ds = new DataSource({ id: 1, uid: 'toto', type: 'toto-forecast-datasource', name: 'Toto Forecast', jsonData: {}, meta: {} } as unknown as DataSourceInstanceSettings<TotoJsonData>);
+ds.preview = async () => ({ series: 4, step: '1m', stepMs: 60000, historySpan: '1d 10h', horizonSteps: 60, notices: [] });
+ds.metricNames = async (prefix) => ['node_cpu_seconds_total', 'node_load1', 'up'].filter((n) => n.startsWith(prefix));
+
+const now = Date.now();
+const range = { from: dateTime(now - 6 * 3600_000), to: dateTime(now), raw: { from: 'now-6h', to: 'now' } };
+const query: TotoQuery = {
+  refId: 'A',
+  queryType: 'forecast',
+  source: 'prometheus',
+  expr: 'sum by (instance) (rate(node_cpu_seconds_total{mode!="idle", job="$job"}[5m]))',
+  legendFormat: '{{instance}}',
+  horizon: '1h',
+  quantiles: [0.1, 0.5, 0.9],
+  includeHistory: true,
+};
+const options = {
+  id: 1,
+  uid: 'toto',
+  name: 'Toto Forecast',
+  type: 'toto-forecast-datasource',
+  jsonData: { prometheusUrl: 'http://prometheus:9090', authType: 'bearer', timeoutSeconds: 30, model: 'Datadog/Toto-2.0-22m', device: 'auto', dtype: 'float32', maxSeries: 500 },
+  secureJsonFields: { bearerToken: true },
+  secureJsonData: {},
+} as unknown as DataSourceSettings<TotoJsonData, TotoSecureJsonData>;
+
+function Page() {
+  const which = window.location.hash.slice(1) || 'query';
+  const [q, setQ] = React.useState(query);
+  const [o, setO] = React.useState(options);
+  return (
+    <ThemeContext.Provider value={theme}>
+      <div style={{ padding: 16, background: theme.colors.background.primary, color: theme.colors.text.primary, minHeight: '100vh', fontFamily: theme.typography.fontFamily, fontSize: 14 }}>
+        <h3 style={{ marginTop: 0 }}>{which === 'query' ? 'Query editor' : 'Data source settings'}</h3>
+        {which === 'query' ? (
+          <QueryEditor datasource={ds} query={q} range={range} onChange={setQ} onRunQuery={() => {}} />
+        ) : (
+          <ConfigEditor options={o} onOptionsChange={setO} />
+        )}
+      </div>
+    </ThemeContext.Provider>
+  );
+}
+
+// The few global rules Grafana's own stylesheet provides and @grafana/ui components rely on.
+const reset = document.createElement('style');
+reset.textContent = `html { box-sizing: border-box; } *, *::before, *::after { box-sizing: inherit; }
+  body { margin: 0; } fieldset { border: 0; margin: 0; padding: 0; min-width: 0; }
+  legend { border: 0; padding: 0; } label { display: inline-block; } input, textarea, button { font-family: inherit; }`;
+document.head.appendChild(reset);
+createRoot(document.getElementById('root')!).render(<Page />);
