@@ -208,23 +208,23 @@ def disk_query(**extra: Any) -> dict:
             "direction": "below", "horizon": "14d", **extra}
 
 
-def test_disk_fill_is_full_within_the_right_day(registry: ModelRegistry,
-                                                settings: DataSourceSettings) -> None:
-    """46 GB free at the grid end, 5 GB/day: full in 9.2 days (the p10 a little earlier)."""
-    drift = DriftForecaster(sigma=0.5 * GB)
-    ds = WithForecaster(registry, drift)
-    frame = check_numeric_wide(ok(run(ds, settings, {"A": disk_query()})["A"]))
+def test_disk_fill_is_full_within_the_right_day(ds: ForecastDataSource, settings: DataSourceSettings) -> None:
+    """46 GB free at the grid end, 5 GB/day: the baseline's drift puts the p10 at 0 on day 9."""
+    frame = check_numeric_wide(ok(run(ds, settings, {"A": disk_query(model="seasonal-naive")})["A"]))
     (seconds,) = values(frame, "time_to_breach")
     assert 9 * DAY / 1000 <= seconds < 10 * DAY / 1000
     assert values(frame, "will_breach") == [1.0]
     assert frame.meta.custom["stepMs"] == HOUR  # a 14d horizon picks 1 h steps: 85 days of history
-    assert drift.jobs[0].context.shape == (1, 2048) and drift.jobs[0].horizon == 14 * 24
     assert frame.meta.custom["series"][0]["human"].startswith("below 0 in 9d ")
     # The arithmetic, exactly: the first p10 step at or below 0, plus one, in seconds.
-    quantiles = drift.submit(drift.jobs[0]).result().quantiles[:, 0]
+    forecast = {"queryType": "forecast", "source": "demo", "scenario": "disk-fill", "horizon": "14d",
+                "model": "seasonal-naive", "quantiles": list(QUANTILE_LEVELS), "includeHistory": False}
+    (fc,) = ok(run(ds, settings, {"F": forecast})["F"])
+    bands = band_fields(fc)
+    quantiles = np.stack([bands[f"{q:.1f}"] for q in QUANTILE_LEVELS])
     assert seconds == (first_crossing(quantiles[0], 0.0, "below") + 1) * 3600
     probability = float(breach_probability(quantiles, 0.0, "below"))
-    assert values(frame, "breach_probability") == pytest.approx([probability])
+    assert values(frame, "breach_probability") == pytest.approx([probability]) and probability > 0.9
     assert values(frame, "forecast_peak") == pytest.approx([quantiles[0].min()])
 
     # The same volume as usage %, alerting "above" 100 %.
@@ -233,13 +233,13 @@ def test_disk_fill_is_full_within_the_right_day(registry: ModelRegistry,
     free = DISK_FREE_AT_END + DISK_FILL_PER_DAY * (NOW - t) / DAY
     used = 100 * (1 - free / DISK_CAPACITY)
     inline = {"queryType": "threshold", "source": "inline", "threshold": 100, "direction": "above",
-              "horizon": "14d",
+              "horizon": "14d", "model": "seasonal-naive",
               "series": [{"name": "used_pct", "labels": {"mountpoint": "/var/lib/kafka"},
                           "timestamps": t.tolist(), "values": used.tolist()}]}
-    percent = WithForecaster(registry, DriftForecaster(sigma=0.1))
-    frame = check_numeric_wide(ok(run(percent, settings, {"B": inline})["B"]))
+    frame = check_numeric_wide(ok(run(ds, settings, {"B": inline})["B"]))
     (seconds,) = values(frame, "time_to_breach")
     assert 9 * DAY / 1000 <= seconds < 10 * DAY / 1000
+    assert frame.meta.custom["series"][0]["human"].startswith("above 100 in 9d ")
 
 
 def test_toto_reports_what_its_quantiles_imply(ds: ForecastDataSource, settings: DataSourceSettings) -> None:

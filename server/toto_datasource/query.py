@@ -2,7 +2,9 @@
 
 Our keys are validated strictly against query.schema.json (the same file the frontend's tests
 check the editors against); Grafana's own keys and unknown keys are ignored. Every problem is
-a 400 QueryError that names the field and what it accepts.
+a 400 QueryError that names the field and what it accepts. Inline `timestamps`/`values` arrays
+are checked with numpy against the same schema rules: jsonschema checks numbers one at a time,
+which cost seconds (holding the GIL) for a 64 x 2048 request.
 """
 
 from __future__ import annotations
@@ -170,6 +172,42 @@ def _describe(error: ValidationError) -> str:
     return f"{path}: {message}" + (f". Accepted: {description}" if description else "")
 
 
+_SERIES_ARRAY_MAX_ITEMS = 100_000  # as in query.schema.json
+_NUMBER_TYPES = frozenset({int, float})
+_NUMBER_OR_NULL_TYPES = frozenset({int, float, type(None)})
+
+
+def _split_series_arrays(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[tuple[int, str], list[Any]]]:
+    """A copy of the query with inline arrays emptied (for the schema), and those arrays by path."""
+    series = obj.get("series")
+    if not isinstance(series, list):
+        return obj, {}
+    arrays: dict[tuple[int, str], list[Any]] = {}
+    stripped: list[Any] = []
+    for i, item in enumerate(series):
+        if isinstance(item, dict):
+            item = dict(item)
+            for key in ("timestamps", "values"):
+                if isinstance(item.get(key), list):
+                    arrays[(i, key)] = item[key]
+                    item[key] = []
+        stripped.append(item)
+    return {**obj, "series": stripped}, arrays
+
+
+def _check_number_array(path: str, items: list[Any], *, allow_null: bool) -> None:
+    """The schema's rules for an inline array (maxItems; numbers, or null for values), in bulk."""
+    accepted = _validator().schema["properties"]["series"]["description"]
+    if len(items) > _SERIES_ARRAY_MAX_ITEMS:
+        raise bad_request(f"{path}: has {len(items)} items; at most {_SERIES_ARRAY_MAX_ITEMS} allowed. "
+                          f"Accepted: {accepted}")
+    allowed = _NUMBER_OR_NULL_TYPES if allow_null else _NUMBER_TYPES
+    if not set(map(type, items)) <= allowed:  # type(True) is bool: JSON booleans are not numbers
+        i, bad = next((i, v) for i, v in enumerate(items) if type(v) not in allowed)
+        kind = "number or null" if allow_null else "number"
+        raise bad_request(f"{path}.{i}: {_short(bad)} is not of type {kind}. Accepted: {accepted}")
+
+
 def _span(value: Any) -> Span | None:
     if value is None or value == "":
         return None
@@ -198,9 +236,12 @@ def parse_query(
         raise bad_request("query JSON must be an object")
     if query_type and not obj.get("queryType"):
         obj["queryType"] = query_type
-    error = best_match(_validator().iter_errors(obj))
+    stripped, arrays = _split_series_arrays(obj)
+    error = best_match(_validator().iter_errors(stripped))
     if error is not None:
         raise bad_request(_describe(error))
+    for (i, key), items in arrays.items():
+        _check_number_array(f"series.{i}.{key}", items, allow_null=key == "values")
     if from_ms > to_ms:
         raise bad_request(f"timeRange: from ({from_ms}) is after to ({to_ms}); expected from <= to")
 
@@ -254,7 +295,7 @@ def parse_query(
 
 def _inline_series(i: int, s: dict[str, Any]) -> InlineSeries:
     ts = np.asarray(s["timestamps"], dtype=np.float64)
-    values = np.asarray([np.nan if v is None else v for v in s["values"]], dtype=np.float64)
+    values = np.array(s["values"], dtype=np.float64)  # null → NaN
     if ts.size != values.size:
         raise bad_request(
             f"series.{i}: {ts.size} timestamps but {values.size} values; each value needs a timestamp (epoch ms)"

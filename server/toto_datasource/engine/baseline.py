@@ -1,4 +1,8 @@
-"""Seasonal-naive baseline: repeat the last season, band from the previous seasons' errors.
+"""Seasonal-naive baseline with drift: repeat the last season, shifted by the typical
+season-over-season change, band from the previous seasons' errors.
+
+The drift term is what lets the baseline answer capacity questions ("the volume is full in
+9 days"): without it a filling disk is forecast to stay where it is.
 
 Runs when asked for (`model: seasonal-naive`) and when Toto's weights cannot be had, so the
 product still answers offline; frames always say which model produced them.
@@ -40,17 +44,24 @@ def _ffill(x: np.ndarray) -> np.ndarray:
 
 
 def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
-    """(9, horizon) quantiles for one series."""
+    """(9, horizon) quantiles for one series.
+
+    Step h repeats the value one season before it, i.e. (h // s + 1) seasons back, plus that
+    many seasons of drift (the median season-over-season change); the band is the spread of
+    those changes around the drift, widened as seasons accumulate.
+    """
     observed = int(np.isfinite(history).sum())
     x = _ffill(np.asarray(history, dtype=np.float64))
     s = season_steps(step_ms, observed)
     h = np.arange(horizon)
     base = x[len(x) - s + (h % s)]
-    errors = x[s:] - x[:-s] if len(x) > s else np.zeros(1)
-    levels = np.quantile(errors, QUANTILE_LEVELS) if errors.size else np.zeros(9)
-    levels = levels - levels[4]  # centre the band on the seasonal value
-    widen = np.sqrt(1 + h // s)  # errors accumulate season over season
-    return np.sort(base[None, :] + levels[:, None] * widen[None, :], axis=0)
+    changes = x[s:] - x[:-s] if len(x) > s else np.zeros(1)
+    levels = np.quantile(changes, QUANTILE_LEVELS)
+    drift, spread = levels[4], levels - levels[4]
+    seasons_ahead = h // s + 1
+    median = base + drift * seasons_ahead
+    widen = np.sqrt(seasons_ahead)  # errors accumulate season over season
+    return np.sort(median[None, :] + spread[:, None] * widen[None, :], axis=0)
 
 
 class SeasonalNaiveForecaster:
