@@ -1,5 +1,5 @@
-"""Seasonal-naive baseline with drift: repeat the last season, shifted by the typical
-season-over-season change, band from the previous seasons' errors.
+"""Seasonal-naive baseline with drift: repeat the recent seasons (their median), shifted by the
+typical season-over-season change, band from the previous seasons' errors.
 
 The drift term is what lets the baseline answer capacity questions ("the volume is full in
 9 days"): without it a filling disk is forecast to stay where it is.
@@ -18,6 +18,7 @@ import numpy as np
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
 _SEASONS_MS = (7 * 86_400_000, 86_400_000, 3_600_000)
+_MEDIAN_OF_SEASONS = 3
 
 
 def season_steps(step_ms: int, observed: int) -> int:
@@ -46,20 +47,22 @@ def _ffill(x: np.ndarray) -> np.ndarray:
 def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
     """(9, horizon) quantiles for one series.
 
-    Step h repeats the value one season before it, i.e. (h // s + 1) seasons back, plus that
-    many seasons of drift (the median season-over-season change); the band is the spread of
-    those changes around the drift, widened as seasons accumulate.
+    Step h is the median of the same phase in the last (up to) three seasons, each moved forward
+    by the drift (the median season-over-season change) for the seasons between; the median keeps
+    a one-off spike from being echoed a season later. The band is the spread of the
+    season-over-season changes around the drift, widened as seasons accumulate.
     """
     observed = int(np.isfinite(history).sum())
     x = _ffill(np.asarray(history, dtype=np.float64))
     s = season_steps(step_ms, observed)
     h = np.arange(horizon)
-    base = x[len(x) - s + (h % s)]
     changes = x[s:] - x[:-s] if len(x) > s else np.zeros(1)
     levels = np.quantile(changes, QUANTILE_LEVELS)
     drift, spread = levels[4], levels - levels[4]
-    seasons_ahead = h // s + 1
-    median = base + drift * seasons_ahead
+    seasons_ahead = h // s + 1  # how many seasons back the latest same-phase value lies
+    back = range(1, min(_MEDIAN_OF_SEASONS, len(x) // s) + 1)
+    candidates = [x[len(x) - k * s + (h % s)] + drift * (seasons_ahead + k - 1) for k in back]
+    median = np.median(candidates, axis=0)
     widen = np.sqrt(seasons_ahead)  # errors accumulate season over season
     return np.sort(median[None, :] + spread[:, None] * widen[None, :], axis=0)
 
