@@ -36,7 +36,7 @@ from toto_datasource.query import ForecastQuery
 from toto_datasource.service import DataQueryInput, ForecastDataSource, QueryResult
 from toto_datasource.settings import DataSourceSettings, ModelSettings
 from toto_datasource.sources.base import HistoryRequest, Series
-from toto_datasource.sources.demo import DISK_CAPACITY, DISK_FILL_PER_DAY, DISK_FREE_AT_END, GB, DemoSource
+from toto_datasource.sources.demo import DISK_CAPACITY, DISK_FILL_PER_DAY, DISK_FREE_AT_END, DemoSource
 
 NOW = 498_611 * 3_600_000  # fixed clock on a whole hour (2026-11-18)
 HOUR, DAY = 3_600_000, 86_400_000

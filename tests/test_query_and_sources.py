@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from toto_datasource.errors import QueryError
 from toto_datasource.query import InlineSpec, parse_query, plan_query
 from toto_datasource.settings import DataSourceSettings, Secret, parse_settings
@@ -81,10 +80,22 @@ def test_invalid_fields_are_named(body: dict, field: str) -> None:
 @pytest.mark.parametrize(
     ("series", "field", "wrong"),
     [
-        ({"timestamps": [0, "60000"], "values": [1, 2]}, "series.0.timestamps.1", '"60000" is not of type number'),
-        ({"timestamps": [0, 60_000], "values": [1, True]}, "series.0.values.1", "true is not of type number or null"),
+        (
+            {"timestamps": [0, "60000"], "values": [1, 2]},
+            "series.0.timestamps.1",
+            '"60000" is not of type number',
+        ),
+        (
+            {"timestamps": [0, 60_000], "values": [1, True]},
+            "series.0.values.1",
+            "true is not of type number or null",
+        ),
         ({"timestamps": [0, None], "values": [1, 2]}, "series.0.timestamps.1", "null is not of type number"),
-        ({"timestamps": [0, 60_000], "values": [1, [2]]}, "series.0.values.1", "[2] is not of type number or null"),
+        (
+            {"timestamps": [0, 60_000], "values": [1, [2]]},
+            "series.0.values.1",
+            "[2] is not of type number or null",
+        ),
         ({"timestamps": [0, 60_000], "values": [1, 2], "extra": 1}, "series.0", "not allowed"),
         ({"timestamps": "0,60000", "values": [1, 2]}, "series.0.timestamps", "is not of type"),
     ],
@@ -93,18 +104,21 @@ def test_inline_arrays_follow_the_schema(series: dict, field: str, wrong: str) -
     """The bulk (numpy) check of inline arrays keeps the schema's rules and its error style."""
     with pytest.raises(QueryError) as err:
         parse({"source": "inline", "series": [series]})
-    assert err.value.status == 400 and err.value.message.startswith(f"{field}:") and wrong in err.value.message
+    assert err.value.status == 400
+    assert err.value.message.startswith(f"{field}:") and wrong in err.value.message
 
 
 def test_inline_nulls_are_missing_points() -> None:
-    q = parse({"source": "inline", "series": [{"timestamps": [0, 60_000, 120_000], "values": [1, None, 2.5]}]})
+    q = parse(
+        {"source": "inline", "series": [{"timestamps": [0, 60_000, 120_000], "values": [1, None, 2.5]}]}
+    )
     assert isinstance(q.source, InlineSpec)
     values = q.source.series[0].values
     assert values.dtype == np.float64 and values[0] == 1 and np.isnan(values[1]) and values[2] == 2.5
 
 
 def test_from_after_to_is_rejected() -> None:
-    with pytest.raises(QueryError, match="from .* is after to"):
+    with pytest.raises(QueryError, match=r"from .* is after to"):
         parse({}, from_ms=NOW, to_ms=NOW - 1)
 
 

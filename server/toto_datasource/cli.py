@@ -29,7 +29,11 @@ def _data_source(preload: bool):  # type: ignore[no-untyped-def]
 
     registry = ModelRegistry()
     ds = ForecastDataSource(registry, prometheus_factory=prometheus_factory())
-    loader = threading.Thread(target=registry.ensure, args=(_default_model_settings(),), daemon=True) if preload else None
+    loader = (
+        threading.Thread(target=registry.ensure, args=(_default_model_settings(),), daemon=True)
+        if preload
+        else None
+    )
     return ds, loader
 
 
@@ -96,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--output", default="forecast.csv")
     fc.add_argument("--plot", default="forecast.png")
     demo = sub.add_parser("demo", help="the main job: Grafana-style QueryData for the PostgreSQL scenario")
-    demo.add_argument("--model", default="", help="checkpoint dir or hub id (default: GF_PLUGIN_MODEL or the hub)")
+    demo.add_argument(
+        "--model", default="", help="checkpoint dir or hub id (default: GF_PLUGIN_MODEL or the hub)"
+    )
     demo.add_argument("--plot", default="var/demo/postgres-forecast.png")
     demo.add_argument("--threshold", type=float, default=500.0)
     demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the model to load")

@@ -45,8 +45,10 @@ def _wait_for_model(plugin: PluginProcess, ctx: pb.PluginContext, wait_s: float)
 def _query(plugin: PluginProcess, ctx: pb.PluginContext, model: str, now_ms: int) -> pb.DataResponse:
     body = {"refId": "A", "queryType": "forecast", "source": "demo", "scenario": "postgres-load",
             "horizon": "2h", "quantiles": [0.1, 0.5, 0.9], "includeHistory": True, "model": model}
-    query = pb.DataQuery(refId="A", json=json.dumps(body).encode(), intervalMS=60_000, maxDataPoints=2000,
-                         timeRange=pb.TimeRange(fromEpochMS=now_ms - 36 * 3_600_000, toEpochMS=now_ms + 2 * 3_600_000))
+    query = pb.DataQuery(
+        refId="A", json=json.dumps(body).encode(), intervalMS=60_000, maxDataPoints=2000,
+        timeRange=pb.TimeRange(fromEpochMS=now_ms - 36 * 3_600_000, toEpochMS=now_ms + 2 * 3_600_000),
+    )
     response = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=ctx, queries=[query]), timeout=300)
     return response.responses["A"]
 
@@ -66,7 +68,8 @@ def run_demo(args: argparse.Namespace) -> int:
         details = json.loads(health.jsonDetails or b"{}").get("model", {})
         use = "toto"
         if health.status != pb.CheckHealthResponse.OK:
-            print(f"\nThe Toto weights could not be loaded, so this demo cannot show a Toto forecast.\n{HOW_TO_POINT}\n"
+            print("\nThe Toto weights could not be loaded, so this demo cannot show a Toto forecast.\n"
+                  f"{HOW_TO_POINT}\n"
                   "Running on the seasonal-naive baseline instead (labelled as such below).\n")
             use = "seasonal-naive"
         elif details.get("randomWeights"):
@@ -100,5 +103,6 @@ def _answer(plugin: PluginProcess, ctx: pb.PluginContext, use: str, args: argpar
         print(f"Plot: {os.path.abspath(args.plot)}")
     started = time.perf_counter()
     code = plugin.shutdown()
-    print(f"Plugin stopped by GRPCController.Shutdown in {time.perf_counter() - started:.2f} s (exit {code}).")
+    print(f"Plugin stopped by GRPCController.Shutdown in {time.perf_counter() - started:.2f} s "
+          f"(exit {code}).")
     return 0

@@ -8,7 +8,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 QUERIES = Counter(
-    "toto_queries", "Queries answered, by query type and outcome status.", ["query_type", "status"], registry=REGISTRY
+    "toto_queries",
+    "Queries answered, by query type and outcome status.",
+    ["query_type", "status"],
+    registry=REGISTRY,
 )
 QUERY_SECONDS = Histogram(
     "toto_query_duration_seconds", "Time to answer one query, end to end.", ["query_type"], registry=REGISTRY
@@ -26,7 +29,9 @@ QUEUE_DEPTH = Gauge("toto_queue_depth", "Jobs waiting for the model.", registry=
 REJECTED = Counter("toto_jobs_rejected", "Jobs refused because the queue was full.", registry=REGISTRY)
 DROPPED = Counter("toto_jobs_dropped", "Jobs dropped because their caller gave up.", registry=REGISTRY)
 CACHE_HITS = Counter("toto_cache_hits", "Forecasts answered from the result cache.", registry=REGISTRY)
-MODEL_READY = Gauge("toto_model_ready", "1 when the model is loaded and warm.", ["checkpoint"], registry=REGISTRY)
+MODEL_READY = Gauge(
+    "toto_model_ready", "1 when the model is loaded and warm.", ["checkpoint"], registry=REGISTRY
+)
 
 
 def exposition() -> bytes:

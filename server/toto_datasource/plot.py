@@ -29,7 +29,10 @@ def plot_forecast(
 
     fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
     ax.plot(dates(history_ms), history, color="#3274d9", linewidth=1.2, label="history")
-    ax.plot(dates(future_ms), median, color="#e0752d", linestyle="--", linewidth=1.6, label=f"median ({model_label})")
+    ax.plot(
+        dates(future_ms), median, color="#e0752d", linestyle="--", linewidth=1.6,
+        label=f"median ({model_label})",
+    )
     ax.fill_between(dates(future_ms), lower, upper, color="#e0752d", alpha=0.2, label="10–90 % band")
     if threshold is not None:
         ax.axhline(threshold, color="#c4162a", linewidth=1, label=f"threshold {threshold:g}")

@@ -32,7 +32,10 @@ HORIZON_FRACTION_OF_CONTEXT = 4  # history should cover at least 4× the horizon
 MIN_AUTO_STEP_MS = 15_000
 NICE_STEPS_MS = tuple(
     s * 1000
-    for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+    for s in (
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
+        7200, 10800, 21600, 43200, 86400, 172800, 604800,
+    )
 )
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$")
@@ -47,7 +50,7 @@ def parse_duration_ms(text: str) -> int:
 
 def format_duration(ms: float) -> str:
     """Human form: 1d 10h, 15m, 30s."""
-    ms = int(round(ms))
+    ms = round(ms)
     if ms <= 0:
         return "0s"
     parts = []
@@ -158,7 +161,8 @@ def _describe(error: ValidationError) -> str:
     if kind in ("maxItems", "minItems"):
         message = f"has {len(value)} items; {'at most' if kind == 'maxItems' else 'at least'} {limit} allowed"
     elif kind in ("maxLength", "minLength"):
-        message = f"is {len(value)} characters long; {'at most' if kind == 'maxLength' else 'at least'} {limit}"
+        bound = "at most" if kind == "maxLength" else "at least"
+        message = f"is {len(value)} characters long; {bound} {limit}"
     elif kind == "type":
         message = f"{_short(value)} is not of type {limit}"
     elif kind == "enum":
@@ -298,13 +302,20 @@ def _inline_series(i: int, s: dict[str, Any]) -> InlineSeries:
     values = np.array(s["values"], dtype=np.float64)  # null → NaN
     if ts.size != values.size:
         raise bad_request(
-            f"series.{i}: {ts.size} timestamps but {values.size} values; each value needs a timestamp (epoch ms)"
+            f"series.{i}: {ts.size} timestamps but {values.size} values; "
+            "each value needs a timestamp (epoch ms)"
         )
     if ts.size < 2:
         raise bad_request(f"series.{i}: needs at least 2 points, got {ts.size}")
     if not np.isfinite(ts).all():
-        raise bad_request(f"series.{i}.timestamps: every timestamp must be a finite epoch-millisecond number")
-    name = s.get("name") or ",".join(f"{k}={v}" for k, v in sorted((s.get("labels") or {}).items())) or f"series{i}"
+        raise bad_request(
+            f"series.{i}.timestamps: every timestamp must be a finite epoch-millisecond number"
+        )
+    name = (
+        s.get("name")
+        or ",".join(f"{k}={v}" for k, v in sorted((s.get("labels") or {}).items()))
+        or f"series{i}"
+    )
     return InlineSeries(name, dict(s.get("labels") or {}), ts.astype(np.int64), values)
 
 
@@ -327,7 +338,9 @@ def choose_step_ms(query: ForecastQuery) -> int:
     return nice_step(required)
 
 
-def plan_query(query: ForecastQuery, now_ms: int, step_ms: int | None = None, end_ms: int | None = None) -> Plan:
+def plan_query(
+    query: ForecastQuery, now_ms: int, step_ms: int | None = None, end_ms: int | None = None
+) -> Plan:
     """History ends at now (or the range end if that is earlier); the forecast runs to the range
     end when it lies in the future, else for the requested or default horizon."""
     step = step_ms or choose_step_ms(query)

@@ -64,7 +64,8 @@ def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str
     if at is None:
         extreme = band.max() if direction == "above" else band.min()
         horizon_min = (s.future_ms[-1] - s.history_ms[-1]) / 60000 if s.history_ms.size else len(band)
-        return (f"{s.name}: {label} stays {'below' if direction == 'above' else 'above'} {threshold:g}{unit_text} "
+        side = "below" if direction == "above" else "above"
+        return (f"{s.name}: {label} stays {side} {threshold:g}{unit_text} "
                 f"for the next {horizon_min:.0f} min ({'peak' if direction == 'above' else 'low'} {label} = "
                 f"{extreme:.0f}{unit_text})")
     when = datetime.fromtimestamp(s.future_ms[at] / 1000, tz=UTC).strftime("%H:%M UTC")

@@ -115,12 +115,16 @@ class ForecastDataSource:
                 if isinstance(settings, QueryError):
                     raise settings
                 query = self._parse(q, settings)
-                pending[q.ref_id] = (self._submit(query, settings, for_alert, deadline), query.query_type, started)
+                pending[q.ref_id] = (
+                    self._submit(query, settings, for_alert, deadline), query.query_type, started
+                )
             except QueryError as exc:
                 results[q.ref_id] = self._failed(exc, q.query_type or "forecast")
             except Exception as exc:  # a bug must not take down the other queries
                 log.exception("query failed", extra={"kv": {"refId": q.ref_id}})
-                results[q.ref_id] = self._failed(QueryError(f"internal error: {type(exc).__name__}: {exc}", 500), "")
+                results[q.ref_id] = self._failed(
+                    QueryError(f"internal error: {type(exc).__name__}: {exc}", 500), ""
+                )
         for ref_id, (out, qtype, started) in pending.items():
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
@@ -131,13 +135,16 @@ class ForecastDataSource:
                 metrics.QUERIES.labels(qtype, "200").inc()
                 metrics.QUERY_SECONDS.labels(qtype).observe(time.perf_counter() - started)
             except FutureTimeout:
-                results[ref_id] = self._failed(QueryError("the forecast did not finish before the request's deadline",
-                                                          504), qtype)
+                results[ref_id] = self._failed(
+                    QueryError("the forecast did not finish before the request's deadline", 504), qtype
+                )
             except QueryError as exc:
                 results[ref_id] = self._failed(exc, qtype)
             except Exception as exc:
                 log.exception("query failed", extra={"kv": {"refId": ref_id}})
-                results[ref_id] = self._failed(QueryError(f"internal error: {type(exc).__name__}: {exc}", 500), qtype)
+                results[ref_id] = self._failed(
+                    QueryError(f"internal error: {type(exc).__name__}: {exc}", 500), qtype
+                )
         return results
 
     @staticmethod
@@ -165,7 +172,8 @@ class ForecastDataSource:
             return InlineSource(spec)
         if settings.prometheus is None:
             raise bad_request(
-                "source: prometheus queries need a Prometheus URL in the data source settings (Prometheus URL field)"
+                "source: prometheus queries need a Prometheus URL in the data source settings "
+                "(Prometheus URL field)"
             )
         if self._prometheus_factory is None:
             raise bad_request("source: prometheus is not available in this build")
@@ -214,7 +222,9 @@ class ForecastDataSource:
             f"context={plan.grid.count} horizon={plan.horizon} steps ({format_duration(plan.horizon_ms)})"
         )
 
-    def _notices(self, history: History, forecaster: Forecaster, settings: DataSourceSettings) -> list[Notice]:
+    def _notices(
+        self, history: History, forecaster: Forecaster, settings: DataSourceSettings
+    ) -> list[Notice]:
         notices = [Notice("warning", text) for text in history.notices]
         if forecaster is self.registry.baseline:
             notices.append(Notice("info", "Forecast by the seasonal-naive baseline, not by Toto."))
@@ -230,10 +240,15 @@ class ForecastDataSource:
         if isinstance(settings, QueryError):
             return HealthResult(False, f"invalid data source settings: {settings}")
         slot = self.registry.ensure(settings.model)
-        details: dict[str, Any] = {"model": {"checkpoint": settings.model.checkpoint, "state": slot.state, **slot.info}}
+        details: dict[str, Any] = {
+            "model": {"checkpoint": settings.model.checkpoint, "state": slot.state, **slot.info}
+        }
         if slot.state == "loading":
-            return HealthResult(False, f"loading the Toto model {settings.model.checkpoint}; test again in a few "
-                                       "seconds", details)
+            return HealthResult(
+                False,
+                f"loading the Toto model {settings.model.checkpoint}; test again in a few seconds",
+                details,
+            )
         if slot.state == "failed":
             return HealthResult(False, slot.error, details)
         assert slot.forecaster is not None
@@ -253,7 +268,9 @@ class ForecastDataSource:
             message += " — WARNING: random-weight test checkpoint, not a forecasting model"
         if settings.prometheus is not None and self._prometheus_factory is not None:
             upstream = self._prometheus_factory(settings).check()  # type: ignore[attr-defined]
-            details["prometheus"] = {"ok": upstream.ok, "message": upstream.message, "version": upstream.version}
+            details["prometheus"] = {
+                "ok": upstream.ok, "message": upstream.message, "version": upstream.version
+            }
             if not upstream.ok:
                 return HealthResult(False, upstream.message, details)
             message += f". {upstream.message}"

@@ -42,7 +42,9 @@ class ModelSlot:
 def warmup_shapes() -> list[tuple[int, int]]:
     """(context length, horizon) per shape bucket warmed up before the model reports ready.
     A length that is not a multiple of 32 exercises the padded (masked-attention) path too."""
-    contexts = [int(x) for x in os.environ.get("TOTO_WARMUP_CONTEXTS", "100,512,2048").split(",") if x.strip()]
+    contexts = [
+        int(x) for x in os.environ.get("TOTO_WARMUP_CONTEXTS", "100,512,2048").split(",") if x.strip()
+    ]
     horizons = [int(x) for x in os.environ.get("TOTO_WARMUP_HORIZONS", "64,256").split(",") if x.strip()]
     return [(c, h) for c in contexts for h in horizons]
 
@@ -52,7 +54,9 @@ def default_limits(device: str) -> BatchLimits:
         1024 * 2048 if device.startswith("cuda") else 128 * 2048
     )
     window = float(os.environ.get("TOTO_BATCH_WINDOW_MS", 0)) / 1000
-    return BatchLimits(max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window)
+    return BatchLimits(
+        max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window
+    )
 
 
 class ModelRegistry:
@@ -105,7 +109,8 @@ class ModelRegistry:
 
             def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
                 return run_forecast(
-                    loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
+                    loaded, values, mask, ids, horizon,
+                    has_missing_values=has_missing, decode_block_size=block,
                 )
 
             info = loaded.describe()
@@ -125,7 +130,10 @@ class ModelRegistry:
             log.info("model ready", extra={"kv": info})
         except CheckpointError as exc:
             slot.error, slot.state = str(exc), "failed"
-            log.error("model load failed", extra={"kv": {"checkpoint": slot.settings.checkpoint, "error": str(exc)}})
+            log.error(
+                "model load failed",
+                extra={"kv": {"checkpoint": slot.settings.checkpoint, "error": str(exc)}},
+            )
         except Exception as exc:
             slot.error = f"loading Toto failed: {type(exc).__name__}: {exc}"
             slot.state = "failed"

@@ -59,7 +59,8 @@ def _describe_failure(checkpoint: str, exc: Exception) -> str:
     hint = (
         "Download the weights where there is internet access "
         f"(`huggingface-cli download {checkpoint} --local-dir DIR`) and set the data source's "
-        "Model field, or `model = DIR` under [plugin.toto-forecast-datasource] in grafana.ini, to that directory."
+        "Model field, or `model = DIR` under [plugin.toto-forecast-datasource] in grafana.ini, "
+        "to that directory."
     )
     if os.path.isdir(checkpoint):
         if not os.path.exists(os.path.join(checkpoint, "config.json")):
@@ -91,7 +92,11 @@ def load_toto(settings: ModelSettings) -> LoadedModel:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.set_float32_matmul_precision("high")
-    checkpoint = str(Path(settings.checkpoint).expanduser()) if settings.checkpoint.startswith("~") else settings.checkpoint
+    checkpoint = (
+        str(Path(settings.checkpoint).expanduser())
+        if settings.checkpoint.startswith("~")
+        else settings.checkpoint
+    )
     try:
         model = Toto2Model.from_pretrained(checkpoint, map_location=device)
     except Exception as exc:  # hub errors, bad files: all become one actionable message

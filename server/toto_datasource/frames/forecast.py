@@ -73,7 +73,10 @@ def forecast_frame(
         if q == 0.5:
             config["custom"] = {"lineStyle": {"fill": "dash", "dash": [10, 10]}, "lineWidth": 2}
         elif not ctx.for_alert:
-            custom: dict[str, Any] = {"lineWidth": 0, "hideFrom": {"legend": True, "tooltip": False, "viz": False}}
+            custom: dict[str, Any] = {
+                "lineWidth": 0,
+                "hideFrom": {"legend": True, "tooltip": False, "viz": False},
+            }
             partner = round(1.0 - q, 1)
             if q > 0.5 and partner in wanted:
                 custom["fillBelowTo"] = f"{series.name} {quantile_name(partner)}"

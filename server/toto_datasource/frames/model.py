@@ -67,7 +67,9 @@ class FrameMeta:
         return cls(
             type=obj.pop("type", ""),
             type_version=(int(version[0]), int(version[1])) if version else None,
-            notices=[Notice(n.get("severity", ""), n.get("text", "")) for n in obj.pop("notices", None) or []],
+            notices=[
+                Notice(n.get("severity", ""), n.get("text", "")) for n in obj.pop("notices", None) or []
+            ],
             executed_query_string=obj.pop("executedQueryString", ""),
             custom=obj.pop("custom", None),
             preferred_visualisation_type=obj.pop("preferredVisualisationType", ""),

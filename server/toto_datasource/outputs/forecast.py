@@ -52,7 +52,9 @@ class PendingForecast:
         for i, series in enumerate(req.history.series):
             if req.query.include_history and not req.ctx.for_alert:
                 frames.append(history_frame(series, grid, req.query.from_ms, req.ctx))
-            frames.append(forecast_frame(series, future_ms, out.quantiles[:, i, :], req.query.quantiles, req.ctx))
+            frames.append(
+                forecast_frame(series, future_ms, out.quantiles[:, i, :], req.query.quantiles, req.ctx)
+            )
         return frames
 
 

@@ -6,6 +6,7 @@ as go-plugin's handshake, and the gRPC channel goes to the address it names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -46,14 +47,17 @@ class PluginProcess:
 
     command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "toto_datasource"])
     env: dict[str, str] = field(default_factory=dict)
-    stderr: Any = None  # a file object to keep the plugin's hclog lines; None: discard (or TOTO_PLUGIN_STDERR=1)
+    # a file object to keep the plugin's hclog lines; None: discard (or TOTO_PLUGIN_STDERR=1)
+    stderr: Any = None
     start_seconds: float = 0.0
 
     def __enter__(self) -> PluginProcess:
         env = {**os.environ, **self.env, "grafana_plugin_type": "datasource", "PLUGIN_PROTOCOL_VERSIONS": "2",
                "PLUGIN_MIN_PORT": "0", "PLUGIN_MAX_PORT": "0"}
         started = time.perf_counter()
-        self.proc = subprocess.Popen(self.command, env=env, stdout=subprocess.PIPE, stderr=self._stderr(), text=True)
+        self.proc = subprocess.Popen(
+            self.command, env=env, stdout=subprocess.PIPE, stderr=self._stderr(), text=True
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.start_seconds = time.perf_counter() - started
@@ -79,10 +83,8 @@ class PluginProcess:
 
     def shutdown(self, timeout: float = 2.0) -> int:
         """go-plugin's Kill(): Shutdown, wait up to 2 s, then SIGKILL. Returns the exit code."""
-        try:
+        with contextlib.suppress(grpc.RpcError):
             self.controller.Shutdown(ctl.Empty(), timeout=timeout)
-        except grpc.RpcError:
-            pass
         self.channel.close()
         try:
             return self.proc.wait(timeout)

@@ -7,6 +7,7 @@ stdout line, then send all later stdout to stderr, ignore SIGINT and exit on Shu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -105,10 +106,8 @@ def serve_plugin(ds: ForecastDataSource, on_ready: threading.Thread | None = Non
         on_ready.start()
     stop.wait()
     server.stop(grace=1).wait(1.5)
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
     sys.stderr.flush()
     os._exit(0)
 
@@ -119,7 +118,9 @@ def serve_standalone(ds: ForecastDataSource, address: str, on_ready: threading.T
     server = build_server(ds, stop, honour_shutdown=False)
     port = server.add_insecure_port(address)
     server.start()
-    print(f"toto-datasource serving pluginv2 on {address.rsplit(':', 1)[0]}:{port}", file=sys.stderr, flush=True)
+    print(
+        f"toto-datasource serving pluginv2 on {address.rsplit(':', 1)[0]}:{port}", file=sys.stderr, flush=True
+    )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if on_ready is not None:

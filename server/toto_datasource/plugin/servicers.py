@@ -58,12 +58,16 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
     def __init__(self, ds: ForecastDataSource) -> None:
         self.ds = ds
 
-    def CheckHealth(self, request: pb.CheckHealthRequest, context: grpc.ServicerContext) -> pb.CheckHealthResponse:
+    def CheckHealth(
+        self, request: pb.CheckHealthRequest, context: grpc.ServicerContext
+    ) -> pb.CheckHealthResponse:
         try:
             result = self.ds.check_health(wire.settings_from(request.pluginContext))
         except Exception as exc:
             log.exception("CheckHealth failed")
-            return pb.CheckHealthResponse(status=pb.CheckHealthResponse.ERROR, message=f"health check failed: {exc}")
+            return pb.CheckHealthResponse(
+                status=pb.CheckHealthResponse.ERROR, message=f"health check failed: {exc}"
+            )
         status = pb.CheckHealthResponse.OK if result.ok else pb.CheckHealthResponse.ERROR
         details = json.dumps(result.details, default=str).encode()
         return pb.CheckHealthResponse(status=status, message=result.message, jsonDetails=details)
@@ -88,7 +92,9 @@ class ResourceServicer(pb_grpc.ResourceServicer):
             code, body, content_type = response.status, response.encoded(), response.content_type
         except Exception as exc:
             log.exception("CallResource failed")
-            code, body, content_type = 500, json.dumps({"error": f"internal error: {exc}"}).encode(), "application/json"
+            code, body, content_type = (
+                500, json.dumps({"error": f"internal error: {exc}"}).encode(), "application/json"
+            )
         headers = {"Content-Type": pb.StringList(values=[content_type])}
         yield pb.CallResourceResponse(code=code, headers=headers, body=body)
 

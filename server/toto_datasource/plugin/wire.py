@@ -14,7 +14,9 @@ from ..settings import DataSourceSettings, parse_settings
 log = logging.getLogger(__name__)
 
 
-def settings_from(ctx: pb.PluginContext, environ: Mapping[str, str] | None = None) -> DataSourceSettings | QueryError:
+def settings_from(
+    ctx: pb.PluginContext, environ: Mapping[str, str] | None = None
+) -> DataSourceSettings | QueryError:
     """Typed settings, or the QueryError every query of the request will carry."""
     ds = ctx.dataSourceInstanceSettings
     try:

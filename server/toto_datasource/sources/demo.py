@@ -52,20 +52,23 @@ def postgres_load(grid: TimeGrid) -> Series:
     start = k * period + _uniform(k * 1000.0, 3.0) * (period - 30 * grid.step_ms)
     active = (_uniform(k * 1000.0, 5.0) < 0.5) & (t >= start) & (t < start + 30 * grid.step_ms)
     qps = qps + active * (250 + 250 * _uniform(k * 1000.0, 7.0))
-    return Series("db_qps", {"__name__": "db_qps", "db": "orders", "instance": "pg-primary"}, np.maximum(qps, 0))
+    labels = {"__name__": "db_qps", "db": "orders", "instance": "pg-primary"}
+    return Series("db_qps", labels, np.maximum(qps, 0))
 
 
 def cpu(grid: TimeGrid) -> Series:
     t = grid.timestamps_ms().astype(np.float64)
     value = 45 + 20 * _daily(t, 15.0) + 5 * _hourly(t) + 3 * _normal(t, 2.0)
-    return Series("cpu_utilisation", {"__name__": "cpu_utilisation", "instance": "web-1"}, np.clip(value, 0, 100))
+    labels = {"__name__": "cpu_utilisation", "instance": "web-1"}
+    return Series("cpu_utilisation", labels, np.clip(value, 0, 100))
 
 
 def memory_leak(grid: TimeGrid) -> Series:
     t = grid.timestamps_ms().astype(np.float64)
     since_restart = (t % (3 * DAY_MS)) / HOUR_MS  # the process restarts every 3 days
     value = 1.2 * GB + 0.05 * GB * since_restart + 0.02 * GB * _normal(t, 3.0)
-    return Series("process_resident_memory_bytes", {"__name__": "process_resident_memory_bytes", "job": "api"}, value)
+    labels = {"__name__": "process_resident_memory_bytes", "job": "api"}
+    return Series("process_resident_memory_bytes", labels, value)
 
 
 DISK_CAPACITY = 500 * GB
@@ -77,7 +80,9 @@ def disk_fill(grid: TimeGrid) -> Series:
     t = grid.timestamps_ms().astype(np.float64)
     days_before_end = (t - grid.end_ms) / DAY_MS
     free = DISK_FREE_AT_END - DISK_FILL_PER_DAY * days_before_end + 0.3 * GB * _daily(t, 3.0)
-    labels = {"__name__": "node_filesystem_avail_bytes", "mountpoint": "/var/lib/kafka", "instance": "kafka-1"}
+    labels = {
+        "__name__": "node_filesystem_avail_bytes", "mountpoint": "/var/lib/kafka", "instance": "kafka-1"
+    }
     return Series("node_filesystem_avail_bytes", labels, np.clip(free, 0, DISK_CAPACITY))
 
 

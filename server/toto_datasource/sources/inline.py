@@ -24,7 +24,9 @@ class InlineSource:
             ts = np.unique(s.timestamps_ms)
             diffs = np.diff(ts)
             if diffs.size == 0:
-                raise bad_request(f"series.{i}.timestamps: all timestamps are equal; need at least 2 distinct times")
+                raise bad_request(
+                    f"series.{i}.timestamps: all timestamps are equal; need at least 2 distinct times"
+                )
             steps.append(int(np.median(diffs)))
             ends.append(int(ts[-1]))
             starts.append(int(ts[0]))
