@@ -204,6 +204,7 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
         for n in levels
     }
     big = make_request(rng, 64, args.context, args.horizon)
+    one = make_request(rng, 1, args.context, args.horizon)
     res: dict = {"size": size, "requests": {n: len(p) for n, p in pools.items()}}
 
     # offline upper bound and naive serving, in this process, before the server exists
@@ -240,8 +241,11 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
         "GF_PLUGIN_DEVICE": "cpu",
         "HF_HUB_OFFLINE": "1",
     }
+    started = time.perf_counter()
     with PluginProcess(env=env) as plugin:
         res["health"] = wait_ready(plugin)
+        res["handshake_s"] = plugin.start_seconds
+        res["ready_s"] = time.perf_counter() - started
         res["server"] = {}
         for n in levels:
             plugin.data.QueryData(pools[n][0].message, timeout=600)  # same-shape warm call, not timed
@@ -275,6 +279,12 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
             shares.append(((e2e - model) / e2e, e2e, model, resp.ByteSize()))
         share, e2e, model, size_b = sorted(shares)[len(shares) // 2]
         res["overhead"] = {"share": share, "e2e": e2e, "model": model, "bytes": size_b}
+        lone = []
+        for _ in range(args.repeats + 2):
+            t = time.perf_counter()
+            plugin.data.QueryData(one.message, timeout=600)
+            lone.append(time.perf_counter() - t)
+        res["one_series_ms"] = 1000 * float(np.median(lone))
         res["server_peak_rss_mb"] = peak_rss_mb(plugin.proc.pid)
     res["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
@@ -314,6 +324,13 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
             f"{o['model']:.3f} | {100 * o['share']:.1f} % | {o['bytes'] / 1e6:.1f} MB | "
             f"{r['server_peak_rss_mb']:.0f} |"
         )
+    lines += ["", "| model | start → handshake (s) | start → ready (s) | QueryData 1 series (ms, median) | "
+              "QueryData 64 series (s) | server peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['size']} | {r['handshake_s']:.2f} | {r['ready_s']:.1f} | {r['one_series_ms']:.0f} | "
+            f"{r['overhead']['e2e']:.3f} | {r['server_peak_rss_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -346,7 +363,8 @@ def main() -> None:
     command = "bench/run.py " + " ".join(sys.argv[1:])
     header = (
         f"## {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} — `{command}`\n\n"
-        f"Machine: {machine()}. Total run time {total:.0f} s. Random-weight checkpoints "
+        f"Machine: {machine()}. Total run time {total:.0f} s, load average at the end "
+        f"{os.getloadavg()[0]:.1f} (1 min) / {os.getloadavg()[2]:.1f} (15 min). Random-weight checkpoints "
         f"(numbers are speed only). Requests: 1–20 series each, context {args.context}, horizon "
         f"{args.horizon}, inline source, history frames included; requests per level "
         f"{ {n: results[0]['requests'][n] for n in args.clients} }.\n"
