@@ -267,7 +267,11 @@ class ForecastDataSource:
         if info.get("randomWeights"):
             message += " — WARNING: random-weight test checkpoint, not a forecasting model"
         if settings.prometheus is not None and self._prometheus_factory is not None:
-            upstream = self._prometheus_factory(settings).check()  # type: ignore[attr-defined]
+            try:
+                upstream = self._prometheus_factory(settings).check()  # type: ignore[attr-defined]
+            except QueryError as exc:  # e.g. a CA certificate that does not parse
+                details["prometheus"] = {"ok": False, "message": exc.message}
+                return HealthResult(False, f"Prometheus settings: {exc.message}", details)
             details["prometheus"] = {
                 "ok": upstream.ok, "message": upstream.message, "version": upstream.version
             }

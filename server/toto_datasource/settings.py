@@ -2,17 +2,19 @@
 
 Grafana sends the settings with every request (PluginContext.dataSourceInstanceSettings);
 `parse_settings` turns them into frozen values keyed by (uid, lastUpdatedMS) so a changed
-configuration takes effect on the next request. Secrets are wrapped in `Secret` so that a log
-line or an error message that formats a settings object never shows them.
+configuration takes effect on the next request. Secrets are wrapped in `Secret` and credentials
+in a URL are shown as `***`, so a log line or an error message that formats settings never shows them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import bad_request
 
@@ -58,6 +60,18 @@ class ModelSettings:
     dtype: str = "float32"  # float32 | bfloat16
 
 
+def redact_url(url: str, userinfo: str = "***") -> str:
+    """The URL as messages and logs may show it: `user:password@` becomes `***@` (or is dropped
+    when `userinfo` is "") and the query string, which may carry a token, is left out."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{userinfo}@{host}" if userinfo and "@" in parts.netloc else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 @dataclass(frozen=True)
 class PrometheusSettings:
     url: str
@@ -69,6 +83,13 @@ class PrometheusSettings:
     tls_ca_cert: str = ""
     tls_skip_verify: bool = False
     timeout_s: float = 30.0
+
+    def __repr__(self) -> str:
+        """The dataclass repr, but the URL redacted: users paste http://user:pass@host/ URLs."""
+        rest = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name != "url"
+        )
+        return f"PrometheusSettings(url={redact_url(self.url)!r}, {rest})"
 
 
 @dataclass(frozen=True)
@@ -91,7 +112,9 @@ def env_setting(name: str, environ: Mapping[str, str] | None = None) -> str:
     return env.get(f"GF_PLUGIN_{key}") or env.get(f"TOTO_{key}") or ""
 
 
-def model_settings(json_data: Mapping[str, object], environ: Mapping[str, str] | None = None) -> ModelSettings:
+def model_settings(
+    json_data: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> ModelSettings:
     """Admin settings (env) override the data source's jsonData: an air-gapped install can
     pin a local checkpoint directory for every data source."""
 
@@ -112,7 +135,9 @@ def _number(json_data: Mapping[str, object], key: str, default: float, lo: float
     try:
         value = float(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise bad_request(f"data source setting {key}: {raw!r} is not a number; expected {lo:g}-{hi:g}") from None
+        raise bad_request(
+            f"data source setting {key}: {raw!r} is not a number; expected {lo:g}-{hi:g}"
+        ) from None
     if not lo <= value <= hi:
         raise bad_request(f"data source setting {key}: {value:g} is out of range; expected {lo:g}-{hi:g}")
     return value

@@ -21,6 +21,7 @@ class FakeUpstream:
     server: ThreadingHTTPServer
     release: threading.Event  # set to let /slow requests finish (at teardown)
     seen_headers: list[dict[str, str]] = field(default_factory=list)
+    seen_paths: list[str] = field(default_factory=list)  # request path with its query string
 
     def stop(self) -> None:
         self.release.set()
@@ -57,6 +58,7 @@ def _handler(fake: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             mode = urlsplit(self.path).path.strip("/").split("/")[0]
             params = self._params()
             fake.seen_headers.append({k.lower(): v for k, v in self.headers.items()})
+            fake.seen_paths.append(self.path)
             if mode == "garbage":
                 self._send(200, b'{"status": "success", "data": {"resultType": "matr')
             elif mode == "html":

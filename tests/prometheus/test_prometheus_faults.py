@@ -168,6 +168,20 @@ def test_auth_headers_are_sent(fake: FakeUpstream) -> None:
     assert basic_seen["authorization"] == "Basic " + base64.b64encode(f"u:{TOKEN}".encode()).decode()
 
 
+def test_url_query_string_goes_with_every_request(fake: FakeUpstream) -> None:
+    """Some Prometheus-compatible APIs want a parameter on every call (a tenant, an org id); a
+    configured URL's query string is sent each time and never shown in messages."""
+    fake.seen_paths.clear()
+    src = PrometheusSource(settings(f"{fake.url}/echo?orgId=7&tenant=a%20b"), 500)
+    assert src.fetch(request("up", grid(1_700_000_000, 60, 16))).series[0].observed == 16
+    assert src.check().version == "9.9.9-fake"
+    assert len(fake.seen_paths) >= 2
+    for path in fake.seen_paths:
+        assert "orgId=7" in path and "tenant=a+b" in path.replace("%20", "+"), path
+    err = fetch_error(settings(f"{fake.url}/status503?orgId=7"))
+    assert f"{fake.url}/status503" in err.message and "orgId" not in err.message
+
+
 def secret_settings(url: str, **kw: object) -> list[PrometheusSettings]:
     """The same upstream with the token in every place a secret can live."""
     header = [("X-Api-Key", TOKEN)]

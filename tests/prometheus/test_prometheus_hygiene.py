@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from toto_datasource.settings import parse_settings
 from toto_datasource.sources.base import TimeGrid
 from toto_datasource.sources.prometheus import (
     MAX_POINTS_PER_REQUEST,
@@ -87,10 +88,23 @@ def test_chunks_cover_the_grid_exactly(count: int) -> None:
 
 
 def test_redact_url() -> None:
-    assert (
-        redact_url("https://user:pw@prom.example:9090/prefix/?token=x") == "https://prom.example:9090/prefix/"
-    )
+    url = "https://user:pw@prom.example:9090/prefix/?token=x"
+    assert redact_url(url) == "https://***@prom.example:9090/prefix/"
+    assert redact_url(url, userinfo="") == "https://prom.example:9090/prefix/"  # what requests go to
     assert redact_url("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
+    assert redact_url("http://u:p@[::1]:9090/") == "http://***@[::1]:9090/"
+
+
+def test_settings_repr_hides_url_credentials() -> None:
+    """Settings end up in log lines and tracebacks: neither the URL's password nor a secret shows."""
+    ds = parse_settings(
+        json_data={"prometheusUrl": "http://admin:hunter2-pw@prom:9090/api?key=k3y", "authType": "bearer"},
+        secure={"bearerToken": "tok-abc-123"},
+    )
+    for text in (repr(ds), str(ds), repr(ds.prometheus), f"{ds}"):
+        assert "hunter2-pw" not in text and "admin" not in text and "k3y" not in text
+        assert "tok-abc-123" not in text
+        assert "url='http://***@prom:9090/api'" in text and "auth='bearer'" in text
 
 
 def test_misaligned_duplicate_and_infinite_points_from_an_upstream(fake: FakeUpstream) -> None:

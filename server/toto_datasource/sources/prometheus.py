@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 import numpy as np
 
 from ..errors import QueryError, bad_request, downstream
-from ..settings import PrometheusSettings
+from ..settings import PrometheusSettings, redact_url
 from .base import History, HistoryRequest, Series, TimeGrid
 
 log = logging.getLogger(__name__)
@@ -60,18 +60,6 @@ class _Placed:
     misaligned: int = 0
     duplicates: int = 0
     non_finite: int = 0
-
-
-def redact_url(url: str) -> str:
-    """The URL as users may see it: without user:password@ and without a query string."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def series_name(labels: Mapping[str, str], legend_format: str, expr: str) -> str:
@@ -171,13 +159,17 @@ class PrometheusSource:
         self.settings = settings
         self.max_series = max_series
         # Credentials in the URL (http://user:pass@host) become basic auth: httpx logs request
-        # URLs, so the URL we send must never carry them.
+        # URLs, so the URL we send never carries them, and the one messages show has ***@ instead.
+        self._base = redact_url(settings.url, userinfo="").rstrip("/")
+        # A query string in the configured URL (e.g. a tenant or org parameter some Prometheus-
+        # compatible APIs want) goes with every request; messages leave it out (it may hold a token).
+        self._base_params = parse_qsl(urlsplit(settings.url).query, keep_blank_values=True)
         self.url = redact_url(settings.url).rstrip("/")
         userinfo = urlsplit(settings.url)
         # Values that must never reach a message or a log line (upstream error bodies are redacted too).
         self._secrets = [s for s in (settings.basic_password.reveal(), settings.bearer_token.reveal()) if s]
         self._secrets += [v.reveal() for _, v in settings.headers if v]
-        self._secrets += [p for p in (userinfo.password,) if p]
+        self._secrets += [p for p in (userinfo.password, unquote(userinfo.password or "")) if p]
         self._clock = time.monotonic  # injectable so tests can drive the deadline without waiting
         self._headers = {name: value.reveal() for name, value in settings.headers}
         self._auth: httpx.Auth | None = None
@@ -484,8 +476,8 @@ class PrometheusSource:
         try:
             req = self._client.build_request(
                 method,
-                self.url + path,
-                params=None if form else params,
+                self._base + path,
+                params=[*self._base_params, *(() if form else (params or {}).items())] or None,
                 data=params if form else None,
                 headers=self._headers,
                 timeout=httpx.Timeout(remaining),
