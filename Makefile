@@ -37,7 +37,7 @@ tiny-model: $(TINY)
 demo: install
 	$(PY) -m toto_datasource demo $(if $(MODEL),--model $(MODEL))
 
-test: test-python test-frontend test-conformance
+test: lint test-python test-frontend test-conformance
 
 test-python: install $(TINY)
 	$(PY) -m pytest -q

@@ -50,10 +50,10 @@ def warmup_shapes() -> list[tuple[int, int]]:
 
 
 # Rows × length per model call. A GPU gains from big batches; a CPU does not: on 2 cores the
-# 4m/22m checkpoints forecast the most series per second at 8-32 rows of 2048 points per call,
-# 15-25 % fewer at 128 (bench/RESULTS.md, "rows per call").
+# 4m/22m checkpoints forecast the most series per second at 16-32 rows of 2048 points per call,
+# 25-30 % fewer at 128 (bench/RESULTS.md, "rows per call").
 GPU_MAX_BATCH_CELLS = 1024 * 2048
-CPU_MAX_BATCH_CELLS = 16 * 2048
+CPU_MAX_BATCH_CELLS = 32 * 2048
 
 
 def default_limits(device: str) -> BatchLimits:
