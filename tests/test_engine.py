@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toto_datasource.engine.baseline import seasonal_naive
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.prepare import FORECAST_KWARGS, pad_to, prepare_context
 from toto_datasource.engine.registry import ModelRegistry
@@ -214,3 +215,16 @@ def test_registry_reports_loading_then_ready(registry, model_settings) -> None: 
     with pytest.raises(QueryError) as err:
         registry.forecaster(ModelSettings(checkpoint="/nonexistent/checkpoint", device="cpu"))
     assert err.value.status in (500, 503)
+
+
+def test_baseline_follows_the_trend_and_does_not_echo_a_spike() -> None:
+    """Hourly season at 1 min steps, +0.1 per step: the offline fallback must continue the line."""
+    n, season = 600, 60
+    t = np.arange(n + 120)
+    truth = 100 + 0.1 * t + 5 * np.sin(2 * np.pi * t / season)
+    history = truth[:n].copy()
+    history[n - 30] += 200  # a one-off spike half a season ago
+    q = seasonal_naive(history, 120, 60_000)
+    assert q.shape == (9, 120) and np.all(np.diff(q, axis=0) >= 0)
+    np.testing.assert_allclose(q[4], truth[n:], atol=1e-6)  # exact for trend + season
+    assert q[8].max() < truth[n:].max() + 50  # the spike is not repeated a season later

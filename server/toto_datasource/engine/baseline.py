@@ -48,9 +48,9 @@ def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarra
     """(9, horizon) quantiles for one series.
 
     Step h is the median of the same phase in the last (up to) three seasons, each moved forward
-    by the drift (the median season-over-season change) for the seasons between; the median keeps
-    a one-off spike from being echoed a season later. The band is the spread of the
-    season-over-season changes around the drift, widened as seasons accumulate.
+    by the drift (the median season-over-season change across those seasons) for the seasons
+    between; the median keeps a one-off spike from being echoed a season later. The band is the
+    spread of all season-over-season changes in the context, widened as seasons accumulate.
     """
     observed = int(np.isfinite(history).sum())
     x = _ffill(np.asarray(history, dtype=np.float64))
@@ -58,7 +58,8 @@ def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarra
     h = np.arange(horizon)
     changes = x[s:] - x[:-s] if len(x) > s else np.zeros(1)
     levels = np.quantile(changes, QUANTILE_LEVELS)
-    drift, spread = levels[4], levels - levels[4]
+    spread = levels - levels[4]
+    drift = float(np.median(changes[-_MEDIAN_OF_SEASONS * s :]))  # the recent trend, not the context's
     seasons_ahead = h // s + 1  # how many seasons back the latest same-phase value lies
     back = range(1, min(_MEDIAN_OF_SEASONS, len(x) // s) + 1)
     candidates = [x[len(x) - k * s + (h % s)] + drift * (seasons_ahead + k - 1) for k in back]
