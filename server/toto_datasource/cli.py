@@ -25,10 +25,9 @@ def _data_source(preload: bool):  # type: ignore[no-untyped-def]
     """The data source with its model registry; the default model starts loading in the background."""
     from .engine.registry import ModelRegistry
     from .service import ForecastDataSource
-    from .sources.prometheus_factory import prometheus_factory
 
     registry = ModelRegistry()
-    ds = ForecastDataSource(registry, prometheus_factory=prometheus_factory())
+    ds = ForecastDataSource(registry)
     loader = (
         threading.Thread(target=registry.ensure, args=(_default_model_settings(),), daemon=True)
         if preload

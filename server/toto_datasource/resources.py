@@ -51,9 +51,7 @@ def call_resource(
 def _prometheus_lookup(
     ds: ForecastDataSource, settings: DataSourceSettings, what: str, params: Mapping[str, list[str]]
 ) -> ResourceResponse:
-    if settings.prometheus is None or ds._prometheus_factory is None:
-        raise bad_request("no Prometheus URL is configured for this data source")
-    source: Any = ds._prometheus_factory(settings)
+    source = ds.prometheus_source(settings)
     if what == "metric-names":
         return ResourceResponse(200, {"names": source.metric_names(_first(params, "match"))})
     if what == "label-values":

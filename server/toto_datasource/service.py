@@ -29,6 +29,8 @@ from .settings import DataSourceSettings
 from .sources.base import History, HistoryRequest, HistorySource
 from .sources.demo import DemoSource
 from .sources.inline import InlineSource
+from .sources.prometheus import PrometheusSource
+from .sources.prometheus_factory import prometheus_factory as default_prometheus_factory
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ class ForecastDataSource:
         *,
         clock: Callable[[], float] = time.time,
         output_kinds: Mapping[str, OutputKind] | None = None,
-        prometheus_factory: Callable[[DataSourceSettings], HistorySource] | None = None,
+        prometheus_factory: Callable[[DataSourceSettings], PrometheusSource] | None = None,
     ) -> None:
         self.registry = registry
         self.clock = clock
@@ -95,7 +97,7 @@ class ForecastDataSource:
             "anomaly": AnomalyKind(),
             **(output_kinds or {}),
         }
-        self._prometheus_factory = prometheus_factory
+        self._prometheus_factory = prometheus_factory or default_prometheus_factory()
 
     # -- query data -----------------------------------------------------------------------
     def query_data(
@@ -170,13 +172,15 @@ class ForecastDataSource:
             return DemoSource(spec.scenario)
         if isinstance(spec, InlineSpec):
             return InlineSource(spec)
+        return self.prometheus_source(settings)
+
+    def prometheus_source(self, settings: DataSourceSettings) -> PrometheusSource:
+        """The data source's Prometheus client (one per configuration, shared by its requests)."""
         if settings.prometheus is None:
             raise bad_request(
-                "source: prometheus queries need a Prometheus URL in the data source settings "
-                "(Prometheus URL field)"
+                "source: prometheus needs a Prometheus URL; no Prometheus URL is configured for this "
+                "data source (set the Prometheus URL field)"
             )
-        if self._prometheus_factory is None:
-            raise bad_request("source: prometheus is not available in this build")
         return self._prometheus_factory(settings)
 
     def plan(self, query: ForecastQuery, source: HistorySource) -> Plan:
@@ -266,9 +270,9 @@ class ForecastDataSource:
         )
         if info.get("randomWeights"):
             message += " — WARNING: random-weight test checkpoint, not a forecasting model"
-        if settings.prometheus is not None and self._prometheus_factory is not None:
+        if settings.prometheus is not None:
             try:
-                upstream = self._prometheus_factory(settings).check()  # type: ignore[attr-defined]
+                upstream = self.prometheus_source(settings).check()
             except QueryError as exc:  # e.g. a CA certificate that does not parse
                 details["prometheus"] = {"ok": False, "message": exc.message}
                 return HealthResult(False, f"Prometheus settings: {exc.message}", details)
