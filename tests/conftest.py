@@ -14,7 +14,7 @@ from toto_datasource.plugin.host import PluginProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CHECKPOINT = ROOT / "var" / "checkpoints" / "toto-2.0-4m-random"
-VECTORS = ROOT.parent / "shared" / "vectors" / "grafana-plugin-sdk-go"
+VECTORS = ROOT / "tests" / "vectors" / "grafana-plugin-sdk-go"
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.types import QUANTILE_LEVELS, Forecaster, ForecastJob, ForecastOutput
 from toto_datasource.frames import decode_frame, encode_frame
@@ -445,7 +446,6 @@ def test_provisioned_alert_rules_run_as_alert_queries(ds: ForecastDataSource,
                                                       settings: DataSourceSettings) -> None:
     """The example rules' queries (on demo data) give one time_to_breach per series, which the
     rule's Threshold (lt) compares; the never-crossing sentinel does not fire."""
-    yaml = pytest.importorskip("yaml")
     root = Path(__file__).resolve().parents[1]
     path = root / "grafana-plugin" / "provisioning" / "alerting" / "toto-forecast-alerts.yaml"
     rules = yaml.safe_load(path.read_text())["groups"][0]["rules"]

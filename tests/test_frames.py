@@ -1,4 +1,4 @@
-"""Our Arrow codec against frames written by Grafana's own SDK (shared/vectors), both ways."""
+"""Our Arrow codec against frames written by Grafana's own SDK (tests/vectors), both ways."""
 
 from __future__ import annotations
 

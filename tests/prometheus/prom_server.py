@@ -22,7 +22,7 @@ import httpx
 READY_DEADLINE_S = 30.0
 INSTALL_CMD = (
     "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-    "-o DPkg::Lock::Timeout=300 --no-install-recommends prometheus"
+    "-o DPkg::Lock::Timeout=300 --no-install-recommends prometheus openssl"
 )
 
 
@@ -31,15 +31,16 @@ class PrometheusUnavailable(RuntimeError):
 
 
 def ensure_binaries() -> tuple[str, str]:
-    """Paths of prometheus and promtool; installs Debian's package when they are missing."""
+    """Paths of prometheus and promtool; installs Debian's packages (with openssl, for the TLS
+    server's certificate) when any is missing."""
     prom, tool = shutil.which("prometheus"), shutil.which("promtool")
-    if prom and tool:
+    if prom and tool and shutil.which("openssl"):
         return prom, tool
     if os.geteuid() != 0:
         raise PrometheusUnavailable("prometheus is not installed and installing it needs root")
     done = subprocess.run(["sh", "-c", INSTALL_CMD], capture_output=True, text=True, timeout=600)
     prom, tool = shutil.which("prometheus"), shutil.which("promtool")
-    if done.returncode != 0 or not (prom and tool):
+    if done.returncode != 0 or not (prom and tool and shutil.which("openssl")):
         raise PrometheusUnavailable(f"installing prometheus failed: {done.stderr[-2000:]}")
     return prom, tool
 
@@ -162,11 +163,11 @@ def wait_ready(server: PromServer, deadline_s: float = READY_DEADLINE_S) -> bool
     return False
 
 
-def self_signed_cert(workdir: Path) -> tuple[Path, Path] | None:
-    """A certificate for 127.0.0.1 made with the openssl CLI; None when openssl is missing."""
+def self_signed_cert(workdir: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made with the openssl CLI (installed by ensure_binaries)."""
     openssl = shutil.which("openssl")
     if not openssl:
-        return None
+        raise PrometheusUnavailable("openssl is missing; it makes the TLS test server's certificate")
     cert, key = workdir / "cert.pem", workdir / "key.pem"
     done = subprocess.run(
         [
@@ -190,4 +191,6 @@ def self_signed_cert(workdir: Path) -> tuple[Path, Path] | None:
         capture_output=True,
         timeout=60,
     )
-    return (cert, key) if done.returncode == 0 else None
+    if done.returncode != 0:
+        raise PrometheusUnavailable(f"openssl could not make a certificate: {done.stderr[-2000:]}")
+    return cert, key

@@ -28,12 +28,8 @@ class PromEnv:
 @dataclass
 class AuthEnv:
     url: str
-    ca_pem: str  # "" when openssl is missing (then the server speaks plain HTTP)
+    ca_pem: str  # the self-signed certificate the server presents
     server: prom_server.PromServer
-
-    @property
-    def tls(self) -> bool:
-        return bool(self.ca_pem)
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,6 @@ def test_real_auth_rejected(auth_prom: AuthEnv, kw: dict[str, object]) -> None:
 
 
 def test_tls_verification(auth_prom: AuthEnv) -> None:
-    if not auth_prom.tls:
-        pytest.skip("openssl is missing: the auth server runs without TLS")
     err = fetch_error(auth_settings(auth_prom, tls_ca_cert=""), expr="vector(1)")
     assert err.status == 502 and "TLS handshake failed" in err.message
     skip = PrometheusSource(auth_settings(auth_prom, tls_ca_cert="", tls_skip_verify=True), 500)
