@@ -176,14 +176,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def wait_ready(plugin: PluginProcess, timeout_s: float = 600) -> str:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        h = plugin.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=plugin_context()), timeout=120)
-        if h.status == pb.CheckHealthResponse.OK:
-            return h.message
-        if not h.message.startswith("loading") or time.monotonic() > deadline:
-            raise RuntimeError(f"plugin not healthy: {h.message}")
-        time.sleep(0.5)  # polling a process we do not control; not test synchronisation
+    health = plugin.wait_until_loaded(plugin_context(), timeout_s)
+    if health.status != pb.CheckHealthResponse.OK:
+        raise RuntimeError(f"plugin not healthy: {health.message}")
+    return health.message
 
 
 def bench_size(size: str, args: argparse.Namespace) -> dict:

@@ -46,18 +46,6 @@ def data_query(
     )
 
 
-def wait_until_ready(
-    plugin: PluginProcess, ctx: pb.PluginContext, timeout_s: float = 120
-) -> pb.CheckHealthResponse:
-    """Poll CheckHealth until the model has loaded (bounded; the plugin loads in the background)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        health = plugin.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=ctx), timeout=60)
-        if not health.message.startswith("loading") or time.monotonic() > deadline:
-            return health
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="session")
 def plugin(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginProcess]:
     log_path = tmp_path_factory.mktemp("plugin") / "stderr.log"
@@ -66,7 +54,7 @@ def plugin(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         PluginProcess(env={"GF_PLUGIN_MODEL": str(tiny_checkpoint)}, stderr=log) as p,
     ):
         p.log_path = log_path  # type: ignore[attr-defined]
-        health = wait_until_ready(p, plugin_context())
+        health = p.wait_until_loaded(plugin_context())
         assert health.status == pb.CheckHealthResponse.OK, health.message
         yield p
 

@@ -11,7 +11,7 @@ import time
 import grpc
 import pyarrow as pa
 import pytest
-from conftest import data_query, plugin_context, wait_until_ready
+from conftest import data_query, plugin_context
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.frames import decode_frame
@@ -62,7 +62,7 @@ def test_check_health_reports_model_details(plugin: PluginProcess) -> None:
 def test_check_health_names_an_unloadable_checkpoint(tmp_path, now_ms: int) -> None:
     missing = str(tmp_path / "no-such-checkpoint")
     with PluginProcess(env={"GF_PLUGIN_MODEL": missing}) as p:
-        health = wait_until_ready(p, plugin_context())
+        health = p.wait_until_loaded(plugin_context())
         assert health.status == pb.CheckHealthResponse.ERROR
         assert missing in health.message and "does not exist" in health.message
         # queries fail clearly and name the path; the baseline still answers in the same request

@@ -33,15 +33,6 @@ def _context(model: str) -> pb.PluginContext:
     return pb.PluginContext(pluginId="toto-forecast-datasource", dataSourceInstanceSettings=settings)
 
 
-def _wait_for_model(plugin: PluginProcess, ctx: pb.PluginContext, wait_s: float) -> pb.CheckHealthResponse:
-    deadline = time.monotonic() + wait_s
-    while True:
-        health = plugin.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=ctx), timeout=120)
-        if not health.message.startswith("loading") or time.monotonic() > deadline:
-            return health
-        time.sleep(0.5)
-
-
 def _query(plugin: PluginProcess, ctx: pb.PluginContext, model: str, now_ms: int) -> pb.DataResponse:
     body = {"refId": "A", "queryType": "forecast", "source": "demo", "scenario": "postgres-load",
             "horizon": "2h", "quantiles": [0.1, 0.5, 0.9], "includeHistory": True, "model": model}
@@ -62,7 +53,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if model == "seasonal-naive":
             return _answer(plugin, ctx, "seasonal-naive", args)
         started = time.monotonic()
-        health = _wait_for_model(plugin, ctx, args.wait)
+        health = plugin.wait_until_loaded(ctx, args.wait)
         print(f"  CheckHealth after {time.monotonic() - started:.1f} s: "
               f"{'OK' if health.status == pb.CheckHealthResponse.OK else 'ERROR'}: {health.message}")
         details = json.loads(health.jsonDetails or b"{}").get("model", {})

@@ -18,6 +18,7 @@ import grpc
 
 from .._proto.goplugin import grpc_controller_pb2 as ctl
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
+from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
 
 
@@ -75,6 +76,16 @@ class PluginProcess:
         self.resource = pb_grpc.ResourceStub(self.channel)
         self.controller = ctl_grpc.GRPCControllerStub(self.channel)
         return self
+
+    def wait_until_loaded(self, ctx: pb.PluginContext, timeout_s: float = 120) -> pb.CheckHealthResponse:
+        """CheckHealth, repeated while it says "loading" (the model loads in the background after
+        the handshake and no event tells a client when it is done), for at most timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            health = self.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=ctx), timeout=120)
+            if not health.message.startswith("loading") or time.monotonic() > deadline:
+                return health
+            time.sleep(0.2)  # a poll interval under a deadline
 
     def _stderr(self) -> Any:
         if self.stderr is not None:
