@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .serving import cli as serving_cli
 from .settings import DEFAULT_MODEL, ModelSettings, env_setting
 
 TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--plot", default="var/demo/postgres-forecast.png")
     demo.add_argument("--threshold", type=float, default=500.0)
     demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the model to load")
+    serving_cli.add_parser(sub)
     return parser
 
 
@@ -115,6 +117,7 @@ COMMANDS = {
     "tiny-model": cmd_tiny_model,
     "forecast": cmd_forecast,
     "demo": cmd_demo,
+    "serve-model": lambda args: serving_cli.run(args),
 }
 
 
