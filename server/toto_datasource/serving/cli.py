@@ -117,7 +117,8 @@ def deploy_ray(args: argparse.Namespace) -> None:
         max_batch_rows=args.max_batch_rows,
         batch_wait_timeout_s=args.batch_wait_ms / 1000,
     )
-    serve.run(app, name=args.app_name, route_prefix=None, blocking=False)
+    # gRPC routes by app name, but the proxy only knows apps that have a route prefix.
+    serve.run(app, name=args.app_name, route_prefix=f"/{args.app_name}", blocking=False)
     print(
         f"Ray Serve app {args.app_name!r}: {args.replicas} replica(s) ready; "
         f"OIP v2 on gRPC port {args.grpc_port}",

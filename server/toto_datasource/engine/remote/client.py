@@ -43,6 +43,8 @@ class RemoteSettings:
     server_name: TLS name to verify instead of the URL's host (a cert issued for another name).
     grpc-python has no switch to skip certificate verification; trust a self-signed engine by
     passing its certificate as `ca_cert` (with `server_name` if the host differs).
+    application: sent as `application` metadata: Ray Serve's gRPC proxy routes by it (the
+    Serve app name, "toto" in serving/serve_config.yaml); empty for KServe / Triton.
     max_rows: rows per ModelInfer call; 0 = the engine's "max_rows" property, else 256.
     timeout_s: the call deadline for batches that carry none.
     """
@@ -53,6 +55,7 @@ class RemoteSettings:
     tls: bool = False
     ca_cert: str = ""
     server_name: str = ""
+    application: str = ""
     max_rows: int = 0
     timeout_s: float = 60.0
     poll_s: float = 0.05
@@ -97,7 +100,12 @@ def open_channel(settings: RemoteSettings) -> grpc.Channel:
 
 
 def call_metadata(settings: RemoteSettings) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
+    metadata = []
+    if settings.token:
+        metadata.append(("authorization", f"Bearer {settings.token}"))
+    if settings.application:
+        metadata.append(("application", settings.application))
+    return tuple(metadata)
 
 
 def transport_error(exc: grpc.RpcError, address: str, what: str = "the forecast") -> QueryError:
