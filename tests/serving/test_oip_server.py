@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -136,3 +137,18 @@ def test_contract_errors_are_invalid_argument(oip_server) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.ModelInfer(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_serve_config_is_a_valid_serve_deploy_file() -> None:
+    schema = pytest.importorskip("ray.serve.schema", reason="the `serving` extra")
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "server/toto_datasource/serving/serve_config.yaml"
+    config = schema.ServeDeploySchema.model_validate(yaml.safe_load(path.read_text()))
+    app = config.applications[0]
+    assert app.import_path == "toto_datasource.serving.ray_app:build_app"
+    assert config.grpc_options.grpc_servicer_functions == [
+        "toto_datasource._proto.inference.grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server"
+    ]
+    scaling = app.deployments[0].autoscaling_config
+    assert scaling["min_replicas"] == 1 and scaling["max_replicas"] >= 2

@@ -41,7 +41,8 @@ def cluster(tiny_checkpoint, tmp_path_factory) -> Iterator[RayServeCluster]:  # 
 
 
 def runner(cluster: RayServeCluster, **kw) -> RemoteRunner:  # type: ignore[no-untyped-def]
-    return RemoteRunner(RemoteSettings(cluster.address, token=TOKEN, application="toto", **kw))
+    kw.setdefault("token", TOKEN)
+    return RemoteRunner(RemoteSettings(cluster.address, application="toto", **kw))
 
 
 def test_ray_serve_equals_in_process_and_batches_across_requests(cluster, serving_engine) -> None:
