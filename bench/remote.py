@@ -150,7 +150,11 @@ def inside(args: argparse.Namespace) -> list[dict]:
         measure("plain grpc", plain, 1, args.seconds, rows)
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
     cluster = RayServeCluster(
         CHECKPOINT, replicas=1, num_cpus=2, netns_name=args.inside, batch_wait_ms=args.batch_wait_ms

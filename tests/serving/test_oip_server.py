@@ -8,6 +8,7 @@ there (→ 503 naming its address, never the token), a checked token, cancellati
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -19,6 +20,7 @@ import pytest
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, contract, probe
 from toto_datasource.engine.toto import run_forecast
 from toto_datasource.errors import QueryError
+from toto_datasource.serving.oip import OIPServicer, build_server
 
 from .conftest import TOKEN, prepared_batch
 
@@ -152,3 +154,45 @@ def test_serve_config_is_a_valid_serve_deploy_file() -> None:
     ]
     scaling = app.deployments[0].autoscaling_config
     assert scaling["min_replicas"] == 1 and scaling["max_replicas"] >= 2
+
+
+def test_tls_with_a_private_ca_and_the_token(serving_engine, tmp_path) -> None:
+    """grpcs:// with the engine's self-signed certificate as the CA (there is no skip-verify)."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server, port = build_server(
+        OIPServicer(serving_engine), "127.0.0.1:0", workers=4, tls=(key.read_bytes(), cert.read_bytes())
+    )
+    server.start()
+    try:
+        secure = runner_for(f"grpcs://localhost:{port}", ca_cert=cert.read_text())
+        assert probe(secure).ready
+        batch = prepared_batch(rows=1)
+        np.testing.assert_allclose(secure(batch), in_process(serving_engine, batch), rtol=0, atol=1e-6)
+        untrusted = runner_for(f"grpcs://localhost:{port}", max_rows=8)  # system roots: not trusted
+        with pytest.raises(QueryError) as err:
+            untrusted(batch)
+        assert err.value.status == 503 and f"localhost:{port}" in err.value.message
+    finally:
+        server.stop(0)

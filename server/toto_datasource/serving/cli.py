@@ -81,8 +81,10 @@ def serve_plain(args: argparse.Namespace) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
+        pass
     server.stop(grace=1).wait(1.5)
+    os._exit(0)  # torch's and grpc's worker threads must not hold the exit
 
 
 def deploy_ray(args: argparse.Namespace) -> None:
@@ -130,7 +132,8 @@ def deploy_ray(args: argparse.Namespace) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):
+        pass
     serve.delete(args.app_name)
 
 
