@@ -128,6 +128,8 @@ def inside(args: argparse.Namespace) -> list[dict]:
     from toto_datasource.serving.engine import ServingEngine, ServingOptions
 
     rows: list[dict] = []
+    if "ray2" in args.only:
+        return ray_two_replicas(args, rows)
     engine = ServingEngine(ServingOptions(CHECKPOINT, device="cpu")).load()
     measure("in-process", engine.run, 1, args.seconds, rows)
     engine.loaded = None  # idle from here on: the engines get the cores
@@ -174,9 +176,27 @@ def inside(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def ray_two_replicas(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
+    """--only ray2: 2 replicas × 1 CPU deployed directly (no redeploy), 2 plugins."""
+    cluster = RayServeCluster(
+        CHECKPOINT, replicas=2, num_cpus=1, netns_name=args.inside, batch_wait_ms=args.batch_wait_ms
+    )
+    try:
+        cluster.start()
+        ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
+        wait_ready(ray)
+        measure("ray 2×1cpu", ray, 2, args.seconds, rows)
+        print(f"ray timings: {cluster.timings}", file=sys.stderr)
+    finally:
+        cluster.stop()
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     ref = {(r["series"], r["clients"]): r for r in rows if r["backend"] == "in-process"}
-    single = next(r["single_ms"] for r in rows if r["backend"] == "in-process")
+    if not ref:  # --only: no reference in this run
+        ref = {(r["series"], r["clients"]): r for r in rows}
+    single = next((r["single_ms"] for r in rows if r["backend"] == "in-process"), rows[0]["single_ms"])
     out = [
         "| backend | plugins | series/req | clients | req/s | series/s | × in-process | p50 (ms) "
         "| rows/call | 1-series latency (ms) | overhead (ms) |",
@@ -197,6 +217,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--results", action="store_true")
+    parser.add_argument("--only", default="", help="ray2: only the 2-replica Ray run (no reference rows)")
     parser.add_argument("--inside", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -222,6 +243,7 @@ def main() -> None:
                 name,
                 f"--seconds={args.seconds}",
                 f"--batch-wait-ms={args.batch_wait_ms}",
+                f"--only={args.only}",
             ],
             stdout=subprocess.PIPE,
             text=True,
