@@ -159,7 +159,12 @@ def inside(args: argparse.Namespace) -> list[dict]:
             server.wait(10)
 
     cluster = RayServeCluster(
-        CHECKPOINT, replicas=1, num_cpus=2, netns_name=args.inside, batch_wait_ms=args.batch_wait_ms
+        CHECKPOINT,
+        replicas=1,
+        num_cpus=2,
+        cluster_cpus=4,  # see above
+        netns_name=args.inside,
+        batch_wait_ms=args.batch_wait_ms,
     )
     try:
         cluster.start()
