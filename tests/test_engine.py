@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.baseline import seasonal_naive
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.prepare import FORECAST_KWARGS, pad_to, prepare_context
@@ -15,10 +17,8 @@ from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.scheduler import BatchingForecaster
 from toto_datasource.engine.toto import load_toto, run_forecast
 from toto_datasource.engine.types import QUANTILE_LEVELS, ForecastJob
-from toto_datasource.errors import QueryError
 from toto_datasource.frames.arrow import decode_frame, encode_frame
 from toto_datasource.service import DataQueryInput, ForecastDataSource
-from toto_datasource.settings import DataSourceSettings, ModelSettings
 
 WAIT = 120
 
@@ -44,7 +44,9 @@ def registry(model_settings: ModelSettings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def engine(loaded):  # type: ignore[no-untyped-def]
-    def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+    def runner(batch):  # type: ignore[no-untyped-def]
+        values, mask, ids, horizon = batch.values, batch.mask, batch.series_ids, batch.horizon
+        has_missing, block = batch.has_missing_values, batch.decode_block_size
         return run_forecast(
             loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
         )
@@ -104,7 +106,7 @@ def test_served_numbers_equal_a_direct_toto2_call(registry, loaded, model_settin
     ds = ForecastDataSource(registry)
     settings = DataSourceSettings(uid="t", model=model_settings)
     q = DataQueryInput("A", "forecast", json.dumps(body).encode(), 0, ts[-1])
-    result = ds.query_data(settings, {}, [q])["A"]
+    result = ds.query_data(settings, [q])["A"]
     assert result.error is None, result.error
     frames = [decode_frame(encode_frame(f, "A")) for f in result.frames]  # what goes over the wire
     assert len(frames) == 3
@@ -167,7 +169,9 @@ def test_invalid_jobs_fail_clearly() -> None:
 def test_complete_batches_take_the_fast_path_with_equal_results(loaded) -> None:  # type: ignore[no-untyped-def]
     seen: list[bool] = []
 
-    def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+    def runner(batch):  # type: ignore[no-untyped-def]
+        values, mask, ids, horizon = batch.values, batch.mask, batch.series_ids, batch.horizon
+        has_missing, block = batch.has_missing_values, batch.decode_block_size
         seen.append(has_missing)
         return run_forecast(
             loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
@@ -212,7 +216,7 @@ def test_registry_reports_loading_then_ready(registry, model_settings) -> None: 
     forecaster = registry.forecaster(model_settings)
     assert forecaster.describe()["randomWeights"] is True
     assert forecaster.describe()["cache"]["ttlSeconds"] > 0
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         registry.forecaster(ModelSettings(checkpoint="/nonexistent/checkpoint", device="cpu"))
     assert err.value.status in (500, 503)
 

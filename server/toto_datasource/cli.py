@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .settings import DEFAULT_MODEL, ModelSettings, env_setting
+from .backend.settings import DEFAULT_MODEL, ModelSettings, env_setting
 
 TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
 

@@ -1,0 +1,71 @@
+"""CheckHealth: the model (loaded? a test forecast) and every configured source's upstream.
+
+Each part reports in `details` under its own name; the message says what to fix first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..backend.errors import BackendError
+from ..backend.settings import DataSourceSettings
+from ..backend.types import HealthResult
+from ..engine.registry import ModelRegistry, SlotState
+
+if TYPE_CHECKING:
+    from .datasource import ForecastDataSource
+
+
+def check_health(ds: ForecastDataSource, settings: DataSourceSettings | BackendError) -> HealthResult:
+    if isinstance(settings, BackendError):
+        return HealthResult(False, f"invalid data source settings: {settings}")
+    slot = ds.registry.ensure(settings.model)
+    details: dict[str, Any] = {
+        "model": {"checkpoint": settings.model.checkpoint, "backend": slot.backend.name,
+                  "state": str(slot.state), **slot.info}
+    }
+    if slot.state == SlotState.LOADING:
+        return HealthResult(
+            False,
+            f"loading the Toto model {settings.model.checkpoint}; test again in a few seconds",
+            details,
+        )
+    if slot.state == SlotState.FAILED or slot.loaded is None:
+        return HealthResult(False, slot.error.message if slot.error else "the model failed to load", details)
+    probe = slot.backend.probe(slot.loaded, settings.model)
+    details["model"].update(probe.details)
+    if not probe.ok:
+        return HealthResult(False, probe.message, details)
+    message = probe.message
+    instance = ds.instances.get(settings)
+    for name, _ in settings.parts:
+        provider = ds.sources.get(name)
+        title = provider.title
+        try:
+            upstream = instance.source(name).check()
+        except BackendError as exc:  # e.g. a CA certificate that does not parse
+            details[name] = {"ok": False, "message": exc.message}
+            return HealthResult(False, f"{title} settings: {exc.message}", details)
+        if upstream is None:
+            continue
+        details[name] = {"ok": upstream.ok, "message": upstream.message, "version": upstream.version}
+        if not upstream.ok:
+            return HealthResult(False, upstream.message, details)
+        message += f". {upstream.message}"
+    return HealthResult(True, message, details)
+
+
+def model_list(registry: ModelRegistry) -> list[dict[str, Any]]:
+    """Every model this process has loaded or tried to, plus the always-ready baselines."""
+    out: list[dict[str, Any]] = []
+    for s in registry.slots():
+        if s.backend.instant:
+            continue
+        out.append({"checkpoint": s.settings.checkpoint, "device": s.settings.device,
+                    "dtype": s.settings.dtype, "backend": s.backend.name, "state": str(s.state),
+                    "loaded": s.state == SlotState.READY, "error": s.error.message if s.error else "",
+                    **s.info})
+    for backend in registry.backends.values():
+        if backend.instant:
+            out.append({"checkpoint": backend.name, "state": "ready", "loaded": True, "baseline": True})
+    return out
