@@ -56,6 +56,7 @@ bench: install $(TINY)
 
 lint: install
 	$(VENV)/bin/ruff check server tests bench
+	cd server && ../$(VENV)/bin/lint-imports ../pyproject.toml
 
 clean:
 	rm -rf server/toto_datasource/_proto grafana-plugin/dist var/demo

@@ -1,9 +1,9 @@
 """Model backends: where a forecast runs. One small interface, one registry entry each.
 
 A backend turns model settings into a loaded forecaster behind the `submit()` protocol plus what
-health and the editors show about it. Built in: the local Toto runtime (engine/local_toto.py) and
-the seasonal-naive baseline (engine/baseline.py); a remote engine speaking the Open Inference
-Protocol is one more entry. Which backend runs a query: a query's `model` names a baseline
+health and the editors show about it. Built in (engine/registry.py): the local Toto runtime
+(engine/local_toto.py) and the seasonal-naive baseline (engine/baseline.py); a remote engine
+speaking the Open Inference Protocol is one more entry. Which backend runs a query: a query's `model` names a baseline
 directly, or "toto", which runs the data source's Toto on the backend its settings choose.
 """
 
@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..backend.registry import Registry
 from ..backend.settings import ModelSettings
 from .types import Forecaster
 
@@ -54,10 +53,3 @@ class ModelBackend(Protocol):
     def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend: ...
 
     def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe: ...
-
-
-def builtin_backends() -> Registry[ModelBackend]:
-    from .baseline import SeasonalNaiveBackend
-    from .local_toto import LocalTotoBackend
-
-    return Registry("model backend", "backend", [LocalTotoBackend(), SeasonalNaiveBackend()])

@@ -3,8 +3,9 @@
 Key: (forecaster name, sha256 of the context's bytes and shape, horizon, joint); the decoding
 mode follows from the horizon (engine/decoding.py). A dashboard panel and an alert rule over
 the same series, or several browsers on one dashboard, ask identical questions within a
-refresh interval; the second and later get the first answer (also while it is still being computed). Entries live `ttl_s` seconds from the
-submission that computed them; at most `max_entries` are kept, least recently used first out.
+refresh interval; the second and later get the first answer (also while it is still being
+computed). Entries live `ttl_s` seconds from the submission that computed them; at most
+`max_entries` are kept, least recently used first out.
 Failures are never cached. Each caller gets its own future: cancelling one caller's future
 cancels the shared computation only when no other caller still waits for it.
 """

@@ -19,11 +19,18 @@ from .. import metrics
 from ..backend.errors import BackendError
 from ..backend.registry import Registry
 from ..backend.settings import ModelSettings
-from .backends import LoadedBackend, ModelBackend, builtin_backends
+from .backends import LoadedBackend, ModelBackend
+from .baseline import SeasonalNaiveBackend
+from .local_toto import LocalTotoBackend
 from .types import Forecaster
 
 log = logging.getLogger(__name__)
 RETRY_FAILED_AFTER_S = 60.0
+
+
+def builtin_backends() -> Registry[ModelBackend]:
+    """The model backends built in. A new backend is one module and one entry here."""
+    return Registry("model backend", "backend", [LocalTotoBackend(), SeasonalNaiveBackend()])
 
 
 class SlotState(StrEnum):

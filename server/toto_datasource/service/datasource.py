@@ -204,7 +204,7 @@ class ForecastDataSource:
 
     # -- health and resources (service/health.py, service/resources.py) -------------------
     def check_health(self, settings: DataSourceSettings | BackendError) -> HealthResult:
-        return check_health(self, settings)
+        return check_health(self.registry, self.sources, self.instances, settings)
 
     def models(self) -> list[dict[str, object]]:
         return model_list(self.registry)

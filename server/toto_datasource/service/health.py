@@ -5,21 +5,26 @@ Each part reports in `details` under its own name; the message says what to fix 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..backend.errors import BackendError
+from ..backend.registry import Registry
 from ..backend.settings import DataSourceSettings
 from ..backend.types import HealthResult
 from ..engine.registry import ModelRegistry, SlotState
+from ..sources.base import SourceProvider
+from .instances import InstanceManager
 
-if TYPE_CHECKING:
-    from .datasource import ForecastDataSource
 
-
-def check_health(ds: ForecastDataSource, settings: DataSourceSettings | BackendError) -> HealthResult:
+def check_health(
+    registry: ModelRegistry,
+    sources: Registry[SourceProvider],
+    instances: InstanceManager,
+    settings: DataSourceSettings | BackendError,
+) -> HealthResult:
     if isinstance(settings, BackendError):
         return HealthResult(False, f"invalid data source settings: {settings}")
-    slot = ds.registry.ensure(settings.model)
+    slot = registry.ensure(settings.model)
     details: dict[str, Any] = {
         "model": {"checkpoint": settings.model.checkpoint, "backend": slot.backend.name,
                   "state": str(slot.state), **slot.info}
@@ -37,9 +42,9 @@ def check_health(ds: ForecastDataSource, settings: DataSourceSettings | BackendE
     if not probe.ok:
         return HealthResult(False, probe.message, details)
     message = probe.message
-    instance = ds.instances.get(settings)
+    instance = instances.get(settings)
     for name, _ in settings.parts:
-        provider = ds.sources.get(name)
+        provider = sources.get(name)
         title = provider.title
         try:
             upstream = instance.source(name).check()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...backend.errors import bad_request
 from ...backend.settings import DataSourceSettings, RawSettings
 from ..base import not_configured
 from .settings import PrometheusSettings, parse_prometheus_settings
-from .source import PrometheusSource, PrometheusSpec
+from .source import NO_URL, PrometheusSource, PrometheusSpec, require_expr
 
 CLOSE_MARGIN_S = 30.0  # beyond the source's timeout: time to turn its last answer into frames
 
@@ -29,10 +28,7 @@ class PrometheusProvider:
         return obj
 
     def parse_query(self, obj: Mapping[str, Any]) -> PrometheusSpec:
-        expr = str(obj.get("expr", "")).strip()
-        if not expr:
-            raise bad_request("expr: source is prometheus but the PromQL expression is empty")
-        return PrometheusSpec(expr, str(obj.get("legendFormat", "")))
+        return PrometheusSpec(require_expr(str(obj.get("expr", ""))), str(obj.get("legendFormat", "")))
 
     def parse_settings(self, raw: RawSettings) -> PrometheusSettings | None:
         return parse_prometheus_settings(raw)
@@ -40,8 +36,7 @@ class PrometheusProvider:
     def open(self, settings: DataSourceSettings) -> PrometheusSource:
         part = settings.part(self.name)
         if part is None:
-            raise not_configured(self.name, "a Prometheus URL; no Prometheus URL is configured for this "
-                                            "data source (set the Prometheus URL field)")
+            raise not_configured(self.name, f"a Prometheus URL; {NO_URL}")
         return PrometheusSource(part, settings.max_series)
 
     def close_grace_s(self, settings: DataSourceSettings) -> float:

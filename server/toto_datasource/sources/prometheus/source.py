@@ -29,11 +29,20 @@ from .placement import (
 )
 from .settings import PrometheusSettings
 
+NO_URL = "no Prometheus URL is configured for this data source (set the Prometheus URL field)"
+
 
 @dataclass(frozen=True)
 class PrometheusSpec:
     expr: str
     legend_format: str = ""
+
+
+def require_expr(expr: str) -> str:
+    """The one check that a query has a PromQL expression."""
+    if not expr.strip():
+        raise bad_request("expr is empty: source prometheus needs a PromQL expression")
+    return expr.strip()
 
 
 def _first(params: Mapping[str, list[str]], key: str) -> str:
@@ -47,7 +56,7 @@ class PrometheusSource:
         self, settings: PrometheusSettings, max_series: int, client: httpx.Client | None = None
     ) -> None:
         if not settings.url:
-            raise bad_request("the data source has no Prometheus URL configured")
+            raise bad_request(NO_URL)
         self.settings = settings
         self.max_series = max_series
         self._clock = time.monotonic  # injectable so tests can drive the deadline without waiting
@@ -82,9 +91,7 @@ class PrometheusSource:
     def fetch(self, request: HistoryRequest) -> History:
         """Fill every series of the query's expression onto request.grid (NaN where unobserved)."""
         spec = spec_of(request, PrometheusSpec)
-        expr = spec.expr.strip()
-        if not expr:
-            raise bad_request("the Prometheus query has no expression (expr is empty)")
+        expr = require_expr(spec.expr)
         grid = request.grid
         if grid.count <= 0 or grid.step_ms <= 0:
             raise bad_request(f"invalid history grid: {grid.count} points every {grid.step_ms} ms")
@@ -131,9 +138,7 @@ class PrometheusSource:
     def series_count(self, spec: Any, grid: TimeGrid) -> int:
         """How many series the expression returns over the grid's span, from a coarse range query
         (the preview only counts; the values are not needed at full resolution)."""
-        expr = (spec.expr if isinstance(spec, PrometheusSpec) else str(spec)).strip()
-        if not expr:
-            raise bad_request("the Prometheus query has no expression (expr is empty)")
+        expr = require_expr(spec.expr if isinstance(spec, PrometheusSpec) else str(spec))
         span = grid.end_ms - grid.start_ms
         step = max(grid.step_ms, -(-span // PREVIEW_POINTS) if span else grid.step_ms)
         return len(self._range(expr, grid, step, self._deadline(), []))
