@@ -3,8 +3,9 @@
 A backend turns model settings into a loaded forecaster behind the `submit()` protocol plus what
 health and the editors show about it. Built in (engine/registry.py): the local Toto runtime
 (engine/local_toto.py) and the seasonal-naive baseline (engine/baseline.py); a remote engine
-speaking the Open Inference Protocol is one more entry. Which backend runs a query: a query's `model` names a baseline
-directly, or "toto", which runs the data source's Toto on the backend its settings choose.
+speaking the Open Inference Protocol is one more entry. Which backend runs a query: a query's
+`model` names a baseline directly, or "toto", which runs the data source's Toto on the backend
+its settings choose.
 """
 
 from __future__ import annotations
