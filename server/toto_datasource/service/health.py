@@ -22,42 +22,44 @@ def check_health(
     instances: InstanceManager,
     settings: DataSourceSettings | BackendError,
 ) -> HealthResult:
+    """The model's state and every configured source's upstream, each in `details`; the message is
+    the first problem found (model first), or every part's OK message joined."""
     if isinstance(settings, BackendError):
         return HealthResult(False, f"invalid data source settings: {settings}")
-    slot = registry.ensure(settings.model)
-    details: dict[str, Any] = {
-        "model": {"checkpoint": settings.model.checkpoint, "backend": slot.backend.name,
-                  "state": str(slot.state), **slot.info}
-    }
-    if slot.state == SlotState.LOADING:
-        return HealthResult(
-            False,
-            f"loading the Toto model {settings.model.checkpoint}; test again in a few seconds",
-            details,
-        )
-    if slot.state == SlotState.FAILED or slot.loaded is None:
-        return HealthResult(False, slot.error.message if slot.error else "the model failed to load", details)
-    probe = slot.backend.probe(slot.loaded, settings.model)
-    details["model"].update(probe.details)
-    if not probe.ok:
-        return HealthResult(False, probe.message, details)
-    message = probe.message
+    details: dict[str, Any] = {}
+    ok, message = _model_health(registry, settings, details)
+    problems = [] if ok else [message]
+    messages = [message] if ok else []
     instance = instances.get(settings)
     for name, _ in settings.parts:
         provider = sources.get(name)
-        title = provider.title
         try:
             upstream = instance.source(name).check()
         except BackendError as exc:  # e.g. a CA certificate that does not parse
             details[name] = {"ok": False, "message": exc.message}
-            return HealthResult(False, f"{title} settings: {exc.message}", details)
+            problems.append(f"{provider.title} settings: {exc.message}")
+            continue
         if upstream is None:
             continue
         details[name] = {"ok": upstream.ok, "message": upstream.message, "version": upstream.version}
-        if not upstream.ok:
-            return HealthResult(False, upstream.message, details)
-        message += f". {upstream.message}"
-    return HealthResult(True, message, details)
+        (messages if upstream.ok else problems).append(upstream.message)
+    if problems:
+        return HealthResult(False, problems[0], details)
+    return HealthResult(True, ". ".join(messages), details)
+
+
+def _model_health(registry: ModelRegistry, settings: DataSourceSettings,
+                  details: dict[str, Any]) -> tuple[bool, str]:
+    slot = registry.ensure(settings.model)
+    details["model"] = {"checkpoint": settings.model.checkpoint, "backend": slot.backend.name,
+                        "state": str(slot.state), **slot.info}
+    if slot.state == SlotState.LOADING:
+        return False, f"loading the Toto model {settings.model.checkpoint}; test again in a few seconds"
+    if slot.state == SlotState.FAILED or slot.loaded is None:
+        return False, slot.error.message if slot.error else "the model failed to load"
+    probe = slot.backend.probe(slot.loaded, settings.model)
+    details["model"].update(probe.details)
+    return probe.ok, probe.message
 
 
 def model_list(registry: ModelRegistry) -> list[dict[str, Any]]:
