@@ -158,9 +158,10 @@ def test_pitfalls_batched_together_equal_each_run_alone(engine) -> None:  # type
     """Rows are independent: a batch of every pitfall (padded to one length, gaps, inf, 1e30, all
     missing) gives each row what it gets alone, so batching never changes a user's numbers."""
     base = 100 + 10 * np.sin(np.arange(2048) / 8.0)[None, :]
-    alone = [engine.submit(ForecastJob(f(base), 64)).result(timeout=WAIT).quantiles for f in PITFALLS.values()]
+    jobs = [ForecastJob(f(base), 64) for f in PITFALLS.values()]
+    alone = [engine.submit(job).result(timeout=WAIT).quantiles for job in jobs]
     calls = engine.calls
-    futures = [engine.submit(ForecastJob(f(base), 64)) for f in PITFALLS.values()]
+    futures = [engine.submit(job) for job in jobs]
     together = [f.result(timeout=WAIT).quantiles for f in futures]
     assert engine.calls - calls < len(PITFALLS)  # at least some rows shared a model call
     for name, a, t in zip(PITFALLS, alone, together, strict=True):
