@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ DEFAULT_MODEL = "Datadog/Toto-2.0-22m"
 DEFAULT_CONTEXT_LENGTH = 2048
 MIN_CONTEXT_LENGTH = 32
 MAX_CONTEXT_LENGTH = 8192
+DTYPES = ("float32", "bfloat16", "int8")  # int8: dynamic quantisation on the CPU, opt-in
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")
 
 
 class Secret:
@@ -128,11 +131,14 @@ def model_settings(
     def pick(env_name: str, key: str, default: str) -> str:
         return env_setting(env_name, environ) or str(json_data.get(key) or "") or default
 
-    return ModelSettings(
-        checkpoint=pick("model", "model", DEFAULT_MODEL),
-        device=pick("device", "device", "auto"),
-        dtype=pick("dtype", "dtype", "float32"),
-    )
+    device, dtype = pick("device", "device", "auto"), pick("dtype", "dtype", "float32")
+    if not _DEVICE.match(device):
+        raise bad_request(f"data source setting device: {device[:40]!r} is not a device; "
+                          "expected auto, cpu, cuda or cuda:N")
+    if dtype not in DTYPES:
+        raise bad_request(f"data source setting dtype: {dtype[:40]!r} is not supported; "
+                          f"expected {', '.join(DTYPES)}")
+    return ModelSettings(checkpoint=pick("model", "model", DEFAULT_MODEL), device=device, dtype=dtype)
 
 
 def number_setting(json_data: Mapping[str, object], key: str, default: float, lo: float, hi: float) -> float:

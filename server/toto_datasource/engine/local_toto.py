@@ -74,7 +74,11 @@ class LocalTotoBackend:
         try:
             loaded = load_toto(settings)
         except CheckpointError as exc:
-            raise BackendError(str(exc), 500, "downstream") from None
+            # The admin's configuration (a path, a device, a dtype) is a 400; a hub id that cannot be
+            # fetched is the hub's failure.
+            path = settings.checkpoint
+            hub = not path.startswith(("/", ".", "~")) and not os.path.isdir(path)
+            raise BackendError(str(exc), 502, "downstream") if hub else BackendError(str(exc), 400) from None
         info = loaded.describe()
         model = BatchingForecaster(
             f"toto:{loaded.checkpoint}", lambda batch: run_batch(loaded, batch),
