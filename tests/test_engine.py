@@ -243,7 +243,8 @@ def test_model_settings_are_checked_when_the_settings_are_parsed() -> None:
         with pytest.raises(BackendError) as err:
             backend_settings.model_settings(json_data, environ={})
         assert err.value.status == 400 and err.value.message.startswith(f"data source setting {field}:")
-    assert backend_settings.model_settings({"device": "cuda:1", "dtype": "bfloat16"}, environ={}).device == "cuda:1"
+    good = backend_settings.model_settings({"device": "cuda:1", "dtype": "bfloat16"}, environ={})
+    assert good.device == "cuda:1"
 
 
 def test_baseline_follows_the_trend_and_does_not_echo_a_spike() -> None:
