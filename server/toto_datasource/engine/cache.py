@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,7 +130,7 @@ class CachingForecaster:
                 proxy.set_exception(exc)
             else:
                 out = f.result()
-                proxy.set_result(ForecastOutput(out.quantiles.copy(), out.model))
+                proxy.set_result(replace(out, quantiles=out.quantiles.copy()))
 
         def on_proxy_done(p: Future[ForecastOutput]) -> None:
             if not p.cancelled():

@@ -44,10 +44,21 @@ class PendingJob:
     enqueued: float = field(default_factory=time.monotonic)
     follows_closely: bool = False  # another job was submitted within the batching window
     started: bool = False
+    started_at: float = 0.0
+    next_row: int = 0  # rows before it have been handed to a model call
     results: list[np.ndarray | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.rows)
+
+    @property
+    def remaining(self) -> int:
+        return len(self.rows) - self.next_row
+
+    @property
+    def key(self) -> RowKey:
+        """Every row of a job has the same shape class: one key per job."""
+        return Row(self, 0).key
 
     @property
     def decode_block_size(self) -> int | None:
@@ -67,7 +78,7 @@ class PendingJob:
         if not self.future.set_running_or_notify_cancel():
             metrics.DROPPED.inc()
             return False
-        self.started = True
+        self.started, self.started_at = True, now
         metrics.QUEUE_WAIT.observe(now - self.enqueued)
         return True
 
@@ -87,7 +98,7 @@ class PendingJob:
         if all(q is not None for q in self.results):
             out = np.ascontiguousarray(np.concatenate(self.results, axis=1))  # type: ignore[arg-type]
             self.results = []
-            self.future.set_result(ForecastOutput(out, model))
+            self.future.set_result(ForecastOutput(out, model, queue_wait_s=self.started_at - self.enqueued))
 
 
 @dataclass(eq=False)

@@ -4,8 +4,9 @@ gRPC handler threads only prepare inputs and enqueue. The inference thread takes
 queued when the device becomes free (so a lone request never waits for company), optionally
 lingers up to `window_s` for more while traffic is concurrent, splits every job into rows (one
 per independent series, one per joint group), groups compatible rows (engine/pending.py),
-left-pads each group to one length (exact for Toto), runs one PreparedBatch per chunk under the
-memory cap through the backend's runner and slices the rows back. Toto's rows are independent,
+left-pads each group to one length (exact for Toto), runs one PreparedBatch per call under the
+memory cap through the backend's runner and slices the rows back. Calls go smallest job first
+(`_loop`), so interactive queries are not held behind bulk ones. Toto's rows are independent,
 so batched and unbatched answers agree to ~1e-6. The runner is any callable (in-process Toto, a
 remote engine): the scheduler knows nothing of the model. Block decoding keeps state on the
 model; one thread per model makes it safe.
@@ -32,7 +33,7 @@ from .. import metrics
 from ..backend.cancel import track
 from ..backend.errors import BackendError
 from .batch import BatchRunner, PreparedBatch
-from .pending import DeadlineExceeded, PendingJob, Row, RowKey
+from .pending import DeadlineExceeded, PendingJob, Row
 from .prepare import pad_to, prepare_context
 from .types import ForecastJob, ForecastOutput
 
@@ -159,37 +160,62 @@ class BatchingForecaster:
         return batch, running
 
     def _loop(self) -> None:
+        """Rounds of one model call each. Between calls newcomers join, and the next call serves
+        the job with the fewest rows left (oldest first), filled up to the memory cap with other
+        jobs' rows of the same shape: a one-series panel waits for at most one call, never for a
+        500-series bulk query to finish."""
+        active: list[PendingJob] = []
         running = True
         while running and not self._closed.is_set():
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, running = self._collect(first)
+            if not active:
+                first = self._queue.get()
+                if first is None:
+                    return
+                active, running = self._collect(first)
+            else:
+                running = self._drain(active)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
+            active = self._live(active)
             try:
-                self._run_batch(batch)
+                chunk = self._next_chunk(active)
+                if chunk:
+                    self._run_chunk(chunk)
             except BaseException as exc:  # never let the inference thread die with callers waiting
                 log.exception("batch failed")
-                for p in batch:
+                for p in active:
                     p.fail(BackendError(
                         f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500
                     ))
+                active = []
+            active = [p for p in active if p.remaining and not p.future.done()]
+        for p in active:
+            p.fail(BackendError("the forecast engine shut down before this job ran", 503))
 
-    def _run_batch(self, batch: list[PendingJob]) -> None:
-        groups: dict[RowKey, list[Row]] = {}
-        for p in batch:
+    @staticmethod
+    def _live(active: list[PendingJob]) -> list[PendingJob]:
+        live = []
+        for p in active:
             if p.future.cancelled():
                 metrics.DROPPED.inc()
-                continue
-            for i in range(len(p.rows)):
-                row = Row(p, i)
-                groups.setdefault(row.key, []).append(row)
-        for group in groups.values():
-            for chunk in self._chunks(group):
-                now = time.monotonic()
-                live = [r for r in chunk if r.pending.start(now)]
-                if live:
-                    self._run_chunk(live)
+            elif not p.future.done():
+                live.append(p)
+        return live
+
+    def _next_chunk(self, active: list[PendingJob]) -> list[Row]:
+        """The rows of the next call: the smallest job's shape class, smallest jobs first."""
+        now = time.monotonic()
+        order = sorted(active, key=lambda p: (p.remaining, p.enqueued))
+        while order:
+            key = order[0].key
+            candidates = [Row(p, i) for p in order if p.key == key for i in range(p.next_row, len(p.rows))]
+            chunk = self._chunks(candidates)[0]
+            live = [r for r in chunk if r.pending.start(now)]
+            for r in chunk:
+                r.pending.next_row = max(r.pending.next_row, r.index + 1)
+            if live:
+                return live
+            order = [p for p in order if p.remaining and not p.future.done()]
+        return []
 
     def _chunks(self, rows: list[Row]) -> list[list[Row]]:
         """Split a group under the memory cap, counting the padded batch rows × variates × length."""

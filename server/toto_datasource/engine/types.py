@@ -48,6 +48,7 @@ class ForecastOutput:
 
     quantiles: np.ndarray
     model: str
+    queue_wait_s: float = 0.0  # how long the job waited for the model (frame meta shows it)
 
     def level(self, q: float) -> np.ndarray:
         return self.quantiles[quantile_index(q)]
