@@ -59,6 +59,7 @@ class FakeRunner:
                 "horizon": horizon,
                 "has_missing": has_missing,
                 "block": block,
+                "last": values[:, :, -1].tolist(),
             }
         )
         if self.fail:
@@ -486,3 +487,21 @@ def test_batched_and_unbatched_results_are_equal(tiny_model) -> None:  # type: i
     finally:
         batched_engine.close()
         alone_engine.close()
+
+
+def test_a_small_job_waits_one_call_behind_a_bulk_job_not_all_of_it(engines) -> None:
+    """Smallest job first between calls: a one-series panel arriving while a 10-row bulk job runs
+    (one row per call under this memory cap) gets the very next call."""
+    runner = FakeRunner(gate=True)
+    engine = engines(runner, max_cells=256)
+    bulk = engine.submit(ForecastJob(series(10, 256), 4))
+    assert runner.entered.wait(WAIT)  # the bulk job's first row is running
+    small = engine.submit(ForecastJob(series(1, 256, start=1000.0), 4))
+    runner.release.set()
+    small_row = series(1, 256, start=1000.0)[0]
+    out = small.result(timeout=WAIT)
+    bulk.result(timeout=WAIT)
+    np.testing.assert_allclose(out.quantiles[:, 0, :], expected(small_row, 4), atol=1e-5)
+    assert len(runner.calls) == 11
+    assert runner.calls[1]["last"] == [[pytest.approx(small_row[-1])]]  # the very next call
+    assert out.queue_wait_s >= 0 and bulk.result().queue_wait_s >= 0

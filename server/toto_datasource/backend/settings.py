@@ -108,6 +108,7 @@ class DataSourceSettings:
     max_series: int = 500
     default_context_length: int = DEFAULT_CONTEXT_LENGTH
     default_horizon: str = ""
+    max_query_patches: int = 100_000  # model work one query may cost (outputs/base.py QueryCost)
     parts: tuple[tuple[str, Any], ...] = ()  # (source name, its parsed settings) for configured sources
 
     def part(self, source: str) -> Any | None:
@@ -193,4 +194,5 @@ def parse_settings(
             data, "defaultContextLength", DEFAULT_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH
         )),
         default_horizon=str(data.get("defaultHorizon") or ""),
+        max_query_patches=int(number_setting(data, "maxQueryPatches", 100_000, 1_000, 100_000_000)),
     )

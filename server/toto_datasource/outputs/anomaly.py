@@ -38,7 +38,7 @@ from ..frames.model import Frame, Notice
 from ..query.durations import Span, format_duration, span, span_schema
 from ..query.limits import MAX_ANOMALY_WINDOW_STEPS, MAX_HORIZON_STEPS
 from ..query.model import ForecastQuery, Plan
-from .base import OutputRequest, await_output, forecast_job
+from .base import OutputRequest, QueryCost, await_output, forecast_job, patches
 from .scoring import FLAG_SCORE, anomaly_flags, anomaly_scores, latest_finite
 
 DEFAULT_WINDOW_STEPS = 64
@@ -95,7 +95,7 @@ class PendingAnomaly:
         try:
             for w in self.windows:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                out = await_output(w.future, remaining)
+                out = await_output(w.future, remaining, req.ctx)
                 sl = slice(w.start, w.start + w.length)
                 for k, q in enumerate((0.1, 0.5, 0.9)):
                     values = out.level(q)[:, : w.length]
@@ -143,6 +143,15 @@ class AnomalyKind:
 
     def parse_params(self, obj: Mapping[str, Any]) -> Span | None:
         return span(obj.get("anomalyWindow"))
+
+    def cost(self, query: ForecastQuery, plan: Plan, series: int) -> QueryCost:
+        """Every window forecasts every series from `contextLength` points before it."""
+        windows = math.ceil(min(visible_steps(query, plan.grid), plan.grid.count) / plan.horizon)
+        each = patches(query.context_length, plan.horizon)
+        return QueryCost(
+            windows * series * each, f"{windows} windows × {series} series × {each} patches",
+            "Use a longer anomalyWindow, a shorter contextLength, a coarser step or a shorter time range.",
+        )
 
     def history_plan(self, query: ForecastQuery, plan: Plan) -> Plan:
         """Fetch `contextLength` points before the visible range plus the range itself."""

@@ -8,6 +8,7 @@ queries of a request are submitted before any is awaited (batching).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..backend.errors import BackendError
-from ..engine.types import Forecaster, ForecastJob, ForecastOutput
+from ..engine.types import PATCH, Forecaster, ForecastJob, ForecastOutput
 from ..frames.forecast import FrameContext
 from ..frames.model import Frame
 from ..query.model import ForecastQuery, Plan
@@ -32,6 +33,20 @@ class OutputRequest:
     forecaster: Forecaster
     ctx: FrameContext
     deadline: float | None  # time.monotonic() value
+
+
+@dataclass(frozen=True)
+class QueryCost:
+    """Model work a query will cost, counted in rows × 32-step patches (context + horizon): the unit
+    the model's time scales with (22m on a 2-core CPU: ~3,000 patches/s; a GPU: ~100× more)."""
+
+    patches: int
+    explain: str  # how the number comes about, for the message
+    advice: str  # how to make it smaller
+
+
+def patches(context: int, horizon: int) -> int:
+    return math.ceil((context + horizon) / PATCH)
 
 
 class PendingOutput(Protocol):
@@ -58,11 +73,15 @@ class QueryType(Protocol):
         """The history this type needs; most need exactly the forecast plan's."""
         ...
 
+    def cost(self, query: ForecastQuery, plan: Plan, series: int) -> QueryCost:
+        """The model work this query will take, checked against the data source's limit."""
+        ...
+
     def submit(self, request: OutputRequest) -> PendingOutput: ...
 
 
 class ForecastPlanOnly:
-    """Default `history_plan` and `parse_params` for types that need nothing special."""
+    """Defaults for types that forecast each series once over the plan's horizon."""
 
     schema: Mapping[str, Any] = {}
 
@@ -71,6 +90,11 @@ class ForecastPlanOnly:
 
     def history_plan(self, query: ForecastQuery, plan: Plan) -> Plan:
         return plan
+
+    def cost(self, query: ForecastQuery, plan: Plan, series: int) -> QueryCost:
+        each = patches(plan.grid.count, plan.horizon)
+        return QueryCost(series * each, f"{series} series × {each} patches of context and horizon",
+                         "Use fewer series, a shorter contextLength or a shorter horizon.")
 
 
 def forecast_job(request: OutputRequest, context: np.ndarray | None = None, horizon: int | None = None
@@ -86,10 +110,16 @@ def forecast_job(request: OutputRequest, context: np.ndarray | None = None, hori
     )
 
 
-def await_output(future: Future[ForecastOutput], timeout: float | None) -> ForecastOutput:
-    """Wait for a job; past the deadline the job is cancelled so the engine drops it unrun."""
+def await_output(future: Future[ForecastOutput], timeout: float | None,
+                 ctx: FrameContext | None = None) -> ForecastOutput:
+    """Wait for a job; past the deadline the job is cancelled so the engine drops it unrun. The
+    time the job queued for the model goes into the frames' meta (`queueWaitMs`)."""
     try:
-        return future.result(timeout=timeout)
+        out = future.result(timeout=timeout)
+        if ctx is not None:
+            wait_ms = round(out.queue_wait_s * 1000, 1)
+            ctx.custom["queueWaitMs"] = max(wait_ms, ctx.custom.get("queueWaitMs", 0.0))
+        return out
     except FutureTimeout:
         future.cancel()
         raise

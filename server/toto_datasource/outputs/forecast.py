@@ -17,7 +17,7 @@ class PendingForecast:
     future: Future[ForecastOutput]
 
     def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout)
+        out = await_output(self.future, timeout, self.request.ctx)
         req = self.request
         grid = req.history.grid
         future_ms = grid.future_ms(req.plan.horizon)

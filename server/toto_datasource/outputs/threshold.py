@@ -79,7 +79,7 @@ class PendingThreshold:
     future: Future[ForecastOutput]
 
     def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout)
+        out = await_output(self.future, timeout, self.request.ctx)
         req = self.request
         grid = req.history.grid
         horizon = req.plan.horizon

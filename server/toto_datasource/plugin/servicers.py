@@ -27,14 +27,17 @@ from ..service import ForecastDataSource, call_resource
 from . import wire
 
 log = logging.getLogger(__name__)
+DEADLINE_MARGIN_S = 1.0
 
 
 def _deadline(context: grpc.ServicerContext) -> float | None:
+    """When our answers must be ready: the caller's deadline less a margin for encoding and sending
+    them, so a slow query becomes its own 504 instead of the whole call's DEADLINE_EXCEEDED."""
     remaining = context.time_remaining()
     # grpcio reports "no deadline" as None or as an enormous number of seconds.
     if remaining is None or remaining > 1e6:
         return None
-    return time.monotonic() + remaining
+    return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, 0.1 * remaining)
 
 
 def settings_for(ds: ForecastDataSource, ctx: pb.PluginContext) -> DataSourceSettings | BackendError:

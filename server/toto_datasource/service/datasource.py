@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -32,6 +33,18 @@ from ..sources.base import History, HistoryRequest, HistorySource, SourceProvide
 from ..sources.registry import builtin_sources
 from .health import check_health, model_list
 from .instances import InstanceManager
+
+
+def check_cost(kind: QueryType, query: ForecastQuery, plan: Plan, series: int, limit: int) -> None:
+    """Refuse a query whose model work (rows × patches) is over the data source's limit, before it
+    runs: a 400 naming the limit and how to shrink the query, instead of a call that runs past any
+    deadline and holds every other query up."""
+    cost = kind.cost(query, plan, series)
+    if cost.patches > limit:
+        raise bad_request(
+            f"this query needs {cost.patches:,} model patches ({cost.explain}); the data source allows "
+            f"{limit:,} per query (maxQueryPatches setting). {cost.advice}"
+        )
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +97,14 @@ class ForecastDataSource:
         """Answer every refId. All queries are submitted before any is awaited (batching)."""
         results: dict[str, QueryResult] = {}
         pending: dict[str, tuple[PendingOutput, str, float]] = {}
+        uses = Counter(q.ref_id for q in queries)
         for q in queries:
             started = time.perf_counter()
+            if uses[q.ref_id] > 1:  # a response holds one answer per refId: refuse rather than drop one
+                results[q.ref_id] = self._failed(bad_request(
+                    f"refId {q.ref_id!r} is used by {uses[q.ref_id]} queries of this request; "
+                    "give each query its own refId"), q.query_type)
+                continue
             try:
                 if isinstance(settings, BackendError):
                     raise settings
@@ -169,9 +188,10 @@ class ForecastDataSource:
         kind = self.query_types.get(query.query_type)
         source = self.source_for(query, settings)
         plan = self.plan(query, source)
-        history = source.fetch(HistoryRequest(plan.grid, query))
+        history = source.fetch(HistoryRequest(plan.grid, query, deadline))
         if not history.series:
             raise bad_request("the source returned no series for this query")
+        check_cost(kind, query, plan, len(history.series), settings.max_query_patches)
         custom: dict[str, object] = {"model": forecaster.name, "stepMs": plan.grid.step_ms,
                                      "horizonSteps": plan.horizon}
         if (block := decode_block_for(plan.horizon)) is not None:

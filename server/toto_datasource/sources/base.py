@@ -40,6 +40,7 @@ class HistoryRequest:
 
     grid: TimeGrid
     query: ForecastQuery | None = None
+    deadline: float | None = None  # time.monotonic() after which nobody waits for the answer
 
     @property
     def spec(self) -> Any:

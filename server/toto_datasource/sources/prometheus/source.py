@@ -66,8 +66,12 @@ class PrometheusSource:
     def close(self) -> None:
         self._http.close()
 
-    def _deadline(self) -> float:
-        return self._clock() + self.settings.timeout_s
+    def _deadline(self, request: HistoryRequest | None = None) -> float:
+        """The data source's timeout, or the query's own deadline when that comes first."""
+        own = self._clock() + self.settings.timeout_s
+        if request is None or request.deadline is None:
+            return own
+        return min(own, self._clock() + max(0.0, request.deadline - time.monotonic()))
 
     def _range(self, expr: str, grid: TimeGrid, step_ms: int, deadline: float,
                warnings: list[str]) -> list[Mapping[str, Any]]:
@@ -95,7 +99,7 @@ class PrometheusSource:
         grid = request.grid
         if grid.count <= 0 or grid.step_ms <= 0:
             raise bad_request(f"invalid history grid: {grid.count} points every {grid.step_ms} ms")
-        deadline = self._deadline()
+        deadline = self._deadline(request)
         parts = chunks(grid)
         placed: dict[tuple[tuple[str, str], ...], Placed] = {}
         warnings: list[str] = []
