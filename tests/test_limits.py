@@ -51,3 +51,24 @@ def test_frames_report_how_long_the_query_waited_for_the_model(ds: ForecastDataS
     result = ds.query_data(DataSourceSettings(), [query("A", {**NAIVE, "includeHistory": False})])["A"]
     (frame, *_) = result.frames
     assert frame.meta.custom["queueWaitMs"] >= 0
+
+
+def field_keys(frames) -> list[tuple[str, tuple[tuple[str, str], ...]]]:  # type: ignore[no-untyped-def]
+    return [(f.name, tuple(sorted((f.labels or {}).items()))) for frame in frames for f in frame.fields
+            if f.tstype != "time"]
+
+
+@pytest.mark.parametrize("body", [
+    {"queryType": "anomaly", "source": "demo", "scenario": "all", "model": "seasonal-naive", "step": "1m"},
+    {"queryType": "forecast", "source": "demo", "scenario": "all", "model": "seasonal-naive", "step": "1m"},
+    {"queryType": "threshold", "source": "demo", "scenario": "all", "model": "seasonal-naive", "step": "1m",
+     "threshold": 500},
+])
+def test_every_name_and_label_set_is_unique_across_a_responses_frames(ds: ForecastDataSource,
+                                                                       body: dict) -> None:
+    for alert in (False, True):
+        queries = [query("A", body, NOW - 6 * HOUR)]
+        (result,) = ds.query_data(DataSourceSettings(), queries, for_alert=alert).values()
+        assert result.error is None, result.error
+        keys = field_keys(result.frames)
+        assert len(keys) == len(set(keys)), (body["queryType"], alert)

@@ -193,11 +193,14 @@ def anomaly_summary_frame(series: Sequence[Series], labels: Sequence[dict[str, s
     """Per series (latest score, latest flag, max score, flagged points), one numeric-wide frame."""
     fields: list[Field] = []
     for s, lab, (latest, flag, top, count) in zip(series, labels, summaries, strict=True):
-        fields.append(Field.number(ANOMALY_SCORE, np.array([latest]), dict(lab),
+        # On dashboards the time-series frame has per-step anomaly_score/anomaly fields with the
+        # same labels: the summary's carry `summary=latest` so every (name, labels) is unique.
+        latest_labels = dict(lab) if ctx.for_alert else {**lab, "summary": "latest"}
+        fields.append(Field.number(ANOMALY_SCORE, np.array([latest]), latest_labels,
                                    {"displayNameFromDS": f"{s.name} latest anomaly score"}))
         if not ctx.for_alert:
             fields += [
-                Field.number(ANOMALY_FLAG, np.array([flag]), dict(lab),
+                Field.number(ANOMALY_FLAG, np.array([flag]), latest_labels,
                              {"displayNameFromDS": f"{s.name} anomalous now", "min": 0, "max": 1}),
                 Field.number(MAX_ANOMALY_SCORE, np.array([top]), dict(lab),
                              {"displayNameFromDS": f"{s.name} max anomaly score"}),
