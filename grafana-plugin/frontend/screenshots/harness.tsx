@@ -14,7 +14,9 @@ const theme = createTheme({ colors: { mode: 'dark' } });
 
 const ds = new DataSource({ id: 1, uid: 'toto', type: 'toto-forecast-datasource', name: 'Toto Forecast', jsonData: {}, meta: {} } as unknown as DataSourceInstanceSettings<TotoJsonData>);
 ds.preview = async () => ({ series: 4, step: '1m', stepMs: 60000, historySpan: '1d 10h', horizonSteps: 60, notices: [] });
-ds.metricNames = async (prefix) => ['node_cpu_seconds_total', 'node_load1', 'up'].filter((n) => n.startsWith(prefix));
+ds.getResource = (async (_path: string, params?: { match?: string }) => ({
+  names: ['node_cpu_seconds_total', 'node_load1', 'up'].filter((n) => n.startsWith(params?.match ?? '')),
+})) as typeof ds.getResource;
 
 const now = Date.now();
 const range = { from: dateTime(now - 6 * 3600_000), to: dateTime(now), raw: { from: 'now-6h', to: 'now' } };

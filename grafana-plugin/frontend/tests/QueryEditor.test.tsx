@@ -13,8 +13,10 @@ let metricNames: jest.SpyInstance;
 beforeEach(() => {
   preview = jest.spyOn(DataSource.prototype, 'preview').mockResolvedValue(PREVIEW);
   metricNames = jest
-    .spyOn(DataSource.prototype, 'metricNames')
-    .mockImplementation(async (prefix) => ['node_cpu_seconds_total', 'up'].filter((n) => n.startsWith(prefix)));
+    .spyOn(DataSource.prototype, 'getResource')
+    .mockImplementation(async (_path: string, params?: { match?: string }) => ({
+      names: ['node_cpu_seconds_total', 'up'].filter((n) => n.startsWith(params?.match ?? '')),
+    }));
 });
 afterEach(() => jest.restoreAllMocks());
 
@@ -58,7 +60,7 @@ describe('QueryEditor', () => {
     await user.click(screen.getByLabelText('Metric'));
     await user.type(screen.getByLabelText('Metric'), 'node');
     await user.click(await screen.findByText('node_cpu_seconds_total'));
-    expect(metricNames).toHaveBeenCalledWith('node');
+    expect(metricNames).toHaveBeenCalledWith('prometheus/metric-names', { match: 'node' });
     expect(last().expr).toBe('node_cpu_seconds_total');
 
     const expr = screen.getByLabelText('PromQL');

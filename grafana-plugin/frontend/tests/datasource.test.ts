@@ -2,6 +2,7 @@ import { CoreApp, ScopedVars } from '@grafana/data';
 import { setTemplateSrv, TemplateSrv } from '@grafana/runtime';
 
 import { DataSource } from '../src/datasource';
+import { metricNames } from '../src/sources/prometheus';
 import { DEFAULT_QUERY } from '../src/types';
 import { makeDataSource, makeRange, PREVIEW } from './helpers';
 import { schemaErrors } from './schema';
@@ -53,7 +54,7 @@ describe('DataSource', () => {
     const get = jest.spyOn(ds, 'getResource').mockResolvedValue({ names: ['up'] });
     const post = jest.spyOn(ds, 'postResource').mockResolvedValue(PREVIEW);
 
-    await expect(ds.metricNames('u')).resolves.toEqual(['up']);
+    await expect(metricNames(ds, 'u')).resolves.toEqual(['up']);
     expect(get).toHaveBeenCalledWith('prometheus/metric-names', { match: 'u' });
 
     const range = makeRange();
