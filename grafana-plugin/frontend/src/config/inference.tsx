@@ -44,28 +44,27 @@ export function InferenceConfig(props: ConfigPartProps) {
           onChange={(e) => setJson({ inferenceUrl: e.currentTarget.value })}
         />
       </InlineField>
-      <InlineField label="Model name" labelWidth={LABEL} tooltip="The model's name on the engine (ModelInfer model_name).">
+      <InlineField label="Engine model" labelWidth={LABEL} disabled={!remote} tooltip="The model's name on the engine (ModelInfer model_name).">
         <Input
-          aria-label="Inference model"
+          aria-label="Engine model"
           width={24}
-          disabled={!remote}
           placeholder={DEFAULT_INFERENCE_MODEL}
           value={jsonData.inferenceModel ?? ''}
           onChange={(e) => setJson({ inferenceModel: e.currentTarget.value })}
         />
       </InlineField>
-      <InlineField label="Token" labelWidth={LABEL} tooltip="Sent as authorization: Bearer <token> gRPC metadata.">
-        <SecretInput width={48} {...secretProps('inferenceToken', 'Inference token')} />
+      <InlineField label="Engine token" labelWidth={LABEL} tooltip="Sent as authorization: Bearer <token> gRPC metadata.">
+        <SecretInput width={48} {...secretProps('inferenceToken', 'Engine token')} />
       </InlineField>
-      <InlineField label="Skip TLS verify" labelWidth={LABEL}>
+      <InlineField label="Skip engine TLS verify" labelWidth={LABEL}>
         <InlineSwitch
-          aria-label="Inference skip TLS verify"
+          aria-label="Skip engine TLS verify"
           value={jsonData.inferenceTlsSkipVerify ?? false}
           onChange={(e) => setJson({ inferenceTlsSkipVerify: e.currentTarget.checked })}
         />
       </InlineField>
-      <InlineField label="CA certificate" labelWidth={LABEL} tooltip="PEM of the CA that signed the engine's certificate.">
-        <SecretTextArea cols={48} rows={3} placeholder="-----BEGIN CERTIFICATE-----" {...secretProps('inferenceTlsCACert', 'Inference CA certificate')} />
+      <InlineField label="Engine CA certificate" labelWidth={LABEL} tooltip="PEM of the CA that signed the engine's certificate.">
+        <SecretTextArea cols={48} rows={3} placeholder="-----BEGIN CERTIFICATE-----" {...secretProps('inferenceTlsCACert', 'Engine CA certificate')} />
       </InlineField>
     </FieldSet>
   );

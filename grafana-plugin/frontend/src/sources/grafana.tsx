@@ -43,6 +43,9 @@ export const isTargetCandidate = (ds: DataSourceInstanceSettings) => ds.type !==
 /** Loaded target data sources by uid, so template variables can be resolved by the target's own rules. */
 const loaded = new Map<string, DataSourceApi>();
 
+/** Drop the loaded instances (after the data sources were reloaded; tests). */
+export const forgetLoadedTargets = () => loaded.clear();
+
 export function loadTarget(ref: TargetRef): Promise<DataSourceApi> {
   return getDataSourceSrv()
     .get(ref)
@@ -195,7 +198,7 @@ function GrafanaConfigPart(props: ConfigPartProps) {
         />
       </InlineField>
       <InlineField label="Service account token" labelWidth={LABEL} tooltip="Sent as Authorization: Bearer <token> to Grafana's /api/ds/query.">
-        <SecretInput width={48} placeholder="glsa_…" {...secretProps('grafanaToken', 'Grafana token')} />
+        <SecretInput width={48} placeholder="glsa_…" {...secretProps('grafanaToken', 'Service account token')} />
       </InlineField>
     </FieldSet>
   );
