@@ -1,7 +1,8 @@
 import { queryKeys, queryTypeParts, sourceParts } from '../src/registry';
+import { MAX_ANOMALY_WINDOW_STEPS } from '../src/querytypes/anomaly';
 import { DIRECTIONS } from '../src/querytypes/threshold';
 import { SCENARIOS } from '../src/sources/demo';
-import { DEFAULT_QUERY, MODELS, QUANTILE_LEVELS } from '../src/types';
+import { CONTEXT_LENGTH, DEFAULT_QUERY, MAX_HORIZON_STEPS, MODELS, QUANTILE_LEVELS } from '../src/types';
 import { pending, schema, schemaErrors } from './schema';
 
 // Keys of Grafana's own that the schema also lists.
@@ -22,6 +23,14 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     ['thresholdQuantile', QUANTILE_LEVELS],
   ])('have the same %s values', (key, values) => {
     expect(sorted(values)).toEqual(sorted(schema.properties[key].enum));
+  });
+
+  it('have the same limits (one definition: the backend's, read from the schema)', () => {
+    const steps = (key: string) => schema.properties[key].oneOf.find((o: { type: string }) => o.type === 'integer').maximum;
+    expect(steps('horizon')).toBe(MAX_HORIZON_STEPS);
+    expect(steps('anomalyWindow')).toBe(MAX_ANOMALY_WINDOW_STEPS);
+    const ctx = schema.properties.contextLength;
+    expect([ctx.minimum, ctx.maximum, ctx.default]).toEqual([CONTEXT_LENGTH.min, CONTEXT_LENGTH.max, CONTEXT_LENGTH.default]);
   });
 
   it('have the same quantile levels', () => {
