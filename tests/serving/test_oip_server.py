@@ -17,9 +17,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from toto_datasource.backend.errors import BackendError
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, contract, probe
 from toto_datasource.engine.toto import run_forecast
-from toto_datasource.errors import QueryError
 from toto_datasource.serving.oip import OIPServicer, build_server
 
 from .conftest import TOKEN, prepared_batch
@@ -73,7 +73,7 @@ def test_deadline_shorter_than_the_engine_gives_504(oip_server) -> None:
     oip_server.gate.open.clear()  # the engine holds every call
     runner = runner_for(oip_server.address, max_rows=8)
     batch = replace(prepared_batch(rows=1), deadline=time.monotonic() + 0.5)
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         runner(batch)
     assert err.value.status == 504 and err.value.source == "downstream"
     assert oip_server.address in err.value.message and "deadline" in err.value.message
@@ -85,12 +85,12 @@ def test_a_cancelled_batch_cancels_the_call(oip_server) -> None:
     gone = threading.Event()
     batch = replace(prepared_batch(rows=1), cancelled=gone.is_set)
     runner = runner_for(oip_server.address, max_rows=8, poll_s=0.01)
-    errors: list[QueryError] = []
+    errors: list[BackendError] = []
 
     def call() -> None:
         try:
             runner(batch)
-        except QueryError as exc:
+        except BackendError as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=call)
@@ -106,7 +106,7 @@ def test_engine_down_gives_503_naming_the_address_not_the_token() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     runner = runner_for(f"grpc://127.0.0.1:{port}", token="sekrit-token", max_rows=8)
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         runner(prepared_batch(rows=1))
     assert err.value.status == 503 and err.value.source == "downstream"
     assert f"127.0.0.1:{port}" in err.value.message and "sekrit" not in err.value.message
@@ -117,7 +117,7 @@ def test_engine_down_gives_503_naming_the_address_not_the_token() -> None:
 
 def test_the_token_is_checked(oip_server) -> None:
     for token in ("", "wrong"):
-        with pytest.raises(QueryError) as err:
+        with pytest.raises(BackendError) as err:
             runner_for(oip_server.address, token=token, max_rows=8)(prepared_batch(rows=1))
         assert err.value.status == 502 and "token" in err.value.message
 
@@ -191,7 +191,7 @@ def test_tls_with_a_private_ca_and_the_token(serving_engine, tmp_path) -> None:
         batch = prepared_batch(rows=1)
         np.testing.assert_allclose(secure(batch), in_process(serving_engine, batch), rtol=0, atol=1e-6)
         untrusted = runner_for(f"grpcs://localhost:{port}", max_rows=8)  # system roots: not trusted
-        with pytest.raises(QueryError) as err:
+        with pytest.raises(BackendError) as err:
             untrusted(batch)
         assert err.value.status == 503 and f"localhost:{port}" in err.value.message
     finally:

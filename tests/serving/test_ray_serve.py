@@ -18,8 +18,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
+from toto_datasource.backend.errors import BackendError
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe
-from toto_datasource.errors import QueryError
 
 from . import netns
 from .conftest import prepared_batch
@@ -71,7 +71,7 @@ def test_health_reports_the_remote_model(cluster) -> None:
 
 def test_deadline_shorter_than_the_answer_gives_504(cluster) -> None:
     batch = replace(prepared_batch(rows=64, length=2048), deadline=time.monotonic() + 0.02)
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         runner(cluster)(batch)
     assert err.value.status == 504 and cluster.address in err.value.message
 
@@ -86,12 +86,12 @@ def _properties(r: RemoteRunner) -> dict[str, str]:
 def test_replica_killed_mid_stream_gives_clear_errors_then_recovers(cluster, serving_engine) -> None:
     r = runner(cluster)
     long_batch = prepared_batch(rows=128, length=4096, seed=7)
-    errors: list[QueryError] = []
+    errors: list[BackendError] = []
 
     def stream() -> None:
         try:
             r(long_batch)
-        except QueryError as exc:
+        except BackendError as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=stream)
@@ -116,7 +116,7 @@ def test_replica_killed_mid_stream_gives_clear_errors_then_recovers(cluster, ser
     while recovered is None and time.monotonic() < give_up:
         try:
             recovered = r(replace(batch, deadline=time.monotonic() + 5))
-        except QueryError as exc:
+        except BackendError as exc:
             assert exc.status in (502, 503, 504) and cluster.address in exc.message
             time.sleep(1)  # poll for the restarted replica
     assert recovered is not None, "Serve did not bring the replica back"

@@ -138,9 +138,11 @@ def deploy_ray(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..plugin.logging import setup_logging
+    import logging
 
-    setup_logging(args.log_level)
+    # The engine server is not a Grafana plugin: plain stderr lines, not the plugin's hclog format.
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.ray:
         deploy_ray(args)
     else:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.settings import ModelSettings
 from ..engine.batch import PreparedBatch
 from ..engine.remote import contract
-from ..settings import ModelSettings
 
 # Rows × variates × length per model call; the plugin's own limits (engine/registry.py).
 GPU_MAX_CELLS = 1024 * 2048

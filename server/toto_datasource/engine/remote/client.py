@@ -4,7 +4,7 @@ The plugin keeps fetch, preparation, cache, scheduling and frames; only the mode
 the network. Per call: the gRPC deadline is the batch's remaining time (monotonic), a batch
 whose callers all went away cancels its in-flight call (polled every `poll_s` while waiting),
 and a batch over the engine's row limit is split into calls that run concurrently (so two
-replicas share one big batch). Transport failures become per-query QueryErrors naming the
+replicas share one big batch). Transport failures become per-query BackendErrors naming the
 engine's address — never the token — with source "downstream": UNAVAILABLE and
 RESOURCE_EXHAUSTED → 503, DEADLINE_EXCEEDED → 504.
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..._proto.inference import grpc_predict_v2_pb2 as pb
 from ..._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from ...errors import QueryError
+from ...backend.errors import BackendError
 from ..batch import PreparedBatch
 from . import contract
 
@@ -108,23 +108,23 @@ def call_metadata(settings: RemoteSettings) -> tuple[tuple[str, str], ...]:
     return tuple(metadata)
 
 
-def transport_error(exc: grpc.RpcError, address: str, what: str = "the forecast") -> QueryError:
+def transport_error(exc: grpc.RpcError, address: str, what: str = "the forecast") -> BackendError:
     """One gRPC failure → the per-query error Grafana shows (details are the engine's own words)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = (exc.details() if hasattr(exc, "details") else "") or ""
     detail = detail.splitlines()[0][:300] if detail else code.name
     where = f"the remote inference engine at {address}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return QueryError(f"{where} did not answer {what} before the query's deadline", 504, "downstream")
+        return BackendError(f"{where} did not answer {what} before the query's deadline", 504, "downstream")
     if code == grpc.StatusCode.UNAVAILABLE:
-        return QueryError(f"{where} is unavailable ({detail}); is it running?", 503, "downstream")
+        return BackendError(f"{where} is unavailable ({detail}); is it running?", 503, "downstream")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return QueryError(f"{where} is overloaded ({detail}); retry shortly", 503, "downstream")
+        return BackendError(f"{where} is overloaded ({detail}); retry shortly", 503, "downstream")
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-        return QueryError(f"{where} rejected the inference token ({detail})", 502, "downstream")
+        return BackendError(f"{where} rejected the inference token ({detail})", 502, "downstream")
     if code == grpc.StatusCode.CANCELLED:
-        return QueryError(f"the call to {where} was cancelled", 503, "downstream")
-    return QueryError(f"{where} failed {what}: {code.name}: {detail}", 502, "downstream")
+        return BackendError(f"the call to {where} was cancelled", 503, "downstream")
+    return BackendError(f"{where} failed {what}: {code.name}: {detail}", 502, "downstream")
 
 
 class RemoteRunner:
@@ -175,7 +175,7 @@ class RemoteRunner:
     # -- the BatchRunner ------------------------------------------------------------------
     def __call__(self, batch: PreparedBatch) -> np.ndarray:
         if self._remaining(batch.deadline) <= 0:
-            raise QueryError(
+            raise BackendError(
                 f"the query's deadline passed before the call to the remote inference engine at "
                 f"{self.address}",
                 504,
@@ -211,13 +211,13 @@ class RemoteRunner:
         while not done.wait(self.settings.poll_s):
             if batch.cancelled():
                 future.cancel()
-                raise QueryError(
+                raise BackendError(
                     f"every caller went away; the call to {self.address} was cancelled", 503, "downstream"
                 )
         try:
             response = future.result()
         except grpc.FutureCancelledError:
-            raise QueryError(
+            raise BackendError(
                 f"the call to the remote inference engine at {self.address} was cancelled", 503, "downstream"
             ) from None
         except grpc.RpcError as exc:
@@ -226,7 +226,7 @@ class RemoteRunner:
         try:
             return contract.decode_response(response, rows, variates, batch.horizon)
         except contract.ContractError as exc:
-            raise QueryError(
+            raise BackendError(
                 f"the remote inference engine at {self.address} answered outside the OIP contract: {exc}",
                 502,
                 "downstream",
