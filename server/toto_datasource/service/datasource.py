@@ -20,8 +20,9 @@ from ..backend.errors import BackendError, bad_request
 from ..backend.registry import Registry
 from ..backend.settings import DataSourceSettings, ModelSettings, RawSettings, parse_settings
 from ..backend.types import DataQueryInput, HealthResult, QueryResult
+from ..engine.backends import ModelBackend, settings_hook
 from ..engine.decoding import decode_block_for
-from ..engine.registry import ModelRegistry
+from ..engine.registry import ModelRegistry, builtin_backends
 from ..engine.types import Forecaster
 from ..frames.forecast import FrameContext
 from ..frames.model import Notice
@@ -53,10 +54,13 @@ def parse_data_source_settings(
     raw: RawSettings,
     environ: Mapping[str, str] | None = None,
     sources: Registry[SourceProvider] | None = None,
+    backends: Registry[ModelBackend] | None = None,
 ) -> DataSourceSettings:
-    """The generic settings plus every source's part (raises BackendError(400))."""
+    """The generic settings, every source's part and the model backends' settings hooks (which
+    backend runs the data source's Toto); raises BackendError(400)."""
     providers = (sources or builtin_sources()).values()
-    return parse_settings(raw, {p.name: p.parse_settings for p in providers}, environ)
+    model = settings_hook((backends or builtin_backends()).values(), environ)
+    return parse_settings(raw, {p.name: p.parse_settings for p in providers}, environ, model=model)
 
 
 class ForecastDataSource:
@@ -79,7 +83,7 @@ class ForecastDataSource:
     def parse_settings(
         self, raw: RawSettings, environ: Mapping[str, str] | None = None
     ) -> DataSourceSettings:
-        return parse_data_source_settings(raw, environ, self.sources)
+        return parse_data_source_settings(raw, environ, self.sources, self.registry.backends)
 
     def schema(self) -> dict:
         """The query schema of exactly the registered sources and query types."""
