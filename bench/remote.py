@@ -1,7 +1,8 @@
 """Remote inference benchmark: the plugin's scheduler in front of in-process Toto vs OIP engines.
 
-Backends, all behind the same BatchingForecaster (the plugin's own scheduler; one inference
-thread per plugin):
+Backends, all behind the same BatchingForecaster (the plugin's own scheduler): in-process with
+one call at a time, remote ones with `concurrency` calls in flight as the remote backend runs
+them (engine/remote/backend.py, default 4):
   * in-process      — run_forecast in this process (the reference);
   * plain grpc      — `toto-datasource serve-model` (one grpcio process, one model call at a time);
   * ray N replicas  — the Serve app (serving/ray_app.py) on a local Ray head, 1 replica × 2 CPUs
@@ -15,7 +16,7 @@ Everything runs inside one loopback-only network namespace (the script re-execut
 there with `ip netns exec`, as root), so Ray binds nothing beyond `lo` and no bridge hop is
 measured. Appends a Markdown section to bench/RESULTS.md with --results.
 
-    .venv/bin/python bench/remote.py [--seconds 6] [--results]
+    .venv/bin/python bench/remote.py [--seconds 6] [--results] [--only quick|ray2] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
-from toto_datasource.engine.batch import PreparedBatch  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
+from toto_datasource.engine.remote.settings import DEFAULT_CONCURRENCY  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
 from toto_datasource.engine.types import ForecastJob  # noqa: E402
 
@@ -45,12 +46,7 @@ from tests.serving.ray_cluster import RayServeCluster  # noqa: E402
 
 CHECKPOINT = str(ROOT / "var/checkpoints/toto-2.0-4m-random")
 LENGTH, HORIZON, PLAIN_PORT = 512, 64, 8101
-LIMITS = BatchLimits(max_cells=32 * 2048)  # the plugin's CPU default (engine/registry.py)
-
-
-def legacy(runner):  # type: ignore[no-untyped-def]
-    """Today's scheduler calls runner(values, mask, ids, horizon, has_missing, block)."""
-    return lambda v, m, i, h, miss, blk: runner(PreparedBatch(v, m, i, h, miss, blk))
+MAX_CELLS = 32 * 2048  # the plugin's CPU default (engine/local_toto.py)
 
 
 def load(forecasters: list[BatchingForecaster], series: int, clients: int, seconds: float) -> dict:
@@ -94,15 +90,17 @@ def one_series_ms(f: BatchingForecaster, n: int = 15) -> float:
     return 1000 * float(np.median(times))
 
 
-def measure(name: str, runner, plugins: int, seconds: float, rows: list) -> None:  # type: ignore[no-untyped-def]
-    forecasters = [BatchingForecaster(f"{name}-{p}", legacy(runner), limits=LIMITS) for p in range(plugins)]
+def measure(name: str, runner, plugins: int, seconds: float, rows: list,  # type: ignore[no-untyped-def]
+            concurrency: int = 1) -> None:
+    limits = BatchLimits(max_cells=MAX_CELLS, concurrency=concurrency)
+    forecasters = [BatchingForecaster(f"{name}-{p}", runner, limits=limits) for p in range(plugins)]
     try:
         single = one_series_ms(forecasters[0])
         for series, clients in ((1, 16), (1, 64), (64, 16), (64, 64)):
             r = load(forecasters, series, clients, seconds)
             rows.append(
                 {
-                    "backend": name,
+                    "backend": name if concurrency == 1 else f"{name} ×{concurrency} in flight",
                     "plugins": plugins,
                     "series": series,
                     "clients": clients,
@@ -149,7 +147,7 @@ def inside(args: argparse.Namespace) -> list[dict]:
     try:
         plain = RemoteRunner(RemoteSettings(f"127.0.0.1:{PLAIN_PORT}"))
         wait_ready(plain)
-        measure("plain grpc", plain, 1, args.seconds, rows)
+        measure("plain grpc", plain, 1, args.seconds, rows, args.concurrency)
     finally:
         server.terminate()
         try:
@@ -170,11 +168,13 @@ def inside(args: argparse.Namespace) -> list[dict]:
         cluster.start()
         ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
         wait_ready(ray)
-        measure("ray 1×2cpu", ray, 1, args.seconds, rows)
-        measure("ray 1×2cpu", ray, 2, args.seconds, rows)
+        measure("ray 1×2cpu", ray, 1, args.seconds, rows, args.concurrency)
+        if "quick" in args.only:
+            return rows
+        measure("ray 1×2cpu", ray, 2, args.seconds, rows, args.concurrency)
         cluster.deploy(2, 1.0)
         wait_ready(ray)
-        measure("ray 2×1cpu", ray, 2, args.seconds, rows)
+        measure("ray 2×1cpu", ray, 2, args.seconds, rows, args.concurrency)
         print(f"ray timings: {cluster.timings}", file=sys.stderr)
     finally:
         cluster.stop()
@@ -190,7 +190,7 @@ def ray_two_replicas(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
         cluster.start()
         ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
         wait_ready(ray)
-        measure("ray 2×1cpu", ray, 2, args.seconds, rows)
+        measure("ray 2×1cpu", ray, 2, args.seconds, rows, args.concurrency)
         print(f"ray timings: {cluster.timings}", file=sys.stderr)
     finally:
         cluster.stop()
@@ -222,7 +222,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--batch-wait-ms", type=float, default=5.0)
     parser.add_argument("--results", action="store_true")
-    parser.add_argument("--only", default="", help="ray2: only the 2-replica Ray run (no reference rows)")
+    parser.add_argument("--only", default="",
+                        help="ray2: only the 2-replica Ray run (no reference rows); quick: in-process, "
+                             "plain grpc and one Ray replica with one plugin")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="remote calls in flight per plugin (the remote backend's default)")
     parser.add_argument("--inside", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -249,6 +253,7 @@ def main() -> None:
                 f"--seconds={args.seconds}",
                 f"--batch-wait-ms={args.batch_wait_ms}",
                 f"--only={args.only}",
+                f"--concurrency={args.concurrency}",
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -260,11 +265,13 @@ def main() -> None:
 
     rows = json.loads(next(line for line in out.splitlines() if line.startswith("ROWS "))[5:])
     load1 = os.getloadavg()
+    only = f" --only {args.only}" if args.only else ""
     section = (
-        f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — `bench/remote.py --seconds {args.seconds:g}`\n\n"
+        f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — `bench/remote.py --seconds {args.seconds:g}{only}`\n\n"
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU; shared: "
         f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end (1-min). 4m random checkpoint, "
         f"context {LENGTH}, horizon {HORIZON}, Serve batch wait {args.batch_wait_ms:g} ms, "
+        f"remote calls in flight per plugin {args.concurrency}, "
         f"total {time.time() - started:.0f} s.\n\n{table(rows)}\n"
     )
     print(section)

@@ -100,7 +100,7 @@ class ForecastDataSource:
     ) -> dict[str, QueryResult]:
         """Answer every refId. All queries are submitted before any is awaited (batching)."""
         results: dict[str, QueryResult] = {}
-        pending: dict[str, tuple[PendingOutput, str, float]] = {}
+        pending: dict[str, tuple[PendingOutput, str, float, str]] = {}
         uses = Counter(q.ref_id for q in queries)
         for q in queries:
             started = time.perf_counter()
@@ -114,7 +114,8 @@ class ForecastDataSource:
                     raise settings
                 query = self.parse(q, settings)
                 submitted = self._submit(query, settings, for_alert, deadline)
-                pending[q.ref_id] = (submitted, query.query_type, started)
+                model = self.forecaster_for(query, settings).name  # a timeout names where it waited
+                pending[q.ref_id] = (submitted, query.query_type, started, model)
             except BackendError as exc:
                 results[q.ref_id] = self._failed(exc, q.query_type or "forecast")
             except Exception as exc:  # a bug must not take down the other queries
@@ -122,7 +123,7 @@ class ForecastDataSource:
                 results[q.ref_id] = self._failed(
                     BackendError(f"internal error: {type(exc).__name__}: {exc}", 500), ""
                 )
-        for ref_id, (out, qtype, started) in pending.items():
+        for ref_id, (out, qtype, started, model) in pending.items():
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 frames = out.frames(timeout)
@@ -133,7 +134,8 @@ class ForecastDataSource:
                 metrics.QUERY_SECONDS.labels(qtype).observe(time.perf_counter() - started)
             except FutureTimeout:
                 results[ref_id] = self._failed(
-                    BackendError("the forecast did not finish before the request's deadline", 504), qtype
+                    BackendError(f"the forecast ({model}) did not finish before the request's deadline", 504),
+                    qtype,
                 )
             except BackendError as exc:
                 results[ref_id] = self._failed(exc, qtype)
