@@ -100,9 +100,11 @@ def main() -> None:
             prom.stop()
     load = os.getloadavg()
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    print(f"Machine: {machine}, load {load[0]:.2f}/{load[1]:.2f}; {args.points} points every 5 min, x{args.repeat}")
+    runs = f"{args.points} points every 5 min, {args.repeat} runs"
+    print(f"Machine: {machine}, load {load[0]:.2f}/{load[1]:.2f}; {runs}")
     print(
-        "| series | Prometheus direct (ms, median) | via Grafana stand-in (ms, median) | added (ms) | via p90 (ms) |"
+        "| series | Prometheus direct (ms, median) | via Grafana stand-in (ms, median) "
+        "| added (ms) | via p90 (ms) |"
     )
     print("|---|---|---|---|---|")
     for n, d, g, g90 in rows:
