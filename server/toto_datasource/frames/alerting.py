@@ -20,14 +20,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ..query import ThresholdSpec, format_duration
-from ..sources.base import Series
-from .forecast import BAND_OPACITY, FrameContext, quantile_name
+from ..backend.quantiles import quantile_name
+from ..backend.series import Series
+from ..query.durations import format_duration
+from .forecast import BAND_OPACITY, FrameContext
 from .model import DATAPLANE_VERSION, NUMERIC_WIDE, Field, Frame, FrameMeta
+
+
+@dataclass(frozen=True)
+class ThresholdSpec:
+    """A threshold rule as the frames describe it (the threshold query type's parameters)."""
+
+    value: float
+    direction: Literal["above", "below"]
+    quantile: float
+
 
 TIME_TO_BREACH = "time_to_breach"
 WILL_BREACH = "will_breach"
@@ -99,7 +110,7 @@ def threshold_frames(
 ) -> list[Frame]:
     labels = unique_labels(series)
     horizon_ms = horizon * step_ms
-    qname = f"p{round(spec.quantile * 100):d}"
+    qname = quantile_name(spec.quantile)
     fields: list[Field] = []
     per_series: list[dict[str, Any]] = []
     for s, lab, row in zip(series, labels, rows, strict=True):

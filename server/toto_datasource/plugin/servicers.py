@@ -19,10 +19,11 @@ from .._proto.goplugin import grpc_controller_pb2 as ctl
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from ..engine.scheduler import cancel_scope
-from ..errors import QueryError
-from ..resources import call_resource
-from ..service import ForecastDataSource, QueryResult
+from ..backend.cancel import cancel_scope
+from ..backend.errors import BackendError
+from ..backend.settings import DataSourceSettings
+from ..backend.types import QueryResult
+from ..service import ForecastDataSource, call_resource
 from . import wire
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,14 @@ def _deadline(context: grpc.ServicerContext) -> float | None:
     return time.monotonic() + remaining
 
 
+def settings_for(ds: ForecastDataSource, ctx: pb.PluginContext) -> DataSourceSettings | BackendError:
+    """Typed settings, or the BackendError every query of the request will carry."""
+    try:
+        return ds.parse_settings(wire.raw_settings(ctx))
+    except BackendError as exc:
+        return exc
+
+
 class DataServicer(pb_grpc.DataServicer):
     def __init__(self, ds: ForecastDataSource) -> None:
         self.ds = ds
@@ -43,13 +52,16 @@ class DataServicer(pb_grpc.DataServicer):
     def QueryData(self, request: pb.QueryDataRequest, context: grpc.ServicerContext) -> pb.QueryDataResponse:
         queries = wire.query_inputs(request)
         try:
-            settings = wire.settings_from(request.pluginContext)
+            settings = settings_for(self.ds, request.pluginContext)
             with cancel_scope() as scope:  # a cancelled or timed-out call drops its queued forecasts
                 context.add_callback(scope.cancel)
-                results = self.ds.query_data(settings, dict(request.headers), queries, _deadline(context))
+                results = self.ds.query_data(
+                    settings, queries, for_alert=wire.is_alert_request(request.headers),
+                    deadline=_deadline(context),
+                )
         except Exception as exc:  # last line of defence: every refId still gets an answer
             log.exception("QueryData failed")
-            error = QueryError(f"internal error: {type(exc).__name__}: {exc}", 500)
+            error = BackendError(f"internal error: {type(exc).__name__}: {exc}", 500)
             results = {q.ref_id: QueryResult(error=error) for q in queries}
         return wire.query_data_response(results)
 
@@ -62,7 +74,7 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
         self, request: pb.CheckHealthRequest, context: grpc.ServicerContext
     ) -> pb.CheckHealthResponse:
         try:
-            result = self.ds.check_health(wire.settings_from(request.pluginContext))
+            result = self.ds.check_health(settings_for(self.ds, request.pluginContext))
         except Exception as exc:
             log.exception("CheckHealth failed")
             return pb.CheckHealthResponse(
@@ -86,7 +98,7 @@ class ResourceServicer(pb_grpc.ResourceServicer):
     def CallResource(self, request: pb.CallResourceRequest, context: grpc.ServicerContext):  # type: ignore[override]
         try:
             params = parse_qs(urlsplit(request.url).query)
-            settings = wire.settings_from(request.pluginContext)
+            settings = settings_for(self.ds, request.pluginContext)
             response = call_resource(self.ds, settings, request.method.upper() or "GET", request.path, params,
                                      request.body)
             code, body, content_type = response.status, response.encoded(), response.content_type
