@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from prometheus import prom_testkit
-from toto_datasource.errors import QueryError
-from toto_datasource.settings import PrometheusSettings
-from toto_datasource.sources.grafana_client import GrafanaClient
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.sources.prometheus.settings import PrometheusSettings
+from toto_datasource.sources.grafana.client import GrafanaClient
 from toto_datasource.sources.prometheus import PrometheusSource
 
 from . import standin
@@ -87,7 +87,7 @@ def test_irregular_times_with_nanos(grafana: standin.Standin) -> None:
 
 @pytest.mark.parametrize(("scenario", "what"), [("numeric", "numeric-multi"), ("table", "a table")])
 def test_numeric_and_table_are_400(grafana: standin.Standin, scenario: str, what: str) -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         fetch(grafana.url, scenario)
     assert err.value.status == 400 and what in err.value.message and "time-series query" in err.value.message
 
@@ -97,7 +97,7 @@ def test_empty_answer_has_no_series(grafana: standin.Standin) -> None:
 
 
 def test_target_error_is_passed_on(grafana: standin.Standin) -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         fetch(grafana.url, "error")
     assert (err.value.status, err.value.source) == (400, "downstream")
     assert "data source standin (toto-standin) returned an error: parse error" in err.value.message
@@ -124,7 +124,7 @@ def test_target_error_is_passed_on(grafana: standin.Standin) -> None:
     ],
 )
 def test_token_and_access_errors(grafana: standin.Standin, token: str, ds, status: int, text: str) -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         fetch(grafana.url, "multi", token=token, ds=ds)
     assert err.value.status == status and text in err.value.message
     assert standin.TOKEN not in err.value.message and "wrong-token" not in err.value.message
@@ -132,20 +132,20 @@ def test_token_and_access_errors(grafana: standin.Standin, token: str, ds, statu
 
 def test_slow_answer_is_504_within_the_budget(grafana: standin.Standin) -> None:
     for scenario, kw in (("slow", {"delayMs": 30_000}), ("slowbody", {"trickleMs": 200})):
-        with pytest.raises(QueryError) as err:
+        with pytest.raises(BackendError) as err:
             fetch(grafana.url, scenario, timeout_s=0.5, **kw)
         assert (err.value.status, err.value.source) == (504, "downstream"), scenario
         assert "within 0.5s" in err.value.message
 
 
 def test_huge_answer_is_400_naming_the_limit(grafana: standin.Standin) -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         fetch(grafana.url, "huge", series=6000, limit=1 << 20)
     assert err.value.status == 400 and "larger than the 1 MiB limit" in err.value.message
 
 
 def test_unreachable_is_502() -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         fetch("http://127.0.0.1:9", "multi")
     assert err.value.status == 502 and "cannot reach Grafana" in err.value.message
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toto_datasource.errors import QueryError
+from toto_datasource.backend.errors import BackendError
 from toto_datasource.sources.base import TimeGrid
 from toto_datasource.sources.regular_grid import infer_step_ms, place, regularize, round_step_ms
 
@@ -75,7 +75,7 @@ def test_finest_series_sets_the_step() -> None:
 
 
 def test_too_few_points_is_a_400() -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         regularize([(np.array([5, 5]), np.array([1.0, 2.0]))])
     assert err.value.status == 400 and "2 distinct timestamps" in err.value.message
 

@@ -30,8 +30,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import bad_request
-from .base import TimeGrid
+from ..backend.errors import bad_request
+from ..backend.series import TimeGrid
 
 SECOND = 1000
 MINUTE = 60 * SECOND

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import QueryError, bad_request, downstream
+from ...backend.errors import BackendError, bad_request, downstream
 
 TIME_SERIES_KINDS = ("timeseries-multi", "timeseries-many", "timeseries-wide")
 NUMERIC_KINDS = ("numeric-multi", "numeric-wide", "numeric-long")
@@ -166,7 +166,7 @@ def _frame_series(fields: list[_Field], frame_name: str, kind: str, where: str) 
     return out
 
 
-def target_error(result: Mapping[str, Any], target: str) -> QueryError:
+def target_error(result: Mapping[str, Any], target: str) -> BackendError:
     """The target data source's own error, passed on with its status (errorSource downstream)."""
     status = result.get("status")
     code = status if isinstance(status, int) and 400 <= status <= 599 else 502
@@ -174,7 +174,7 @@ def target_error(result: Mapping[str, Any], target: str) -> QueryError:
 
 
 def decode_result(doc: Mapping[str, Any], ref_id: str, target: str = "the data source") -> DecodedResult:
-    """Series of one refId of an /api/ds/query answer; QueryError for errors and non-time-series."""
+    """Series of one refId of an /api/ds/query answer; BackendError for errors and non-time-series."""
     results = doc.get("results") if isinstance(doc, Mapping) else None
     if not isinstance(results, Mapping):
         raise downstream("Grafana's answer has no results object; is the URL Grafana's?", 502)

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from ..errors import QueryError, bad_request, downstream
-from .grafana_frames import DecodedResult, decode_result
+from ...backend.errors import BackendError, bad_request, downstream
+from .frames import DecodedResult, decode_result
 
 OWN_PLUGIN_ID = "toto-forecast-datasource"
 TOKEN_HELP = (
@@ -150,7 +150,7 @@ class GrafanaClient:
                     False, f"Grafana {version} reachable, but no token is set: {TOKEN_HELP}", version
                 )
             status, raw = self._call("GET", "/api/org", None)
-        except QueryError as exc:
+        except BackendError as exc:
             return GrafanaHealth(False, exc.message)
         if status == 401:
             return GrafanaHealth(
@@ -196,7 +196,7 @@ class GrafanaClient:
                 return resp.status_code, b"".join(parts)
             finally:
                 resp.close()
-        except (QueryError, _Cancelled):
+        except (BackendError, _Cancelled):
             raise
         except httpx.TimeoutException:
             raise self._timeout() from None
@@ -208,12 +208,12 @@ class GrafanaClient:
                 f"request to Grafana at {self.url} failed: {self._redact(str(exc))}", 502
             ) from None
 
-    def _timeout(self) -> QueryError:
+    def _timeout(self) -> BackendError:
         return downstream(
             f"Grafana at {self.url} did not answer within {self.timeout_s:g}s (timeoutSeconds)", 504
         )
 
-    def _status_error(self, status: int, raw: bytes, target: str) -> QueryError:
+    def _status_error(self, status: int, raw: bytes, target: str) -> BackendError:
         if status == 401:
             return downstream(f"Grafana rejected the token (401): {TOKEN_HELP}", 401)
         if status == 403:
