@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "server"))
 from grafana import standin  # noqa: E402
 from prometheus import prom_server, prom_synthetic  # noqa: E402
 from prometheus.conftest import NO_SCRAPE  # noqa: E402
-from toto_datasource.sources.prometheus.settings import PrometheusSettings  # noqa: E402
 from toto_datasource.sources.base import HistoryRequest, TimeGrid  # noqa: E402
 from toto_datasource.sources.grafana.client import GrafanaClient  # noqa: E402
 from toto_datasource.sources.prometheus import PrometheusSource  # noqa: E402
+from toto_datasource.sources.prometheus.settings import PrometheusSettings  # noqa: E402
 from toto_datasource.sources.regular_grid import place  # noqa: E402
 
 QUERIES = {1: 'toto_test_many{idx="000"}', 64: 'toto_test_many{idx=~"0[0-5][0-9]|06[0-3]"}'}
