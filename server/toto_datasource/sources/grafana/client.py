@@ -15,12 +15,12 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ...backend.errors import BackendError, bad_request, downstream
+from ..base import SourceHealth
 from .frames import DecodedResult, decode_result
 
 OWN_PLUGIN_ID = "toto-forecast-datasource"
@@ -31,13 +31,6 @@ TOKEN_HELP = (
 # Grafana answers /api/ds/query with 400 (or 207 with datasourceQueryMultiStatus) when any query
 # failed; the body still carries every refId's result.
 RESULT_STATUSES = (200, 207, 400)
-
-
-@dataclass(frozen=True)
-class GrafanaHealth:
-    ok: bool
-    message: str
-    version: str = ""
 
 
 def _fmt_mib(n: int) -> str:
@@ -135,30 +128,30 @@ class GrafanaClient:
 
     # ---- health ------------------------------------------------------------------------------
 
-    def check(self) -> GrafanaHealth:
+    def check(self) -> SourceHealth:
         """Reachable (version from /api/health), then the token (GET /api/org: any org member may)."""
         try:
             status, raw = self._call("GET", "/api/health", None, auth=False)
             info = self._json(raw)
             version = str(info.get("version", "")) if isinstance(info, dict) else ""
             if status != 200 or not version:
-                return GrafanaHealth(
+                return SourceHealth(
                     False, f"{self.url} answered /api/health with HTTP {status}; is it Grafana?"
                 )
             if not self._token:
-                return GrafanaHealth(
+                return SourceHealth(
                     False, f"Grafana {version} reachable, but no token is set: {TOKEN_HELP}", version
                 )
             status, raw = self._call("GET", "/api/org", None)
         except BackendError as exc:
-            return GrafanaHealth(False, exc.message)
+            return SourceHealth(False, exc.message)
         if status == 401:
-            return GrafanaHealth(
+            return SourceHealth(
                 False, f"Grafana {version} reachable, but it rejected the token (401): {TOKEN_HELP}", version
             )
         if status not in (200, 403):  # 403: a valid token without org read; queries may still work
-            return GrafanaHealth(False, f"Grafana {version} answered /api/org with HTTP {status}", version)
-        return GrafanaHealth(True, f"Grafana {version} at {self.url} reachable, token accepted", version)
+            return SourceHealth(False, f"Grafana {version} answered /api/org with HTTP {status}", version)
+        return SourceHealth(True, f"Grafana {version} at {self.url} reachable, token accepted", version)
 
     # ---- HTTP --------------------------------------------------------------------------------
 
@@ -188,7 +181,7 @@ class GrafanaClient:
                     if size > self.max_response_bytes:
                         raise bad_request(
                             f"Grafana's answer is larger than the {_fmt_mib(self.max_response_bytes)} limit "
-                            "(maxResponseMB setting); shorten the history or aggregate the query"
+                            "(grafanaMaxResponseMB setting); shorten the history or aggregate the query"
                         )
                     if cancelled.is_set() or time.monotonic() > deadline:
                         raise _Cancelled
