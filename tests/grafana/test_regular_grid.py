@@ -87,7 +87,7 @@ def test_merges_last_and_mean_are_counted() -> None:
     last = place(grid, [(ts, vals)], "last", ["x"])
     np.testing.assert_array_equal(last.series[0].values, [2.0, 3.0, 5.0, 6.0])
     assert last.series[0].merged == 2
-    text = "2 points shared a 1m step with another point, the last one kept (x)"
+    text = "2 points fell on the same step (1m) as another point, the last one kept (x)"
     assert any(text in n for n in last.notices)
     mean = place(grid, [(ts, vals)], "mean")
     np.testing.assert_array_equal(mean.series[0].values, [1.5, 3.0, 4.5, 6.0])

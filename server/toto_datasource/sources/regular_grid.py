@@ -173,15 +173,15 @@ def _notices(grid: TimeGrid, out: list[RegularSeries], merge: Merge, names: list
         worst = max(s.max_shift_ms for s, _ in moved)
         notices.append(
             f"{sum(s.moved for s, _ in moved)} points of {len(moved)} series were off the {step} grid "
-            f"(by up to {format_step(worst)}) and were placed on its nearest bucket "
+            f"(by up to {format_step(worst)}) and were snapped to their step "
             f"({_some([n for _, n in moved])})"
         )
     merged = [(s, n) for s, n in zip(out, label, strict=True) if s.merged]
     if merged:
         how = "the last one kept" if merge == "last" else "averaged"
         notices.append(
-            f"{sum(s.merged for s, _ in merged)} points shared a {step} step with another point, "
-            f"{how} ({_some([n for _, n in merged])})"
+            f"{sum(s.merged for s, _ in merged)} points fell on the same step ({step}) as another "
+            f"point, {how} ({_some([n for _, n in merged])})"
         )
     outside = sum(s.outside for s in out)
     if outside:
