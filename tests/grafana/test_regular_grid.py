@@ -114,3 +114,14 @@ def test_query_step_and_max_count() -> None:
     np.testing.assert_array_equal(out.series[0].values[:-1], [77.5, 83.5, 89.5, 95.5])
     assert not any("inferred" in n for n in out.notices)
     assert out.series[0].outside > 0
+
+
+def test_regular_data_off_the_minute_marks_keeps_its_own_times() -> None:
+    """Data sampled every minute at :17 is regular: its times are kept, nothing is snapped; jitter
+    around the minute marks (no shared phase) lands on the marks."""
+    ts = 1_700_000_017_000 + 60_000 * np.arange(10)
+    out = regularize([(ts, np.arange(10.0))])
+    assert out.grid.timestamps_ms().tolist() == ts.tolist()
+    assert out.notices == ["step 1m inferred from the timestamps"]
+    jittered = 1_700_000_040_000 + 60_000 * np.arange(10) + np.array([0, 3, -2, 5, 1, -4, 2, 0, -1, 4]) * 1000
+    assert regularize([(jittered, np.arange(10.0))]).grid.start_ms == 1_700_000_040_000

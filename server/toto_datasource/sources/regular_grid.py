@@ -2,8 +2,9 @@
 
 Loki, InfluxDB and SQL answers are jittered or irregular. The model needs one value per step, so
 every point goes into one bucket of a grid whose times are multiples of a *round* step (1 s, 5 s,
-10 s, 15 s, 30 s, 1 m, 5 m, ...; or the step the query asks for), counted from the epoch or from
-the grid the planner chose. Rules:
+10 s, 15 s, 30 s, 1 m, 5 m, ...; or the step the query asks for), counted from the epoch (or from
+the data's own phase when most points share one: regular data at :17 keeps its times), or the
+grid the planner chose. Rules:
 
 - The step: the query's, else the largest round step not above 1.2 x the finest median spacing
   of any series. A coarser step would merge points (each merge loses a value); a finer one only
@@ -192,19 +193,33 @@ def _notices(grid: TimeGrid, out: list[RegularSeries], merge: Merge, names: list
     return notices
 
 
+def grid_anchor_ms(timestamps: Sequence[np.ndarray], step_ms: int) -> int:
+    """Where the grid's times sit within a step: the data's own phase when most points share one
+    exact phase (regular data sampled at :17 keeps its times), else 0 (multiples of the step), so
+    jittered data lands on round times rather than on one point's jitter."""
+    phases = np.concatenate([np.mod(np.asarray(ts, dtype=np.int64), step_ms) for ts in timestamps])
+    if phases.size == 0:
+        return 0
+    values, counts = np.unique(phases, return_counts=True)
+    best = int(np.argmax(counts))
+    return int(values[best]) if counts[best] * 2 > phases.size else 0
+
+
 def grid_for(timestamps: Sequence[np.ndarray], step_ms: int, max_count: int) -> TimeGrid:
-    """The epoch-aligned grid of `step_ms` that covers every point (the latest `max_count` steps)."""
+    """The grid of `step_ms` (anchored by grid_anchor_ms) that covers every point, or the latest
+    `max_count` steps of them."""
     if step_ms <= 0:
         raise bad_request(f"the step must be positive, got {step_ms} ms")
     series_ts = [np.asarray(ts, dtype=np.int64) for ts in timestamps]
     nonempty = [ts for ts in series_ts if ts.size]
     if not nonempty:
         raise bad_request("no series has any timestamp")
-    half = _choose_half(nonempty, 0, step_ms)
-    lo = min(int(_assign(ts, 0, step_ms, half).min()) for ts in nonempty)
-    hi = max(int(_assign(ts, 0, step_ms, half).max()) for ts in nonempty)
+    anchor = grid_anchor_ms(nonempty, step_ms)
+    half = _choose_half(nonempty, anchor, step_ms)
+    lo = min(int(_assign(ts, anchor, step_ms, half).min()) for ts in nonempty)
+    hi = max(int(_assign(ts, anchor, step_ms, half).max()) for ts in nonempty)
     count = min(max(1, max_count), hi - lo + 1)
-    return TimeGrid(end_ms=hi * step_ms, step_ms=step_ms, count=count)
+    return TimeGrid(end_ms=anchor + hi * step_ms, step_ms=step_ms, count=count)
 
 
 def regularize(
