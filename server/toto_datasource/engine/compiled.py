@@ -175,9 +175,17 @@ class BucketedTransformer(nn.Module):
         self._states[bucket] = "ready"
         log.info("compiled Toto bucket %s in %.1f s", bucket.name, self._seconds[bucket])
 
-    def close(self, timeout: float | None = None) -> None:
-        """Accept no more buckets; the thread compiles those already queued, then exits (joined)."""
+    def close(self, timeout: float | None = None, drain: bool = False) -> None:
+        """Accept no more buckets and join the thread: after the compile it is running (default),
+        or after compiling everything already queued (`drain`, for tests and the bench)."""
         self._closed = True
+        while not drain:
+            try:
+                dropped = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if dropped is not None:
+                self._states.pop(dropped, None)
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,10 @@ def _quantise_int8(model: Any) -> tuple[Any, dict[str, float]]:
 
     from .fold import probe_inputs, relative_error
 
-    quantised = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantised = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
     inputs = probe_inputs(level=1.0)
     with torch.inference_mode():
         reference = model.forecast(inputs, 64, **FORECAST_KWARGS)
