@@ -53,6 +53,7 @@ plugin: install
 
 bench: install $(TINY)
 	$(PY) bench/run.py
+	$(PY) bench/model_speed.py
 
 lint: install
 	$(VENV)/bin/ruff check server tests bench

@@ -46,9 +46,18 @@ def _spread(x: np.ndarray) -> float:
     return float(x.max() - x.min())
 
 
-@pytest.mark.parametrize("size", ["4m", "22m"])
-def test_folded_model_matches_unfolded(size: str, tiny_checkpoint: Path, checkpoint_22m: Path) -> None:
-    original = _original(tiny_checkpoint if size == "4m" else checkpoint_22m)
+@pytest.fixture(scope="module")
+def checkpoint_313m_wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """313m's width (d_model 1024, 16 heads) with 2 of its 24 layers: its shapes, cheaply."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "313m-wide", "313m", num_layers=2)
+
+
+@pytest.mark.parametrize("size", ["4m", "22m", "313m-wide"])
+def test_folded_model_matches_unfolded(
+    size: str, tiny_checkpoint: Path, checkpoint_22m: Path, checkpoint_313m_wide: Path
+) -> None:
+    paths = {"4m": tiny_checkpoint, "22m": checkpoint_22m, "313m-wide": checkpoint_313m_wide}
+    original = _original(paths[size])
     folded, report = fold.fold_unit_scaling(original)
     assert report.leftover_unit_scaled == 0 and report.transformer_layers == original.config.num_layers
     for level in (1.0, 1e3):  # absolute tolerance only means something at level ~1

@@ -315,8 +315,12 @@ def _forecast_once(
     return out.float().cpu().numpy().astype(np.float64)
 
 
-def write_random_checkpoint(directory: str | Path, size: str = "4m", seed: int = 0) -> Path:
+def write_random_checkpoint(
+    directory: str | Path, size: str = "4m", seed: int = 0, num_layers: int | None = None
+) -> Path:
     """Write a seeded random-weight checkpoint of a released Toto 2.0 architecture.
+
+    `num_layers` overrides the depth (a 313m-wide model with 2 layers is cheap enough for tests).
 
     Tests and the offline demo load it through the same `from_pretrained` path as production.
     Its forecasts are meaningless numbers, never to be shown as a forecast.
@@ -327,6 +331,7 @@ def write_random_checkpoint(directory: str | Path, size: str = "4m", seed: int =
     # (d_model, d_ff, heads, layers) of the released checkpoints (TOTO2_NOTES §3).
     shapes = {"4m": (256, 688, 4, 4), "22m": (512, 1368, 8, 6), "313m": (1024, 2736, 16, 24)}
     d_model, d_ff, heads, layers = shapes[size]
+    layers = num_layers or layers
     config = Toto2ModelConfig(
         patch_size=32,
         d_model=d_model,
