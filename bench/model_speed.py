@@ -126,6 +126,8 @@ def run_size(size: str, batches: list[int], repeats: int, peak: float, compile_:
                 started = time.perf_counter()
                 state = compiled.compiled.compile_now(bucket)
                 compile_seconds[bucket.name] = round(time.perf_counter() - started, 1)
+                print(f"  compiled {size} {bucket.name} in {compile_seconds[bucket.name]} s",
+                      file=sys.stderr, flush=True)
                 if state != "ready":
                     print(f"compile {bucket.name}: {compiled.compiled.describe()}", file=sys.stderr)
             variants.append(("folded+compiled", functools.partial(on, compiled)))
@@ -136,6 +138,7 @@ def run_size(size: str, batches: list[int], repeats: int, peak: float, compile_:
             gflops = flops * batch / seconds / 1e9
             rows.append(Row(size, name, batch, seconds, gflops, gflops / peak,
                             float(np.abs(out - reference).max()) / spread))
+            print(f"  {rows[-1]}", file=sys.stderr, flush=True)  # progress: a run can take many minutes
     if compiled is not None and compiled.compiled is not None:
         compiled.compiled.close()
     return rows, flops, compile_seconds
@@ -163,6 +166,7 @@ def main() -> None:
     wall0, cpu0 = time.perf_counter(), _usage()
 
     peak = statistics.median([matmul_peak(4096, 4096, 4096, 1) for _ in range(max(3, args.repeats))])
+    print(f"  fp32 peak {peak:.0f} GFLOP/s", file=sys.stderr, flush=True)
     tokens = 32 * (CONTEXT + HORIZON) // 32  # batch 32 × 72 patches
     layer_peaks = {
         "in_proj 2304×512·512×1536": matmul_peak(tokens, 512, 1536, args.repeats),
