@@ -35,11 +35,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
+from toto_datasource.backend.settings import ModelSettings  # noqa: E402
 from toto_datasource.engine import fold  # noqa: E402
 from toto_datasource.engine.compiled import pick_bucket  # noqa: E402
 from toto_datasource.engine.prepare import FORECAST_KWARGS  # noqa: E402
 from toto_datasource.engine.toto import LoadedModel, load_toto, run_forecast, write_random_checkpoint  # noqa: E402
-from toto_datasource.settings import ModelSettings  # noqa: E402
 
 CONTEXT, HORIZON = 2048, 256
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from toto_datasource.backend.settings import ModelSettings
 from toto_datasource.engine import fold
 from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.compiled import Bucket, compile_enabled, pick_bucket
 from toto_datasource.engine.prepare import FORECAST_KWARGS
 from toto_datasource.engine.toto import load_toto, run_batch, run_forecast, write_random_checkpoint
-from toto_datasource.settings import ModelSettings
 
 # int8 dynamic quantisation error bound, max |Δ| / output range on the probe batch. Measured
 # 4m random weights: see test output; the issue measured 2.7 % for 22m at batch 1.
