@@ -25,7 +25,7 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     expect(sorted(values)).toEqual(sorted(schema.properties[key].enum));
   });
 
-  it('have the same limits (one definition: the backend's, read from the schema)', () => {
+  it('have the same limits (one definition: the backend schema)', () => {
     const steps = (key: string) => schema.properties[key].oneOf.find((o: { type: string }) => o.type === 'integer').maximum;
     expect(steps('horizon')).toBe(MAX_HORIZON_STEPS);
     expect(steps('anomalyWindow')).toBe(MAX_ANOMALY_WINDOW_STEPS);

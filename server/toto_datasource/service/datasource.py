@@ -209,7 +209,10 @@ class ForecastDataSource:
             for_alert=for_alert,
         )
         metrics.SERIES_FORECAST.labels(forecaster.name.split(":")[0]).inc(len(history.series))
-        return kind.submit(OutputRequest(query, history, plan, forecaster, ctx, deadline))
+        def other_model(name: str) -> Forecaster:
+            return self.forecaster_for(replace(query, model=name), settings)
+
+        return kind.submit(OutputRequest(query, history, plan, forecaster, ctx, deadline, other_model))
 
     @staticmethod
     def _executed(plan: Plan, history: History, forecaster: Forecaster) -> str:
