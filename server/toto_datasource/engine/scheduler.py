@@ -179,6 +179,10 @@ class BatchingForecaster:
         active: list[PendingJob] = []
         running = True
         while running and not self._closed.is_set():
+            if self._pool is not None:
+                # Wait for a free call slot BEFORE choosing the next call, so that work arriving
+                # while every slot is busy joins it instead of queueing behind a tiny call.
+                self._in_flight.acquire()
             if not active:
                 first = self._queue.get()
                 if first is None:
@@ -188,27 +192,30 @@ class BatchingForecaster:
                 running = self._drain(active)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
             active = self._live(active)
+            chunk: list[Row] = []
             try:
                 chunk = self._next_chunk(active)
                 if chunk:
-                    self._dispatch(chunk)
+                    self._dispatch(chunk)  # the pool's call releases the slot
             except BaseException as exc:  # never let the inference thread die with callers waiting
+                chunk = []
                 log.exception("batch failed")
                 for p in active:
                     p.fail(BackendError(
                         f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500
                     ))
                 active = []
+            if self._pool is not None and not chunk:
+                self._in_flight.release()  # nothing was sent: the slot stays free
             active = [p for p in active if p.remaining and not p.future.done()]
         for p in active:
             p.fail(BackendError("the forecast engine shut down before this job ran", 503))
 
     def _dispatch(self, chunk: list[Row]) -> None:
-        """Run the call here (one thread), or in the pool once a call slot is free."""
+        """Run the call here (one thread), or in the pool on the call slot `_loop` holds."""
         if self._pool is None:
             self._run_chunk(chunk)
             return
-        self._in_flight.acquire()  # at most `concurrency` calls in flight; newcomers queue meanwhile
         try:
             self._pool.submit(self._run_pooled, chunk)
         except RuntimeError:  # the pool shut down (close() raced this call)
