@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .frames.model import Frame
+from .outputs.accuracy import Scores
 from .outputs.crossing import Direction, first_crossing
 from .plot import plot_forecast
 
@@ -53,6 +54,12 @@ def read_forecasts(frames: list[Frame]) -> list[SeriesForecast]:
     return out
 
 
+def plural(count: float, noun: str) -> str:
+    """"1 step", "14 steps", "1 min"; minutes are abbreviated and never take an s."""
+    text = f"{count:g}" if isinstance(count, float) else str(count)
+    return f"{text} {noun}" if count == 1 or noun == "min" else f"{text} {noun}s"
+
+
 def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str = "") -> str:
     """"db_qps: p90 crosses 500 QPS in 14 steps (≈ 14:35 UTC)", or why it does not."""
     q = 0.9 if direction == "above" else 0.1
@@ -66,12 +73,31 @@ def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str
         horizon_min = (s.future_ms[-1] - s.history_ms[-1]) / 60000 if s.history_ms.size else len(band)
         side = "below" if direction == "above" else "above"
         return (f"{s.name}: {label} stays {side} {threshold:g}{unit_text} "
-                f"for the next {horizon_min:.0f} min ({'peak' if direction == 'above' else 'low'} {label} = "
+                f"for the next {plural(round(horizon_min), 'min')} ({'peak' if direction == 'above' else 'low'} {label} = "
                 f"{extreme:.0f}{unit_text})")
     when = datetime.fromtimestamp(s.future_ms[at] / 1000, tz=UTC).strftime("%H:%M UTC")
     median_at = first_crossing(s.quantiles[0.5], threshold, direction)
-    median_text = f"; median in {median_at + 1} steps" if median_at is not None else "; median stays clear"
-    return f"{s.name}: {label} {verb} {threshold:g}{unit_text} in {at + 1} steps (≈ {when}){median_text}"
+    median_text = (f"; median in {plural(median_at + 1, 'step')}" if median_at is not None
+                   else "; median stays clear")
+    return (f"{s.name}: {label} {verb} {threshold:g}{unit_text} in {plural(at + 1, 'step')} "
+            f"(≈ {when}){median_text}")
+
+
+TIE_RELATIVE = 0.02  # MASE within 2 % of the baseline's: a tie, not a win
+
+
+def backtest_line(model: str, scores: Scores, baseline: str, baseline_scores: Scores) -> str:
+    """"Toto beats seasonal-naive by 31 % on this metric: MASE 0.62 vs 0.90 over 8 windows"
+    (or "loses to … by", or "ties with"), from outputs.accuracy scores of one series."""
+    rel = scores.relative_to(baseline_scores)
+    windows = plural(scores.windows, "window")
+    tail = f"MASE {scores.mase:.2f} vs {baseline_scores.mase:.2f} over {windows}"
+    if not np.isfinite(rel):
+        return f"{model} vs {baseline} on this metric: MASE could not be scored over {windows}"
+    if abs(rel) < TIE_RELATIVE:
+        return f"{model} ties with {baseline} on this metric: {tail}"
+    verb = "beats" if rel > 0 else "loses to"
+    return f"{model} {verb} {baseline} by {abs(rel) * 100:.0f} % on this metric: {tail}"
 
 
 def write_csv(path: str, forecasts: list[SeriesForecast]) -> None:

@@ -47,9 +47,13 @@ class _Trend:
         return point[None, :] + np.sign(_Z)[:, None] * spread
 
 
-def fit_trend(y: np.ndarray) -> _Trend:
-    """Level, robust slope and residual spread of a deseasonalised series (see module doc)."""
-    w = y[-min(y.size, TREND_WINDOW) :]
+def fit_trend(y: np.ndarray, horizon: int) -> _Trend:
+    """Level, robust slope and residual spread of a deseasonalised series (see module doc).
+
+    The slope is local, over the last 4 horizons (64..1024 points): a cycle longer than the
+    context (the day at a 1-minute step) is then followed as a trend, as ETS would.
+    """
+    w = y[-int(np.clip(4 * horizon, 64, TREND_WINDOW)) :]
     n = w.size
     slope = 0.0
     k = max(1, n // 8)
@@ -74,13 +78,14 @@ def fit_trend(y: np.ndarray) -> _Trend:
 class _AugursTrend:
     """The trend model augurs' MSTL calls: fit on the deseasonalised series, predict points."""
 
-    def __init__(self) -> None:
+    def __init__(self, horizon: int) -> None:
+        self.horizon = horizon
         self.fitted: _Trend | None = None
         self._y = np.zeros(0)
 
     def fit(self, y: np.ndarray) -> None:
         self._y = np.asarray(y, dtype=np.float64)
-        self.fitted = fit_trend(self._y)
+        self.fitted = fit_trend(self._y, self.horizon)
 
     def predict(self, horizon: int, level: float | None):  # type: ignore[no-untyped-def]
         import augurs
@@ -128,13 +133,13 @@ def mstl_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray
         return seasonal_naive(history, horizon, step_ms)
     seasons = detect_seasons(x, step_ms)
     if not seasons:
-        trend = fit_trend(x)
+        trend = fit_trend(x, horizon)
         return np.sort(trend.quantiles(horizon), axis=0)
     try:
         import augurs
     except ImportError:
         return seasonal_naive(history, horizon, step_ms)
-    model = _AugursTrend()
+    model = _AugursTrend(horizon)
     mstl = augurs.MSTL.custom_trend(seasons, model)
     mstl.fit(x)
     point = np.asarray(mstl.predict(horizon, None).point(), dtype=np.float64)

@@ -77,6 +77,10 @@ def _describe_failure(checkpoint: str, exc: Exception) -> str:
 def load_toto(settings: ModelSettings) -> LoadedModel:
     """Load a checkpoint (local directory or hub id) through Toto2Model.from_pretrained."""
     started = time.perf_counter()
+    if not settings.checkpoint.startswith(("/", ".", "~")) and not os.path.isdir(settings.checkpoint):
+        from .hub import check_hub_reachable  # a hub id: ≤ 2 s probe, not a 35 s download timeout
+
+        check_hub_reachable(settings.checkpoint)
     # Fail fast rather than hang when the hub is unreachable (air-gapped installs).
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")

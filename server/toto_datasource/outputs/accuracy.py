@@ -148,7 +148,8 @@ def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     ok = np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
     if not ok.any():
         return float("nan")
-    return float(((y[ok] >= lo[ok]) & (y[ok] <= hi[ok])).mean())
+    tol = 1e-9 * np.maximum(1.0, np.abs(y[ok]))  # an exact forecast is inside its zero-width band
+    return float(((y[ok] >= lo[ok] - tol) & (y[ok] <= hi[ok] + tol)).mean())
 
 
 def score_window(window: Window, quantiles: np.ndarray, season: int = 1) -> Scores:
