@@ -72,8 +72,9 @@ def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str
         extreme = band.max() if direction == "above" else band.min()
         horizon_min = (s.future_ms[-1] - s.history_ms[-1]) / 60000 if s.history_ms.size else len(band)
         side = "below" if direction == "above" else "above"
+        which = "peak" if direction == "above" else "low"
         return (f"{s.name}: {label} stays {side} {threshold:g}{unit_text} "
-                f"for the next {plural(round(horizon_min), 'min')} ({'peak' if direction == 'above' else 'low'} {label} = "
+                f"for the next {plural(round(horizon_min), 'min')} ({which} {label} = "
                 f"{extreme:.0f}{unit_text})")
     when = datetime.fromtimestamp(s.future_ms[at] / 1000, tz=UTC).strftime("%H:%M UTC")
     median_at = first_crossing(s.quantiles[0.5], threshold, direction)
