@@ -13,7 +13,9 @@ decomposition is left to augurs (Grafana's Rust library; MSTL decomposition ~3-7
    changes over the recent window — a median, so one restart drop or overload spike does not
    bend it — kept only when the trend over k steps exceeds the noise of k-step changes;
 4. the band is the recent residuals' quantiles, widened with the horizon like a random walk
-   whose step is the residuals' one-step change.
+   whose step is the residuals' one-step change;
+5. per series, that MSTL forecast or seasonal-naive, whichever has the lower error on a holdout
+   of the context's last min(horizon, T/4) points (selected_forecast): ~2× the cost of one fit.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class StatisticalForecaster:
         try:
             import augurs  # noqa: F401
 
-            backend = "augurs MSTL + robust trend, seasons from autocorrelation"
+            backend = "augurs MSTL + robust trend (seasons from the ACF) or seasonal-naive, by holdout"
         except ImportError:
             backend = "seasonal-naive (augurs not installed)"
         return {"name": self.name, "method": backend}
