@@ -6,7 +6,6 @@ import socket
 
 import pytest
 from toto_datasource.engine import hub
-from toto_datasource.engine.toto import CheckpointError
 
 
 def _closed_port() -> int:
@@ -19,8 +18,8 @@ def test_unreachable_hub_raises_a_clear_checkpoint_error(monkeypatch: pytest.Mon
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    with pytest.raises(CheckpointError, match=r"hub unreachable: cannot connect to 127\.0\.0\.1"):
-        hub.check_hub_reachable("Datadog/Toto-2.0-22m", timeout_s=1.0)
+    reason = hub.hub_unreachable("Datadog/Toto-2.0-22m", timeout_s=1.0)
+    assert reason is not None and reason.startswith("hub unreachable: cannot connect to 127.0.0.1")
 
 
 def test_reachable_endpoint_passes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,13 +28,13 @@ def test_reachable_endpoint_passes(monkeypatch: pytest.MonkeyPatch) -> None:
         server.listen(1)
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        hub.check_hub_reachable("Datadog/Toto-2.0-22m", timeout_s=1.0)
+        assert hub.hub_unreachable("Datadog/Toto-2.0-22m", timeout_s=1.0) is None
 
 
 def test_offline_mode_skips_the_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    hub.check_hub_reachable("Datadog/Toto-2.0-22m", timeout_s=1.0)  # huggingface_hub uses its cache
+    assert hub.hub_unreachable("Datadog/Toto-2.0-22m", timeout_s=1.0) is None  # the cache serves
 
 
 def test_endpoint_parsing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from toto_datasource.backend.settings import ModelSettings
+from toto_datasource.engine.batch import PreparedBatch
+from toto_datasource.engine.local_toto import LocalTotoBackend, in_data_units
 from toto_datasource.engine.prepare import magnitude_factors, prepare_context, restore_magnitudes
+from toto_datasource.engine.types import ForecastJob
 
 
 def test_factors_only_for_small_rows() -> None:
@@ -34,26 +38,40 @@ def test_restore_divides_per_row() -> None:
 @pytest.fixture(scope="module")
 def loaded(tiny_checkpoint):  # type: ignore[no-untyped-def]
     from toto_datasource.engine.toto import load_toto
-    from toto_datasource.settings import ModelSettings
 
     return load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"))
 
 
-def test_tiny_series_forecast_in_data_units(loaded) -> None:  # type: ignore[no-untyped-def]
-    from toto_datasource.engine.toto import run_forecast
-
+def _tiny_sine() -> np.ndarray:
     t = np.arange(256)
-    x = 1e-10 * (2.0 + np.sin(2 * np.pi * t / 32))
-    p = prepare_context(x[None, :], 256)
-    values, mask, ids = p.values[None], p.mask[None], np.zeros((1, 1), np.int64)
+    return 1e-10 * (2.0 + np.sin(2 * np.pi * t / 32))
+
+
+def test_runner_is_the_direct_call_on_the_rescaled_input(loaded) -> None:  # type: ignore[no-untyped-def]
+    from toto_datasource.engine.toto import run_batch, run_forecast
+
+    p = prepare_context(np.stack([_tiny_sine(), 300 + 10 * np.sin(np.arange(256) / 5)]), 256)
+    values = p.values[:, None, :].astype(np.float32)  # (B=2, V=1, L)
+    mask, ids = p.mask[:, None, :], np.zeros((2, 1), np.int64)
+    batch = PreparedBatch(values, mask, ids, 16)
+    out = in_data_units(lambda b: run_batch(loaded, b))(batch)
     f = magnitude_factors(values, mask)
-    assert f.shape == (1, 1) and f[0, 0] > 1e9
-    rescaled = run_forecast(loaded, values * f[..., None], mask, ids, 16)
+    assert f[0, 0] > 1e9 and f[1, 0] == 1.0
     direct = run_forecast(loaded, (values * f[..., None]).astype(np.float32), mask, ids, 16)
-    out = restore_magnitudes(rescaled, f)
-    # The rescaled path is the direct toto2 call on the rescaled input, divided back.
-    np.testing.assert_allclose(out * f[0, 0], direct, rtol=1e-6)
-    # And it is in data units: within a few signal ranges of the series, unlike the raw call.
-    assert np.abs(out - 2e-10).max() < 50 * 2e-10
+    # The small row is the direct toto2 call on the rescaled input, divided back; the other is untouched.
+    np.testing.assert_allclose(out[:, 0] * f[0, 0], direct[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(out[:, 1], run_forecast(loaded, values, mask, ids, 16)[:, 1], rtol=1e-6)
+    # And in data units: within a few signal ranges of the series, unlike the raw call.
+    assert np.abs(out[:, 0] - 2e-10).max() < 50 * 2e-10
     raw = run_forecast(loaded, values, mask, ids, 16)
-    assert np.abs(raw - 2e-10).max() > 1e3 * np.abs(out - 2e-10).max()
+    assert np.abs(raw[:, 0] - 2e-10).max() > 1e3 * np.abs(out[:, 0] - 2e-10).max()
+
+
+def test_local_backend_answers_in_data_units(tiny_checkpoint) -> None:  # type: ignore[no-untyped-def]
+    backend = LocalTotoBackend().load(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"), False)
+    try:
+        out = backend.model.submit(ForecastJob(_tiny_sine()[None, :], 16)).result(timeout=120)
+    finally:
+        backend.close()
+    assert out.quantiles.shape == (9, 1, 16)
+    assert np.abs(out.quantiles - 2e-10).max() < 50 * 2e-10

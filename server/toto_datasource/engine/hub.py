@@ -14,14 +14,8 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-from .toto import CheckpointError
-
 PROBE_TIMEOUT_S = 2.0
 DEFAULT_ENDPOINT = "https://huggingface.co"
-
-
-class HubUnreachable(CheckpointError):
-    """The hub cannot be reached; the message says what was tried and what to do instead."""
 
 
 def _truthy(value: str | None) -> bool:
@@ -40,15 +34,16 @@ def hub_address(endpoint: str | None = None) -> tuple[str, int]:
     return parts.hostname or "huggingface.co", port
 
 
-def check_hub_reachable(repo_id: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-    """Return when a download of `repo_id` may be tried; raise HubUnreachable otherwise.
+def hub_unreachable(repo_id: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when a download of `repo_id` may be tried, else why not (engine/toto.py raises it as
+    its CheckpointError; this module imports nothing of the engine, so no import cycle).
 
     With HF_HUB_OFFLINE set it returns at once (huggingface_hub then serves only its cache).
     Otherwise it opens and closes one TCP connection to the hub (DNS included) within
     `timeout_s`; any failure becomes one message naming the host and the way out.
     """
     if hub_offline():
-        return
+        return None
     host, port = hub_address()
     failure: list[BaseException] = []
 
@@ -62,12 +57,13 @@ def check_hub_reachable(repo_id: str, timeout_s: float = PROBE_TIMEOUT_S) -> Non
     probe = threading.Thread(target=connect, name="hub-probe", daemon=True)
     probe.start()
     probe.join(timeout_s)
-    if probe.is_alive() or failure:
-        detail = (f"{type(failure[0]).__name__}: {failure[0] or 'no detail'}" if failure
-                  else "no answer, DNS included")
-        raise HubUnreachable(
-            f"hub unreachable: cannot connect to {host}:{port} within {timeout_s:g} s ({detail}), "
-            f"so {repo_id!r} cannot be downloaded. Download it where there is internet access and "
-            "point the Model setting at the directory, or set HF_HUB_OFFLINE=1 to use a copy "
-            "already in the Hugging Face cache."
-        )
+    if not probe.is_alive() and not failure:
+        return None
+    detail = (f"{type(failure[0]).__name__}: {failure[0] or 'no detail'}" if failure
+              else "no answer, DNS included")
+    return (
+        f"hub unreachable: cannot connect to {host}:{port} within {timeout_s:g} s ({detail}), "
+        f"so {repo_id!r} cannot be downloaded. Download it where there is internet access and "
+        "point the Model setting at the directory, or set HF_HUB_OFFLINE=1 to use a copy "
+        "already in the Hugging Face cache."
+    )

@@ -1,7 +1,7 @@
 """hclog-compatible JSON logs on stderr, one object per line, as go-plugin's host parses them.
 
 `@timestamp` must have exactly 6 fractional digits or Grafana treats the whole line as plain
-text (GRAFANA_PROTOCOL §1.5). Extra key/values go in `extra={"kv": {...}}`.
+text (go-plugin's hclog reader). Extra key/values go in `extra={"kv": {...}}`.
 """
 
 from __future__ import annotations
