@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .frames.model import Frame
-from .outputs.accuracy import Scores
+from .outputs.accuracy import backtest_line, plural
 from .outputs.crossing import Direction, first_crossing
 from .plot import plot_forecast
+
+__all__ = ["backtest_line", "model_label_for", "plot", "plural", "read_forecasts", "verdict", "write_csv"]
 
 
 @dataclass
@@ -54,10 +56,13 @@ def read_forecasts(frames: list[Frame]) -> list[SeriesForecast]:
     return out
 
 
-def plural(count: float, noun: str) -> str:
-    """"1 step", "14 steps", "1 min"; minutes are abbreviated and never take an s."""
-    text = f"{count:g}" if isinstance(count, float) else str(count)
-    return f"{text} {noun}" if count == 1 or noun == "min" else f"{text} {noun}s"
+MODEL_LABELS = {"toto": "Toto 2.0", "statistical": "statistical fallback (not Toto)",
+                "seasonal-naive": "seasonal-naive baseline (not Toto)"}
+
+
+def model_label_for(model: str) -> str:
+    """How the demo and the CLI name the model that produced a forecast."""
+    return MODEL_LABELS.get(model, f"{model} (not Toto)")
 
 
 def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str = "") -> str:
@@ -82,23 +87,6 @@ def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str
                    else "; median stays clear")
     return (f"{s.name}: {label} {verb} {threshold:g}{unit_text} in {plural(at + 1, 'step')} "
             f"(≈ {when}){median_text}")
-
-
-TIE_RELATIVE = 0.02  # MASE within 2 % of the baseline's: a tie, not a win
-
-
-def backtest_line(model: str, scores: Scores, baseline: str, baseline_scores: Scores) -> str:
-    """"Toto beats seasonal-naive by 31 % on this metric: MASE 0.62 vs 0.90 over 8 windows"
-    (or "loses to … by", or "ties with"), from outputs.accuracy scores of one series."""
-    rel = scores.relative_to(baseline_scores)
-    windows = plural(scores.windows, "window")
-    tail = f"MASE {scores.mase:.2f} vs {baseline_scores.mase:.2f} over {windows}"
-    if not np.isfinite(rel):
-        return f"{model} vs {baseline} on this metric: MASE could not be scored over {windows}"
-    if abs(rel) < TIE_RELATIVE:
-        return f"{model} ties with {baseline} on this metric: {tail}"
-    verb = "beats" if rel > 0 else "loses to"
-    return f"{model} {verb} {baseline} by {abs(rel) * 100:.0f} % on this metric: {tail}"
 
 
 def write_csv(path: str, forecasts: list[SeriesForecast]) -> None:

@@ -22,6 +22,7 @@ from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, ModelBackend
 from .baseline import SeasonalNaiveBackend
 from .local_toto import LocalTotoBackend
+from .statistical import StatisticalBackend
 from .types import Forecaster
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,8 @@ RETRY_FAILED_AFTER_S = 60.0
 
 def builtin_backends() -> Registry[ModelBackend]:
     """The model backends built in. A new backend is one module and one entry here."""
-    return Registry("model backend", "backend", [LocalTotoBackend(), SeasonalNaiveBackend()])
+    return Registry("model backend", "backend", [LocalTotoBackend(), SeasonalNaiveBackend(),
+                                                       StatisticalBackend()])
 
 
 class SlotState(StrEnum):
@@ -103,7 +105,7 @@ class ModelRegistry:
             raise slot.error
         raise BackendError(
             f"the Toto model {settings.checkpoint} is loading; try again in a few seconds "
-            "(or set model to seasonal-naive)",
+            "(or set model to statistical)",
             503,
         )
 

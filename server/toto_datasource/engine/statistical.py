@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.settings import ModelSettings
+from .backends import LoadedBackend, Probe
 from .baseline import seasonal_naive
 from .seasons import detect_seasons, forward_fill
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
@@ -166,10 +168,28 @@ class StatisticalForecaster:
         return future
 
     def describe(self) -> dict[str, Any]:
-        try:
-            import augurs  # noqa: F401
+        return {"name": self.name, "baseline": True, "method": method()}
 
-            backend = "augurs MSTL + robust trend (seasons from the ACF) or seasonal-naive, by holdout"
-        except ImportError:
-            backend = "seasonal-naive (augurs not installed)"
-        return {"name": self.name, "method": backend}
+
+def method() -> str:
+    try:
+        import augurs  # noqa: F401
+
+        return "augurs MSTL + robust trend (seasons from the ACF) or seasonal-naive, by holdout"
+    except ImportError:
+        return "seasonal-naive (augurs not installed)"
+
+
+class StatisticalBackend:
+    """The fallback as a model backend: instant, no checkpoint, picked by `model: statistical`."""
+
+    name = "statistical"
+    instant = True
+    query_model = "statistical"
+
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+        model = StatisticalForecaster()
+        return LoadedBackend(model, model, model.describe())
+
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+        return Probe(True, f"statistical fallback ready ({method()}; no checkpoint needed)")
