@@ -46,6 +46,14 @@ def _ffill(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def observed_part(history: np.ndarray) -> np.ndarray:
+    """The history from its first observed point on: a backtest window or a new series is
+    left-padded with NaN, which must not count as seasons (nor be back-filled into them)."""
+    x = np.asarray(history, dtype=np.float64)
+    first = np.flatnonzero(np.isfinite(x))
+    return x[first[0] :] if first.size else x
+
+
 def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
     """(9, horizon) quantiles for one series.
 
@@ -54,8 +62,9 @@ def seasonal_naive(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarra
     between; the median keeps a one-off spike from being echoed a season later. The band is the
     spread of all season-over-season changes in the context, widened as seasons accumulate.
     """
-    observed = int(np.isfinite(history).sum())
-    x = _ffill(np.asarray(history, dtype=np.float64))
+    x = observed_part(history)
+    observed = int(np.isfinite(x).sum())
+    x = _ffill(x)
     s = season_steps(step_ms, observed)
     h = np.arange(horizon)
     changes = x[s:] - x[:-s] if len(x) > s else np.zeros(1)

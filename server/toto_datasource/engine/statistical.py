@@ -28,7 +28,7 @@ import numpy as np
 
 from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, Probe
-from .baseline import seasonal_naive
+from .baseline import observed_part, seasonal_naive
 from .seasons import detect_seasons, forward_fill
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
@@ -112,7 +112,7 @@ def selected_forecast(history: np.ndarray, horizon: int, step_ms: int) -> tuple[
     (memory-leak at 5 min: MASE 0.77 vs 74) and on a period the calendar does not hold. The
     holdout is the last min(horizon, T/4) points; the winner has the lower median MAE there.
     """
-    x = np.asarray(history, dtype=np.float64)
+    x = observed_part(history)
     hold = min(horizon, x.size // 4)
     if hold >= 8 and np.isfinite(x[-hold:]).sum() >= hold // 2:
         actual = x[-hold:]

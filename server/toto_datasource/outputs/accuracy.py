@@ -194,7 +194,8 @@ TIE_RELATIVE = 0.02  # MASE within 2 % of the baseline's: a tie, not a win
 EXACT_MASE = 1e-6  # a MASE this small is an exact forecast (a pure signal the model repeats)
 
 
-def backtest_line(model: str, scores: Scores, baseline: str, baseline_scores: Scores) -> str:
+def backtest_line(model: str, scores: Scores, baseline: str, baseline_scores: Scores,
+                  subject: str = "this metric") -> str:
     """"Toto beats seasonal-naive by 31 % on this metric: MASE 0.62 vs 0.90 over 8 windows"
     (or "loses to … by", or "ties with"), from the scores of one series (or their means).
 
@@ -205,11 +206,11 @@ def backtest_line(model: str, scores: Scores, baseline: str, baseline_scores: Sc
     tail = f"MASE {scores.mase:.2f} vs {baseline_scores.mase:.2f} over {windows}"
     a, b = scores.mase, baseline_scores.mase
     if not (np.isfinite(a) and np.isfinite(b)):
-        return f"{model} vs {baseline} on this metric: MASE could not be scored over {windows}"
+        return f"{model} vs {baseline} on {subject}: MASE could not be scored over {windows}"
     if abs(a - b) <= max(EXACT_MASE, TIE_RELATIVE * max(a, b)):
-        return f"{model} ties with {baseline} on this metric: {tail}"
+        return f"{model} ties with {baseline} on {subject}: {tail}"
     if b <= EXACT_MASE:
-        return f"{model} loses to {baseline}, which is exact on this metric: {tail}"
+        return f"{model} loses to {baseline}, which is exact on {subject}: {tail}"
     rel = scores.relative_to(baseline_scores)
     verb = "beats" if rel > 0 else "loses to"
-    return f"{model} {verb} {baseline} by {abs(rel) * 100:.0f} % on this metric: {tail}"
+    return f"{model} {verb} {baseline} by {abs(rel) * 100:.0f} % on {subject}: {tail}"
