@@ -25,7 +25,7 @@ def sine_every_7_minutes(n: int) -> np.ndarray:
 
 
 def test_sine_without_calendar_season_is_followed() -> None:
-    """Seasonal-naive extends a 3-point slope here (median error 27.6 on a range of 2)."""
+    """No calendar season fits the 7-minute step: the fallback finds the period in the data."""
     history = sine_every_7_minutes(2048 + 60)
     out = StatisticalForecaster().submit(ForecastJob(history[None, :2048], 60, step_ms=STEP_7_MIN)).result()
     assert out.quantiles.shape == (9, 1, 60) and out.model == "statistical"
@@ -35,7 +35,8 @@ def test_sine_without_calendar_season_is_followed() -> None:
     # leaves ~0.3 (measured 0.32): two orders of magnitude better than seasonal-naive.
     assert np.median(error) < 0.5, np.median(error)
     baseline_error = np.abs(seasonal_naive(history[:2048], 60, STEP_7_MIN)[4] - history[2048:])
-    assert np.median(baseline_error) > 10 * np.median(error)
+    # Seasonal-naive has no season here and holds the last value (0.91, was 27.6 with a 3-point slope).
+    assert np.median(error) * 2 < np.median(baseline_error) < 1.5
 
 
 def test_seasons_found_in_data() -> None:

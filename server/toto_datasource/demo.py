@@ -22,6 +22,7 @@ from .plugin.host import PluginProcess
 from .report import model_label_for, plot, read_forecasts, verdict
 
 BASELINES = ("statistical", "seasonal-naive")
+BACKTEST_WINDOWS = 8
 HOW_TO_POINT = (
     "To use the real weights offline, download them where there is internet "
     "(`huggingface-cli download Datadog/Toto-2.0-22m --local-dir /opt/toto/Toto-2.0-22m`) and run "
@@ -35,9 +36,11 @@ def _context(model: str) -> pb.PluginContext:
     return pb.PluginContext(pluginId="toto-forecast-datasource", dataSourceInstanceSettings=settings)
 
 
-def _query(plugin: PluginProcess, ctx: pb.PluginContext, model: str, now_ms: int) -> pb.DataResponse:
-    body = {"refId": "A", "queryType": "forecast", "source": "demo", "scenario": "postgres-load",
-            "horizon": "2h", "quantiles": [0.1, 0.5, 0.9], "includeHistory": True, "model": model}
+def _query(plugin: PluginProcess, ctx: pb.PluginContext, model: str, now_ms: int,
+           query_type: str = "forecast") -> pb.DataResponse:
+    body = {"refId": "A", "queryType": query_type, "source": "demo", "scenario": "postgres-load",
+            "horizon": "2h", "quantiles": [0.1, 0.5, 0.9], "includeHistory": True, "model": model,
+            "backtestWindows": BACKTEST_WINDOWS}
     query = pb.DataQuery(
         refId="A", json=json.dumps(body).encode(), intervalMS=60_000, maxDataPoints=2000,
         timeRange=pb.TimeRange(fromEpochMS=now_ms - 36 * 3_600_000, toEpochMS=now_ms + 2 * 3_600_000),
@@ -77,6 +80,21 @@ def run_demo(args: argparse.Namespace) -> int:
         return _answer(plugin, ctx, use, args)
 
 
+def _backtest(plugin: PluginProcess, ctx: pb.PluginContext, use: str, now: int) -> None:
+    """The same query as a backtest: every model re-forecasts the last 8 × 2 h and is scored."""
+    t = time.perf_counter()
+    response = _query(plugin, ctx, use, now, "backtest")
+    elapsed = (time.perf_counter() - t) * 1000
+    if response.status != 200:
+        print(f"\nBACKTEST failed with status {response.status}: {response.error}")
+        return
+    meta = decode_frame(response.frames[0]).meta
+    custom = meta.custom if meta is not None and isinstance(meta.custom, dict) else {}
+    models = ", ".join(custom.get("backtest", {}).get("models", []))
+    print(f"\nBACKTEST ({BACKTEST_WINDOWS} windows of 2 h on its own past, models: {models}; "
+          f"{elapsed:.0f} ms): {custom.get('summary', '')}")
+
+
 def _answer(plugin: PluginProcess, ctx: pb.PluginContext, use: str, args: argparse.Namespace) -> int:
     now = int(time.time() * 1000)
     t = time.perf_counter()
@@ -94,6 +112,7 @@ def _answer(plugin: PluginProcess, ctx: pb.PluginContext, use: str, args: argpar
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         plot(args.plot, s, args.threshold, model_label)
         print(f"Plot: {os.path.abspath(args.plot)}")
+    _backtest(plugin, ctx, use, now)
     started = time.perf_counter()
     code = plugin.shutdown()
     print(f"Plugin stopped by GRPCController.Shutdown in {time.perf_counter() - started:.2f} s "
