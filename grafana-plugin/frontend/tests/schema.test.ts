@@ -37,7 +37,7 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     expect([...QUANTILE_LEVELS]).toEqual(schema.properties.quantiles.items.enum);
   });
 
-  it('the pending fragment holds exactly the keys of issue 12 (issue 14\'s are in the backend schema)', () => {
+  it('the pending fragment holds exactly the keys of issue 12 (those of issue 14 are in the backend schema)', () => {
     expect(sorted(Object.keys(pending.properties))).toEqual(
       // Empty once the backend has folded them into query.schema.json and the file is gone.
       Object.keys(pending.properties).length === 0
