@@ -25,7 +25,7 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     expect(sorted(values)).toEqual(sorted(schema.properties[key].enum));
   });
 
-  it('have the same limits (one definition: the backend's, read from the schema)', () => {
+  it('have the same limits (one definition: the backend schema)', () => {
     const steps = (key: string) => schema.properties[key].oneOf.find((o: { type: string }) => o.type === 'integer').maximum;
     expect(steps('horizon')).toBe(MAX_HORIZON_STEPS);
     expect(steps('anomalyWindow')).toBe(MAX_ANOMALY_WINDOW_STEPS);
@@ -37,13 +37,8 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     expect([...QUANTILE_LEVELS]).toEqual(schema.properties.quantiles.items.enum);
   });
 
-  it('the pending fragment holds exactly the keys of issue 12 (those of issue 14 are in the backend schema)', () => {
-    expect(sorted(Object.keys(pending.properties))).toEqual(
-      // Empty once the backend has folded them into query.schema.json and the file is gone.
-      Object.keys(pending.properties).length === 0
-        ? []
-        : sorted(['source', 'sourceDatasource', 'sourceQuery'])
-    );
+  it('the pending fragment is gone: issues 12 and 14 are folded into the backend schema', () => {
+    expect(Object.keys(pending.properties)).toEqual([]);
   });
 
   it('default query is the contract default and valid', () => {
