@@ -180,7 +180,7 @@ HOSTILE = {
     "length-mismatch": json.dumps(
         {"source": "inline", "series": [{"timestamps": [1, 2, 3], "values": [1]}]}
     ).encode(),
-    "unknown-query-type": json.dumps({"queryType": "backtest"}).encode(),
+    "unknown-query-type": json.dumps({"queryType": "nowcast"}).encode(),
 }
 
 

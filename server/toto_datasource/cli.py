@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--step", default="", help="demo step, e.g. 1m")
     fc.add_argument("--threshold", type=float)
     fc.add_argument("--direction", default="above", choices=["above", "below"])
-    fc.add_argument("--model", default="", help="checkpoint dir or hub id, or seasonal-naive")
+    fc.add_argument("--model", default="", help="checkpoint dir or hub id, or statistical / seasonal-naive")
     fc.add_argument("--output", default="forecast.csv")
     fc.add_argument("--plot", default="forecast.png")
     demo = sub.add_parser("demo", help="the main job: Grafana-style QueryData for the PostgreSQL scenario")

@@ -13,8 +13,10 @@ from datetime import datetime
 
 from .backend.settings import DEFAULT_MODEL, RawSettings, env_setting
 from .engine.registry import ModelRegistry
-from .report import plot, read_forecasts, verdict, write_csv
+from .report import model_label_for, plot, read_forecasts, verdict, write_csv
 from .service import DataQueryInput, ForecastDataSource
+
+BASELINES = ("statistical", "seasonal-naive")
 
 
 def _timestamp_ms(text: str) -> int:
@@ -41,7 +43,7 @@ def read_csv_series(path: str) -> list[dict]:
 def run_forecast_command(args: argparse.Namespace) -> int:
     model = args.model or env_setting("model") or DEFAULT_MODEL
     query: dict = {"horizon": int(args.horizon) if args.horizon.isdigit() else args.horizon,
-                   "includeHistory": True, "model": "seasonal-naive" if model == "seasonal-naive" else "toto"}
+                   "includeHistory": True, "model": model if model in BASELINES else "toto"}
     if args.input:
         query.update(source="inline", series=read_csv_series(args.input))
     else:
@@ -50,18 +52,18 @@ def run_forecast_command(args: argparse.Namespace) -> int:
             query["step"] = args.step
     registry = ModelRegistry(warmup=False)
     ds = ForecastDataSource(registry)
-    checkpoint = model if model != "seasonal-naive" else DEFAULT_MODEL
+    checkpoint = model if model not in BASELINES else DEFAULT_MODEL
     settings = ds.parse_settings(RawSettings(json_data={"model": checkpoint}))
     if query["model"] == "toto":
         slot = registry.ensure(settings.model)
         slot.ready.wait()
         if slot.state != "ready":
-            print(f"Toto could not be loaded: {slot.error}\nUsing the seasonal-naive baseline instead.")
-            query["model"] = "seasonal-naive"
+            print(f"Toto could not be loaded: {slot.error}\nUsing the statistical fallback instead.")
+            query["model"] = "statistical"
         elif slot.info.get("randomWeights"):
             print("This checkpoint has random weights (a test model); its output is not a forecast. "
-                  "Using the seasonal-naive baseline instead.")
-            query["model"] = "seasonal-naive"
+                  "Using the statistical fallback instead.")
+            query["model"] = "statistical"
     now = int(time.time() * 1000)
     request = DataQueryInput("A", "", json.dumps(query).encode(), now - 86_400_000, now, 60_000, 1000)
     result = ds.query_data(settings, [request])["A"]
@@ -69,7 +71,7 @@ def run_forecast_command(args: argparse.Namespace) -> int:
         print(f"error ({result.error.status}): {result.error.message}")
         return 1
     forecasts = read_forecasts(result.frames)
-    label = "Toto 2.0" if query["model"] == "toto" else "seasonal-naive baseline (not Toto)"
+    label = model_label_for(query["model"])
     write_csv(args.output, forecasts)
     for s in forecasts:
         if args.threshold is not None:

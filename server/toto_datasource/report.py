@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .frames.model import Frame
+from .outputs.accuracy import backtest_line, plural
 from .outputs.crossing import Direction, first_crossing
 from .plot import plot_forecast
+
+__all__ = ["backtest_line", "model_label_for", "plot", "plural", "read_forecasts", "verdict", "write_csv"]
 
 
 @dataclass
@@ -53,6 +56,15 @@ def read_forecasts(frames: list[Frame]) -> list[SeriesForecast]:
     return out
 
 
+MODEL_LABELS = {"toto": "Toto 2.0", "statistical": "statistical fallback (not Toto)",
+                "seasonal-naive": "seasonal-naive baseline (not Toto)"}
+
+
+def model_label_for(model: str) -> str:
+    """How the demo and the CLI name the model that produced a forecast."""
+    return MODEL_LABELS.get(model, f"{model} (not Toto)")
+
+
 def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str = "") -> str:
     """"db_qps: p90 crosses 500 QPS in 14 steps (≈ 14:35 UTC)", or why it does not."""
     q = 0.9 if direction == "above" else 0.1
@@ -65,13 +77,16 @@ def verdict(s: SeriesForecast, threshold: float, direction: Direction, unit: str
         extreme = band.max() if direction == "above" else band.min()
         horizon_min = (s.future_ms[-1] - s.history_ms[-1]) / 60000 if s.history_ms.size else len(band)
         side = "below" if direction == "above" else "above"
+        which = "peak" if direction == "above" else "low"
         return (f"{s.name}: {label} stays {side} {threshold:g}{unit_text} "
-                f"for the next {horizon_min:.0f} min ({'peak' if direction == 'above' else 'low'} {label} = "
+                f"for the next {plural(round(horizon_min), 'min')} ({which} {label} = "
                 f"{extreme:.0f}{unit_text})")
     when = datetime.fromtimestamp(s.future_ms[at] / 1000, tz=UTC).strftime("%H:%M UTC")
     median_at = first_crossing(s.quantiles[0.5], threshold, direction)
-    median_text = f"; median in {median_at + 1} steps" if median_at is not None else "; median stays clear"
-    return f"{s.name}: {label} {verb} {threshold:g}{unit_text} in {at + 1} steps (≈ {when}){median_text}"
+    median_text = (f"; median in {plural(median_at + 1, 'step')}" if median_at is not None
+                   else "; median stays clear")
+    return (f"{s.name}: {label} {verb} {threshold:g}{unit_text} in {plural(at + 1, 'step')} "
+            f"(≈ {when}){median_text}")
 
 
 def write_csv(path: str, forecasts: list[SeriesForecast]) -> None:

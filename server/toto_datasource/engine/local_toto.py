@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from ..backend.errors import BackendError
 from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, Probe
+from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
+from .prepare import magnitude_factors, restore_magnitudes
 from .scheduler import BatchingForecaster, BatchLimits
 from .types import ForecastJob
 
@@ -43,6 +46,26 @@ def default_limits(device: str) -> BatchLimits:
     return BatchLimits(
         max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window
     )
+
+
+def in_data_units(run: BatchRunner) -> BatchRunner:
+    """Wrap a batch runner so that rows far below toto2's scaler floor come back in data units.
+
+    toto2 floors its causal scale at 1e-6: a series of magnitude 1e-10 came back around ±2e-8
+    (4m checkpoint). Rows whose observed peak is below engine/prepare.MIN_MAGNITUDE are multiplied
+    by a power of two into [1, 2) before the call and the quantiles divided back after; the model
+    is scale-equivariant above the floor, so this is the direct call on the rescaled input. Other
+    rows, and batches without a small row, run untouched (no copy).
+    """
+
+    def runner(batch: PreparedBatch) -> np.ndarray:
+        factors = magnitude_factors(batch.values, batch.mask)  # (B, V)
+        if not (factors != 1.0).any():
+            return run(batch)
+        scaled = (batch.values * factors[..., None]).astype(batch.values.dtype)
+        return restore_magnitudes(run(replace(batch, values=scaled)), factors)
+
+    return runner
 
 
 def warm_up(forecaster: BatchingForecaster) -> float:
@@ -81,7 +104,7 @@ class LocalTotoBackend:
             raise BackendError(str(exc), 502, "downstream") if hub else BackendError(str(exc), 400) from None
         info = loaded.describe()
         model = BatchingForecaster(
-            f"toto:{loaded.checkpoint}", lambda batch: run_batch(loaded, batch),
+            f"toto:{loaded.checkpoint}", in_data_units(lambda batch: run_batch(loaded, batch)),
             limits=default_limits(loaded.device), info=info,
         )
         if warmup:

@@ -23,6 +23,7 @@ from .backends import LoadedBackend, ModelBackend
 from .baseline import SeasonalNaiveBackend
 from .local_toto import LocalTotoBackend
 from .remote import RemoteBackend
+from .statistical import StatisticalBackend
 from .types import Forecaster
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ RETRY_FAILED_AFTER_S = 60.0
 
 def builtin_backends() -> Registry[ModelBackend]:
     """The model backends built in. A new backend is one module and one entry here."""
-    return Registry("model backend", "backend", [LocalTotoBackend(), RemoteBackend(), SeasonalNaiveBackend()])
+    return Registry("model backend", "backend", [
+        LocalTotoBackend(), RemoteBackend(), SeasonalNaiveBackend(), StatisticalBackend(),
+    ])
 
 
 class SlotState(StrEnum):
@@ -104,7 +107,7 @@ class ModelRegistry:
             raise slot.error
         raise BackendError(
             f"the Toto model {settings.checkpoint} is loading; try again in a few seconds "
-            "(or set model to seasonal-naive)",
+            "(or set model to statistical)",
             503,
         )
 

@@ -152,6 +152,11 @@ def load_toto(
     `compiler` replaces torch.compile (tests inject a failing one).
     """
     started = time.perf_counter()
+    if not settings.checkpoint.startswith(("/", ".", "~")) and not os.path.isdir(settings.checkpoint):
+        from .hub import hub_unreachable  # a hub id: ≤ 2 s probe, not a 35 s download timeout
+
+        if (reason := hub_unreachable(settings.checkpoint)) is not None:
+            raise CheckpointError(reason)
     # Fail fast rather than hang when the hub is unreachable (air-gapped installs).
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")

@@ -2,10 +2,12 @@
 
 from ..backend.registry import Registry
 from .anomaly import AnomalyKind
+from .backtest import BacktestKind
 from .base import QueryType
 from .forecast import ForecastKind
 from .threshold import ThresholdKind
 
 
 def builtin_query_types() -> Registry[QueryType]:
-    return Registry("query type", "queryType", [ForecastKind(), ThresholdKind(), AnomalyKind()])
+    return Registry("query type", "queryType",
+                    [ForecastKind(), ThresholdKind(), AnomalyKind(), BacktestKind()])

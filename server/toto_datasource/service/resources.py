@@ -54,7 +54,8 @@ def call_resource(
 
 
 def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -> dict[str, Any]:
-    """What the query would fetch and forecast, without running the model."""
+    """What the query would fetch and forecast, without running the model; a query type that
+    asks for it (backtest: `preview_summary`) is run and its one-line `summary` added."""
     try:
         obj = json.loads(body or b"{}")
     except json.JSONDecodeError as exc:
@@ -63,7 +64,7 @@ def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -
         raise bad_request("preview body must be a JSON object")
     rng = obj.pop("range", None) or {}
     now_ms = int(ds.clock() * 1000)
-    query = ds.parse(DataQueryInput(
+    request = DataQueryInput(
         ref_id=str(obj.get("refId", "A")),
         query_type=str(obj.get("queryType", "")),
         json=json.dumps(obj).encode(),
@@ -71,11 +72,12 @@ def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -
         to_ms=int(rng.get("to", now_ms)),
         interval_ms=float(obj.get("intervalMs") or 0),
         max_data_points=int(obj.get("maxDataPoints") or 0),
-    ), settings)
+    )
+    query = ds.parse(request, settings)
     source = ds.source_for(query, settings)
     plan = ds.plan(query, source)
     grid = plan.grid
-    return {
+    answer = {
         "series": source.series_count(query.source, grid),
         "step": format_duration(grid.step_ms),
         "stepMs": grid.step_ms,
@@ -86,3 +88,19 @@ def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -
         "horizon": format_duration(plan.horizon_ms),
         "notices": [],
     }
+    if getattr(ds.query_types.get(query.query_type), "preview_summary", False):
+        answer.update(run_for_summary(ds, settings, request))
+    return answer
+
+
+def run_for_summary(ds: ForecastDataSource, settings: DataSourceSettings, request: DataQueryInput
+                    ) -> dict[str, Any]:
+    """Run the query (a backtest: its one line is what the editor asks for) and return its
+    frames' meta.custom `summary`; a failure is the preview's notice, not an error."""
+    result = ds.query_data(settings, [request])[request.ref_id]
+    if result.error is not None:
+        return {"summary": None, "notices": [result.error.message]}
+    meta = result.frames[0].meta if result.frames else None
+    custom = meta.custom if meta is not None and isinstance(meta.custom, dict) else {}
+    notices = [n.text for n in meta.notices] if meta is not None else []
+    return {"summary": custom.get("summary"), "notices": notices}

@@ -1,0 +1,195 @@
+"""The statistical fallback (`model: statistical`): MSTL seasons found in the data + a robust trend.
+
+What every user sees until the Toto weights are in place. Chosen by measurement (bench/accuracy.py,
+bench/RESULTS.md "Accuracy"): the library peers are accurate but far too slow for a panel of 100
+series (CPU ms per 2048-point series: statsforecast AutoETS(ZZN) ~240, MSTL(60)+AutoETS ~260,
+MSTL(60,720) ~2850; augurs MSTL.ets ~56; all measured on this 2-core machine under load), so the
+expensive part — the ETS trend fit — is replaced by a closed-form robust trend, and the seasonal
+decomposition is left to augurs (Grafana's Rust library; MSTL decomposition ~3-7 ms):
+
+1. seasons: engine/seasons.py detect_seasons (autocorrelation, calendar-snapped); none → trend only;
+2. augurs MSTL with those periods decomposes the series and repeats the seasonal components;
+3. the trend (deseasonalised series) is a level plus a slope estimated as the median of lag-k
+   changes over the recent window — a median, so one restart drop or overload spike does not
+   bend it — kept only when the trend over k steps exceeds the noise of k-step changes;
+4. the band is the recent residuals' quantiles, widened with the horizon like a random walk
+   whose step is the residuals' one-step change;
+5. per series, that MSTL forecast or seasonal-naive, whichever has the lower error on a holdout
+   of the context's last min(horizon, T/4) points (selected_forecast): ~2× the cost of one fit.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..backend.settings import ModelSettings
+from .backends import LoadedBackend, Probe
+from .baseline import observed_part, seasonal_naive
+from .seasons import detect_seasons, forward_fill
+from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
+
+TREND_WINDOW = 1024
+LEVEL_POINTS = 8
+_Z = np.array([-1.2816, -0.8416, -0.5244, -0.2533, 0.0, 0.2533, 0.5244, 0.8416, 1.2816])
+
+
+@dataclass
+class _Trend:
+    level: float
+    slope: float
+    residual_q: np.ndarray  # (9,) quantile offsets of the in-sample residuals
+    walk_sd: float  # sd of the level's step-to-step wander, for the band's growth
+
+    def quantiles(self, horizon: int) -> np.ndarray:
+        h = np.arange(1, horizon + 1, dtype=np.float64)
+        point = self.level + self.slope * h
+        spread = np.sqrt(self.residual_q[:, None] ** 2 + (_Z[:, None] * self.walk_sd) ** 2 * h[None, :])
+        return point[None, :] + np.sign(_Z)[:, None] * spread
+
+
+def fit_trend(y: np.ndarray, horizon: int) -> _Trend:
+    """Level, robust slope and residual spread of a deseasonalised series (see module doc).
+
+    The slope is local, over the last 4 horizons (64..1024 points): a cycle longer than the
+    context (the day at a 1-minute step) is then followed as a trend, as ETS would.
+    """
+    w = y[-int(np.clip(4 * horizon, 64, TREND_WINDOW)) :]
+    n = w.size
+    slope = 0.0
+    k = max(1, n // 8)
+    if n > k + 8:
+        changes = w[k:] - w[:-k]
+        median_change = float(np.median(changes))
+        noise = 1.4826 * float(np.median(np.abs(changes - median_change)))
+        if abs(median_change) > noise:  # a trend clearer than the noise of k-step changes
+            slope = median_change / k
+    t = np.arange(n, dtype=np.float64) - (n - 1)
+    detrended = w - slope * t
+    level = float(np.median(detrended[-LEVEL_POINTS:]))
+    recent = detrended[-min(n, 256) :]
+    q = np.quantile(recent, QUANTILE_LEVELS)
+    q = q - q[4]
+    steps = np.diff(recent)
+    # Level wander: what the one-step changes hold beyond what white noise would give (var 2σ²).
+    walk_var = max(0.0, float(np.var(steps)) - 2.0 * float(np.var(recent))) if steps.size else 0.0
+    return _Trend(level, slope, q, float(np.sqrt(walk_var)) + 1e-3 * float(np.std(recent)))
+
+
+class _AugursTrend:
+    """The trend model augurs' MSTL calls: fit on the deseasonalised series, predict points."""
+
+    def __init__(self, horizon: int) -> None:
+        self.horizon = horizon
+        self.fitted: _Trend | None = None
+        self._y = np.zeros(0)
+
+    def fit(self, y: np.ndarray) -> None:
+        self._y = np.asarray(y, dtype=np.float64)
+        self.fitted = fit_trend(self._y, self.horizon)
+
+    def predict(self, horizon: int, level: float | None):  # type: ignore[no-untyped-def]
+        import augurs
+
+        assert self.fitted is not None
+        return augurs.Forecast(point=self.fitted.quantiles(horizon)[4])
+
+    def predict_in_sample(self, level: float | None):  # type: ignore[no-untyped-def]
+        import augurs
+
+        return augurs.Forecast(point=self._y.copy())
+
+
+def selected_forecast(history: np.ndarray, horizon: int, step_ms: int) -> tuple[str, np.ndarray]:
+    """The better of MSTL and seasonal-naive on a holdout of the context's end, refitted on all.
+
+    Why a selection: neither wins everywhere (bench/RESULTS.md). Seasonal-naive with drift is
+    exact on a deterministic line + daily cycle (disk-fill) and echoes the overload spikes' season
+    (postgres-load); MSTL with a detected season is far better across a restart sawtooth
+    (memory-leak at 5 min: MASE 0.77 vs 74) and on a period the calendar does not hold. The
+    holdout is the last min(horizon, T/4) points; the winner has the lower median MAE there.
+    """
+    x = observed_part(history)
+    hold = min(horizon, x.size // 4)
+    if hold >= 8 and np.isfinite(x[-hold:]).sum() >= hold // 2:
+        actual = x[-hold:]
+        ok = np.isfinite(actual)
+        mstl_err = np.abs(mstl_forecast(x[:-hold], hold, step_ms)[4] - actual)[ok].mean()
+        naive_err = np.abs(seasonal_naive(x[:-hold], hold, step_ms)[4] - actual)[ok].mean()
+        if naive_err < mstl_err:
+            return "seasonal-naive", seasonal_naive(x, horizon, step_ms)
+    return "mstl", mstl_forecast(x, horizon, step_ms)
+
+
+def statistical_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
+    """(9, horizon) quantiles for one series (see selected_forecast)."""
+    return selected_forecast(history, horizon, step_ms)[1]
+
+
+def mstl_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
+    """(9, horizon) quantiles from MSTL + robust trend; seasonal-naive when augurs is missing."""
+    x = forward_fill(np.asarray(history, dtype=np.float64))
+    finite = int(np.isfinite(np.asarray(history, dtype=np.float64)).sum())
+    if finite < 16:
+        return seasonal_naive(history, horizon, step_ms)
+    seasons = detect_seasons(x, step_ms)
+    if not seasons:
+        trend = fit_trend(x, horizon)
+        return np.sort(trend.quantiles(horizon), axis=0)
+    try:
+        import augurs
+    except ImportError:
+        return seasonal_naive(history, horizon, step_ms)
+    model = _AugursTrend(horizon)
+    mstl = augurs.MSTL.custom_trend(seasons, model)
+    mstl.fit(x)
+    point = np.asarray(mstl.predict(horizon, None).point(), dtype=np.float64)
+    assert model.fitted is not None
+    band = model.fitted.quantiles(horizon)
+    seasonal = point - band[4]
+    return np.sort(band + seasonal[None, :], axis=0)
+
+
+class StatisticalForecaster:
+    """`model: statistical`; the fallback when Toto's weights cannot be loaded."""
+
+    name = "statistical"
+
+    def submit(self, job: ForecastJob) -> Future[ForecastOutput]:
+        future: Future[ForecastOutput] = Future()
+        try:
+            q = np.stack([statistical_forecast(row, job.horizon, job.step_ms) for row in job.context], axis=1)
+            future.set_result(ForecastOutput(q, self.name))
+        except Exception as exc:  # a model error must reach the query, not kill the caller
+            future.set_exception(exc)
+        return future
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "baseline": True, "method": method()}
+
+
+def method() -> str:
+    try:
+        import augurs  # noqa: F401
+
+        return "augurs MSTL + robust trend (seasons from the ACF) or seasonal-naive, by holdout"
+    except ImportError:
+        return "seasonal-naive (augurs not installed)"
+
+
+class StatisticalBackend:
+    """The fallback as a model backend: instant, no checkpoint, picked by `model: statistical`."""
+
+    name = "statistical"
+    instant = True
+    query_model = "statistical"
+
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+        model = StatisticalForecaster()
+        return LoadedBackend(model, model, model.describe())
+
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+        return Probe(True, f"statistical fallback ready ({method()}; no checkpoint needed)")
