@@ -38,15 +38,49 @@ NICE_STEPS_MS = tuple(
         7200, 10800, 21600, 43200, 86400, 172800, 604800,
     )
 )
+# Bounds applied before any arithmetic (issue 13: intervalMS 2^63-1, "step": "9999999w" or a time
+# range at -2^63 overflowed int64 nanoseconds into 500s, and intervalMs 1e15 wrapped timestamps).
+# Grafana's frames carry int64 nanoseconds, good for 1677-2262; every time we compute stays inside
+# TIME_WINDOW_MS, which leaves room on both sides.
+EARLIEST_RANGE_MS = 0  # a panel's time range: 1970 ...
+LATEST_RANGE_MS = 4_102_444_800_000  # ... to 2100-01-01
+TIME_WINDOW_MS = (-8_000_000_000_000, 7_000_000_000_000)  # grid and forecast: 1716 to 2191
+MAX_STEP_MS = 366 * 86_400_000  # a year; finer than any forecast that makes sense
+MAX_SPAN_MS = 20 * 366 * 86_400_000  # horizon / anomaly window as a duration
+MAX_INTERVAL_MS = MAX_STEP_MS
+MAX_DATA_POINTS = 1_000_000_000
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$")
 
 
-def parse_duration_ms(text: str) -> int:
+def parse_duration_ms(text: str, limit_ms: float = math.inf) -> int:
+    """Milliseconds of a duration such as 90s or 1.5h; ValueError when it is not one, or is longer
+    than `limit_ms` (checked on the float, before int() of a 400-digit number can overflow)."""
     m = _DURATION.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 7d")
-    return int(float(m.group(1)) * _UNITS_MS[m.group(2)])
+    ms = float(m.group(1)) * _UNITS_MS[m.group(2)]
+    if not math.isfinite(ms) or ms > limit_ms:
+        raise ValueError(f"{text.strip()[:40]!r} is longer than {format_duration(limit_ms)}")
+    return int(ms)
+
+
+def _duration_field(name: str, text: str, limit_ms: float) -> int:
+    try:
+        return parse_duration_ms(text, limit_ms)
+    except ValueError as exc:
+        raise bad_request(f"{name}: {exc}") from None
+
+
+def _bounded(name: str, value: Any, lo: float, hi: float, accepted: str) -> float:
+    """A number from the request (Grafana's or the query JSON's), refused outside [lo, hi]."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise bad_request(f"{name}: {_short(value)} is not a number; expected {accepted}") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise bad_request(f"{name}: {number:g} is out of range; expected {accepted}")
+    return number
 
 
 def format_duration(ms: float) -> str:
@@ -213,12 +247,21 @@ def _check_number_array(path: str, items: list[Any], *, allow_null: bool) -> Non
         raise bad_request(f"{path}.{i}: {_short(bad)} is not of type {kind}. Accepted: {accepted}")
 
 
-def _span(value: Any) -> Span | None:
+def _span(value: Any, name: str = "horizon") -> Span | None:
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        return Span(ms=parse_duration_ms(value))
-    return Span(steps=int(value))
+    if isinstance(value, str) and not value.strip().isdigit():  # a setting's "64" is steps
+        return Span(ms=_duration_field(name, value, MAX_SPAN_MS))
+    return Span(steps=int(_bounded(name, value, 1, MAX_HORIZON_STEPS, f"1-{MAX_HORIZON_STEPS} steps")))
+
+
+def _check_time_range(from_ms: int, to_ms: int) -> None:
+    for label, ms in (("from", from_ms), ("to", to_ms)):
+        if not EARLIEST_RANGE_MS <= ms <= LATEST_RANGE_MS:
+            raise bad_request(
+                f"timeRange: {label} ({ms}) is outside the supported range; expected epoch milliseconds "
+                f"between {EARLIEST_RANGE_MS} (1970) and {LATEST_RANGE_MS} (2100)"
+            )
 
 
 def parse_query(
@@ -247,8 +290,18 @@ def parse_query(
         raise bad_request(_describe(error))
     for (i, key), items in arrays.items():
         _check_number_array(f"series.{i}.{key}", items, allow_null=key == "values")
+    _check_time_range(from_ms, to_ms)
     if from_ms > to_ms:
         raise bad_request(f"timeRange: from ({from_ms}) is after to ({to_ms}); expected from <= to")
+    interval = _bounded(
+        "intervalMs", obj.get("intervalMs") or interval_ms or 0, 0, MAX_INTERVAL_MS,
+        f"0-{MAX_INTERVAL_MS} ms (a year)",
+    )
+    points = int(_bounded("maxDataPoints", obj.get("maxDataPoints") or max_data_points or 0, 0,
+                          MAX_DATA_POINTS, f"0-{MAX_DATA_POINTS}"))
+    step_ms = _duration_field("step", obj["step"], MAX_STEP_MS) if obj.get("step") else None
+    if step_ms is not None and step_ms < 1:
+        raise bad_request(f"step: {obj['step']!r} is shorter than 1ms; expected e.g. 15s, 1m, 1h")
 
     source_name = obj.get("source", "demo")
     source: SourceSpec
@@ -277,24 +330,24 @@ def parse_query(
         if not math.isfinite(value):
             raise bad_request(f"threshold: {obj['threshold']} is not a finite number")
         threshold = ThresholdSpec(value, direction, float(obj.get("thresholdQuantile", default_q)))
-    horizon = _span(obj.get("horizon")) or _span(settings.default_horizon or None)
+    horizon = _span(obj.get("horizon")) or _span(settings.default_horizon or None, "defaultHorizon")
     return ForecastQuery(
         ref_id=ref_id,
         query_type=qtype,
         source=source,
         from_ms=from_ms,
         to_ms=to_ms,
-        interval_ms=float(obj.get("intervalMs") or interval_ms or 0),
-        max_data_points=int(obj.get("maxDataPoints") or max_data_points or 0),
+        interval_ms=interval,
+        max_data_points=points,
         horizon=horizon,
-        step_ms=parse_duration_ms(obj["step"]) if obj.get("step") else None,
+        step_ms=step_ms,
         context_length=int(obj.get("contextLength", settings.default_context_length)),
         quantiles=quantiles,
         include_history=bool(obj.get("includeHistory", True)),
         model=obj.get("model", "toto"),
         joint=bool(obj.get("joint", False)),
         threshold=threshold,
-        anomaly_window=_span(obj.get("anomalyWindow")),
+        anomaly_window=_span(obj.get("anomalyWindow"), "anomalyWindow"),
     )
 
 
@@ -311,6 +364,11 @@ def _inline_series(i: int, s: dict[str, Any]) -> InlineSeries:
     if not np.isfinite(ts).all():
         raise bad_request(
             f"series.{i}.timestamps: every timestamp must be a finite epoch-millisecond number"
+        )
+    lo, hi = TIME_WINDOW_MS
+    if ts.min() < lo or ts.max() > hi:
+        raise bad_request(
+            f"series.{i}.timestamps: every timestamp must be epoch milliseconds between {lo} and {hi}"
         )
     name = (
         s.get("name")
@@ -360,4 +418,20 @@ def plan_query(
             f"horizon: {horizon} steps at a step of {format_duration(step)} is more than the "
             f"{MAX_HORIZON_STEPS} steps allowed; shorten the horizon or set a coarser step"
         )
-    return Plan(TimeGrid(end_ms=int(end_ms), step_ms=int(step), count=query.context_length), horizon)
+    grid = TimeGrid(end_ms=int(end_ms), step_ms=int(step), count=query.context_length)
+    check_time_window(grid, horizon)
+    return Plan(grid, horizon)
+
+
+def check_time_window(grid: TimeGrid, horizon: int) -> None:
+    """History start and forecast end inside TIME_WINDOW_MS (Python ints: no overflow here), so
+    the int64 nanoseconds of every frame are exact and ascending."""
+    lo, hi = TIME_WINDOW_MS
+    start = grid.end_ms - (grid.count - 1) * grid.step_ms
+    end = grid.end_ms + horizon * grid.step_ms
+    if start < lo or end > hi:
+        raise bad_request(
+            f"step: {format_duration(grid.step_ms)} × {grid.count} history points and {horizon} forecast "
+            f"steps reach beyond the years 1716-2191 that timestamps can carry; use a finer step, a shorter "
+            "contextLength or a shorter horizon"
+        )

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import bad_request
+from .redact import KNOWN_SECRETS, SecretValueError, clean_header_name, clean_secret
 
 DEFAULT_MODEL = "Datadog/Toto-2.0-22m"
 DEFAULT_CONTEXT_LENGTH = 2048
 MAX_CONTEXT_LENGTH = 8192
 
 AuthType = Literal["none", "basic", "bearer"]
+DEVICES = re.compile(r"^(auto|cpu|cuda|cuda:[0-9]{1,2}|mps)$")
+DTYPES = ("float32", "bfloat16")
+MAX_HORIZON_SETTING_STEPS = 8192  # query.MAX_HORIZON_STEPS (query imports this module)
+_DURATION_SETTING = re.compile(r"^\s*([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*(ms|s|m|h|d|w)\s*$")
+MAX_DURATION_SETTING_MS = 10 * 366 * 86_400_000  # ten years: beyond it every step count overflows
 
 
 class Secret:
@@ -121,11 +129,86 @@ def model_settings(
     def pick(env_name: str, key: str, default: str) -> str:
         return env_setting(env_name, environ) or str(json_data.get(key) or "") or default
 
-    return ModelSettings(
+    model = ModelSettings(
         checkpoint=pick("model", "model", DEFAULT_MODEL),
-        device=pick("device", "device", "auto"),
-        dtype=pick("dtype", "dtype", "float32"),
+        device=pick("device", "device", "auto").strip().lower(),
+        dtype=pick("dtype", "dtype", "float32").strip().lower(),
     )
+    if not DEVICES.match(model.device):
+        raise bad_request(
+            f"data source setting device: {model.device[:40]!r} is not a device; expected auto, cpu, cuda "
+            "or cuda:N (admins may set it as GF_PLUGIN_DEVICE)"
+        )
+    if model.dtype not in DTYPES:
+        raise bad_request(
+            f"data source setting dtype: {model.dtype[:40]!r} is not supported; expected float32 or bfloat16"
+        )
+    return model
+
+
+def _flag(json_data: Mapping[str, object], key: str) -> bool:
+    """A JSON boolean; the strings "true"/"false" too. bool("false") is True, which made
+    `"tlsSkipVerify": "false"` turn verification off."""
+    raw = json_data.get(key, False)
+    if isinstance(raw, bool) or raw is None:
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false", ""):
+        return raw.strip().lower() == "true"
+    raise bad_request(f"data source setting {key}: {str(raw)[:40]!r} is not true or false")
+
+
+def _default_horizon(raw: object) -> str:
+    """jsonData.defaultHorizon: steps (1-8192) or a duration such as 6h, checked here rather than
+    on every query (a bad value made each query without its own horizon fail with a 500)."""
+    if raw in (None, ""):
+        return ""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise bad_request("data source setting defaultHorizon: expected a number of steps or a duration")
+    text = str(raw).strip()
+    if isinstance(raw, (int, float)) or text.isdigit():
+        try:
+            steps = float(text)
+        except ValueError:
+            steps = math.nan
+        whole = math.isfinite(steps) and steps == int(steps)
+        if not whole or not 1 <= steps <= MAX_HORIZON_SETTING_STEPS:
+            raise bad_request(
+                f"data source setting defaultHorizon: {text[:40]} steps is out of range; "
+                f"expected 1-{MAX_HORIZON_SETTING_STEPS} steps or a duration such as 6h"
+            )
+        return str(int(steps))
+    m = _DURATION_SETTING.match(text)
+    if not m:
+        raise bad_request(
+            f"data source setting defaultHorizon: {text[:40]!r} is not a duration such as 30m, 6h, 7d "
+            "or a number of steps"
+        )
+    return text
+
+
+def _prometheus_url(raw: object) -> str:
+    """An http(s) URL with a host; anything else is a configuration error (400), not a 502 later."""
+    if raw in (None, ""):
+        return ""
+    if not isinstance(raw, str):
+        raise bad_request("data source setting prometheusUrl: expected a URL such as http://prometheus:9090")
+    text = raw.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises for a port that is not a number or is out of range
+        host = parts.hostname
+    except ValueError as exc:
+        reason = str(exc).split(":")[0]
+        raise bad_request(
+            f"data source setting prometheusUrl: {redact_url(text)} is not a valid URL ({reason})"
+        ) from None
+    if parts.scheme not in ("http", "https") or not host or any(c in text for c in "\r\n\t "):
+        raise bad_request(
+            f"data source setting prometheusUrl: {redact_url(text)} is not an http(s) URL with a host; "
+            "expected e.g. http://prometheus:9090"
+        )
+    del port
+    return text
 
 
 def _number(json_data: Mapping[str, object], key: str, default: float, lo: float, hi: float) -> float:
@@ -156,18 +239,49 @@ def parse_settings(
     environ: Mapping[str, str] | None = None,
 ) -> DataSourceSettings:
     """Build settings from the fields Grafana sends; raises QueryError(400) on invalid values."""
-    secure = secure or {}
+    try:
+        result = _parse_settings(
+            uid=uid, name=name, url=url, updated_ms=updated_ms, json_data=json_data, secure=secure or {},
+            basic_auth_enabled=basic_auth_enabled, basic_auth_user=basic_auth_user, environ=environ,
+        )
+    except SecretValueError as exc:
+        raise bad_request(str(exc)) from None
+    KNOWN_SECRETS.remember_settings(result)  # the log filter removes them from every later line
+    return result
+
+
+def _secret(secure: Mapping[str, str], key: str, *, header: bool = True) -> Secret:
+    return Secret(clean_secret(key, secure.get(key, ""), header=header))
+
+
+def _parse_settings(
+    *,
+    uid: str,
+    name: str,
+    url: str,
+    updated_ms: int,
+    json_data: bytes | str | Mapping[str, object],
+    secure: Mapping[str, str],
+    basic_auth_enabled: bool,
+    basic_auth_user: str,
+    environ: Mapping[str, str] | None,
+) -> DataSourceSettings:
+    KNOWN_SECRETS.remember(v.strip() for v in secure.values() if isinstance(v, str))  # even if invalid
     if isinstance(json_data, (bytes, str)):
         try:
             data = json.loads(json_data or "{}")
         except json.JSONDecodeError as exc:
             raise bad_request(f"data source jsonData is not valid JSON: {exc.msg}") from None
+        except (UnicodeDecodeError, ValueError):
+            raise bad_request("data source jsonData is not valid UTF-8 JSON") from None
+        except RecursionError:
+            raise bad_request("data source jsonData is nested too deeply") from None
     else:
         data = dict(json_data)
     if not isinstance(data, dict):
         raise bad_request("data source jsonData must be a JSON object")
 
-    prom_url = str(data.get("prometheusUrl") or url or "").strip()
+    prom_url = _prometheus_url(data.get("prometheusUrl") or url or "")
     prometheus = None
     if prom_url:
         auth = str(data.get("authType") or ("basic" if basic_auth_enabled else "none"))
@@ -175,18 +289,20 @@ def parse_settings(
             raise bad_request(f"data source setting authType: {auth!r}; expected none, basic or bearer")
         headers = []
         for i in range(1, 21):
-            header = str(data.get(f"httpHeaderName{i}") or "").strip()
+            header = clean_header_name(f"httpHeaderName{i}", data.get(f"httpHeaderName{i}") or "")
             if header:
-                headers.append((header, Secret(secure.get(f"httpHeaderValue{i}", ""))))
+                headers.append((header, _secret(secure, f"httpHeaderValue{i}")))
         prometheus = PrometheusSettings(
             url=prom_url.rstrip("/"),
             auth=auth,  # type: ignore[arg-type]
-            basic_user=str(data.get("basicAuthUser") or basic_auth_user or ""),
-            basic_password=Secret(secure.get("basicAuthPassword", "")),
-            bearer_token=Secret(secure.get("bearerToken", "")),
+            basic_user=clean_secret(
+                "basicAuthUser", data.get("basicAuthUser") or basic_auth_user or "", header=False
+            ),
+            basic_password=_secret(secure, "basicAuthPassword"),
+            bearer_token=_secret(secure, "bearerToken"),
             headers=tuple(headers),
-            tls_ca_cert=secure.get("tlsCACert", "") or str(data.get("tlsCACert") or ""),
-            tls_skip_verify=bool(data.get("tlsSkipVerify", False)),
+            tls_ca_cert=str(secure.get("tlsCACert", "") or data.get("tlsCACert") or "").strip(),
+            tls_skip_verify=_flag(data, "tlsSkipVerify"),
             timeout_s=_number(data, "timeoutSeconds", 30.0, 0.1, 600.0),
         )
     return DataSourceSettings(
@@ -199,5 +315,5 @@ def parse_settings(
         default_context_length=int(
             _number(data, "defaultContextLength", DEFAULT_CONTEXT_LENGTH, 32, MAX_CONTEXT_LENGTH)
         ),
-        default_horizon=str(data.get("defaultHorizon") or ""),
+        default_horizon=_default_horizon(data.get("defaultHorizon")),
     )
