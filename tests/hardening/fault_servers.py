@@ -26,10 +26,27 @@ STOP_S = 2.0
 HEAD_LIMIT = 64 * 1024
 
 
+class _Requests(list[bytes]):
+    """The request heads received, with a wait for the n-th (an event, not a poll)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition()
+
+    def append(self, head: bytes) -> None:
+        with self._cond:
+            super().append(head)
+            self._cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self) >= n, timeout)
+
+
 @dataclass
 class FaultServer:
     url: str
-    requests: list[bytes] = field(default_factory=list)
+    requests: _Requests = field(default_factory=_Requests)
     finished: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
 

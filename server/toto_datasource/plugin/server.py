@@ -60,9 +60,10 @@ def check_environment(environ: dict[str, str]) -> None:
 
 
 def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdown: bool) -> grpc.Server:
-    limits = Limits(data=MAX_RPC_THREADS - RESERVED_THREADS, health=HEALTH_THREADS)
+    threads = rpc_threads(dict(os.environ))
+    limits = Limits(data=threads - RESERVED_THREADS, health=HEALTH_THREADS)
     server = grpc.server(
-        ElasticThreadPool(MAX_RPC_THREADS, name="grpc"),
+        ElasticThreadPool(threads, name="grpc"),
         interceptors=[AdmissionInterceptor(limits)],
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
@@ -78,6 +79,16 @@ def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdo
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server
+
+
+def rpc_threads(environ: dict[str, str]) -> int:
+    """GF_PLUGIN_MAX_RPC_THREADS (grafana.ini `[plugin.toto-forecast-datasource] max_rpc_threads`)."""
+    raw = environ.get("GF_PLUGIN_MAX_RPC_THREADS") or environ.get("TOTO_MAX_RPC_THREADS") or ""
+    try:
+        value = int(raw) if raw.strip() else MAX_RPC_THREADS
+    except ValueError:
+        value = MAX_RPC_THREADS
+    return max(RESERVED_THREADS + 2, min(value, 4096))
 
 
 def socket_path(environ: dict[str, str]) -> str:
