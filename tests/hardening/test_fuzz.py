@@ -79,28 +79,45 @@ def regular_inline(n: int) -> dict[str, object]:
             "values": [float(i % 7) for i in range(n)]}
 
 
-query_bodies = st.fixed_dictionaries(
-    {"source": st.sampled_from(["demo", "demo", "demo", "inline", "inline", "prometheus", "bogus"]),
-     "model": st.sampled_from(["seasonal-naive"] * 6 + ["toto", "gpt"])},
-    optional={
-        "scenario": st.sampled_from(["postgres-load", "cpu", "all", "nope"]),
-        "queryType": st.sampled_from(["forecast", "threshold", "anomaly", "backtest"]),
-        "horizon": st.one_of(durations, st.integers(-5, 10_000)),
-        "step": durations,
-        "intervalMs": numbers,
-        "maxDataPoints": numbers,
-        "contextLength": st.sampled_from([5, 32, 64, 128, 8193]) | st.integers(),
-        "quantiles": st.lists(st.sampled_from([0.1, 0.5, 0.9, 0.95, 0.2]), max_size=4),
-        "includeHistory": scalars,
-        "threshold": numbers,
-        "direction": st.sampled_from(["above", "below", "sideways"]),
-        "anomalyWindow": st.one_of(durations, st.integers(-1, 5000)),
-        "series": st.one_of(st.lists(inline_series, max_size=2), st.just([regular_inline(64)])),
-        "expr": st.sampled_from(["up", "", "sum(rate(x[5m]))"]),
-        "legendFormat": st.text(max_size=10),
-        "joint": scalars,
-    },
-)
+HOSTILE_FIELDS: dict[str, st.SearchStrategy[object]] = {
+    "scenario": st.sampled_from(["postgres-load", "cpu", "all", "nope"]),
+    "queryType": st.sampled_from(["forecast", "threshold", "anomaly", "backtest"]),
+    "horizon": st.one_of(durations, st.integers(-5, 10_000)),
+    "step": durations,
+    "intervalMs": numbers,
+    "maxDataPoints": numbers,
+    "contextLength": st.sampled_from([5, 32, 64, 128, 8193]) | st.integers(),
+    "quantiles": st.lists(st.sampled_from([0.1, 0.5, 0.9, 0.95, 0.2]), max_size=4),
+    "includeHistory": scalars,
+    "threshold": numbers,
+    "direction": st.sampled_from(["above", "below", "sideways"]),
+    "anomalyWindow": st.one_of(durations, st.integers(-1, 5000)),
+    "series": st.one_of(st.lists(inline_series, max_size=2), st.just([regular_inline(64)])),
+    "expr": st.sampled_from(["up", "", "sum(rate(x[5m]))"]),
+    "legendFormat": st.text(max_size=10),
+    "joint": scalars,
+}
+
+
+@st.composite
+def query_bodies(draw: st.DrawFn) -> dict[str, object]:
+    """A valid cheap query (demo or inline, seasonal-naive, small context) with 0-2 fields made
+    hostile: one bad field at a time reaches the code behind the schema, many at once do not."""
+    source = draw(st.sampled_from(["demo", "demo", "demo", "inline", "inline", "prometheus", "bogus"]))
+    body: dict[str, object] = {"source": source, "contextLength": 128,
+                               "model": draw(st.sampled_from(["seasonal-naive"] * 8 + ["toto", "gpt"]))}
+    if source == "inline":
+        body["series"] = [regular_inline(96)]
+    if source == "prometheus":
+        body["expr"] = "up"
+    kind = draw(st.sampled_from(["forecast", "forecast", "threshold", "anomaly"]))
+    body["queryType"] = kind
+    if kind == "threshold":
+        body["threshold"] = 3.0
+    for key in draw(st.lists(st.sampled_from(sorted(HOSTILE_FIELDS)), max_size=2, unique=True)):
+        body[key] = draw(HOSTILE_FIELDS[key])
+    return body
+
 
 json_data = st.fixed_dictionaries(
     {},
@@ -137,7 +154,7 @@ def requests(draw: st.DrawFn, echo_url: str) -> tuple[pb.PluginContext, pb.Query
     ctx = context(raw_json if raw_json is not None else data, secure)
     queries = []
     for i in range(draw(st.integers(1, 3))):
-        body = draw(query_bodies)
+        body = draw(query_bodies())
         if draw(st.booleans()):
             start = NOW_MS - draw(st.integers(60_000, 48 * HOUR))
             end = NOW_MS + draw(st.integers(0, 6 * HOUR))
