@@ -47,7 +47,8 @@ def ctx() -> pb.PluginContext:
 
 def request(kind: str, now_ms: int, salt: int) -> pb.QueryDataRequest:
     if kind == "interactive":
-        body = {"source": "demo", "scenario": "cpu", "horizon": "1h", "contextLength": 512 + salt % 7}
+        # a context length per request: the 30 s result cache must not answer for the model
+        body = {"source": "demo", "scenario": "cpu", "horizon": "1h", "contextLength": 256 + salt % 3000}
         frm, to = now_ms - 6 * HOUR, now_ms + HOUR
     elif kind == "bulk":
         ts = [now_ms - (2048 - i) * STEP for i in range(2048)]
@@ -57,7 +58,7 @@ def request(kind: str, now_ms: int, salt: int) -> pb.QueryDataRequest:
         frm, to = now_ms - 2048 * STEP, now_ms
     else:
         body = {"source": "demo", "queryType": "anomaly", "scenario": "postgres-load",
-                "contextLength": 256 + salt % 5}
+                "contextLength": 256 + salt % 3000}
         frm, to = now_ms - 6 * HOUR, now_ms
     q = pb.DataQuery(refId="A", json=json.dumps(body).encode(), intervalMS=STEP, maxDataPoints=1000,
                      timeRange=pb.TimeRange(fromEpochMS=frm, toEpochMS=to))
@@ -122,7 +123,7 @@ def main() -> None:
         assert health.status == pb.CheckHealthResponse.OK, health.message
         idle = Samples()
         for i in range(args.idle_requests):
-            one(p, "interactive", i, idle, args.timeout)
+            one(p, "interactive", 100_000 + i * 17, idle, args.timeout)
         rss_before, threads_before = proc_status(p.proc.pid)
         load_before = os.getloadavg()[0]
 
@@ -137,7 +138,7 @@ def main() -> None:
         def client(kind: str, k: int) -> None:
             i = 0
             while time.monotonic() < stop:
-                one(p, kind, k * 1000 + i, load, args.timeout)
+                one(p, kind, k * 7919 + i * 13, load, args.timeout)
                 i += 1
 
         workers = [threading.Thread(target=client, args=(k, n), daemon=True) for n, k in enumerate(kinds)]
