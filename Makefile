@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STUBS := server/toto_datasource/_proto/pluginv2/backend_pb2.py
 TINY := var/checkpoints/toto-2.0-4m-random/model.safetensors
 
-.PHONY: all install proto tiny-model demo test test-python test-frontend test-conformance plugin bench lint clean
+.PHONY: all install proto tiny-model demo test test-python test-frontend test-conformance plugin bench lint schema clean
 
 all: install
 
@@ -54,8 +54,14 @@ plugin: install
 bench: install $(TINY)
 	$(PY) bench/run.py
 
+# The query schema is generated from the registered sources and query types; a test checks the
+# committed file is current, and the frontend's tests validate the editors' output against it.
+schema: install
+	$(PY) -m toto_datasource schema > server/toto_datasource/query.schema.json
+
 lint: install
 	$(VENV)/bin/ruff check server tests bench
+	cd server && ../$(VENV)/bin/lint-imports ../pyproject.toml
 
 clean:
 	rm -rf server/toto_datasource/_proto grafana-plugin/dist var/demo

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.query import ForecastQuery
 from toto_datasource.service import DataQueryInput, ForecastDataSource
-from toto_datasource.settings import DataSourceSettings, ModelSettings
 from toto_datasource.sources.base import History, HistoryRequest, HistorySource, Series
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def timed(ds: ForecastDataSource, settings: DataSourceSettings, body: dict, from
           to_ms: int) -> float:
     raw = json.dumps(body).encode()
     started = time.perf_counter()
-    result = ds.query_data(settings, {}, [DataQueryInput("A", "", raw, from_ms, to_ms, MINUTE, 1440)])["A"]
+    result = ds.query_data(settings, [DataQueryInput("A", "", raw, from_ms, to_ms, MINUTE, 1440)])["A"]
     elapsed = time.perf_counter() - started
     if result.error is not None:
         raise SystemExit(f"query failed: {result.error}")

@@ -101,8 +101,8 @@ def percentile(xs: list[float], q: float) -> float:
 
 # -- in-process model (offline upper bound and naive serving) --------------------------------
 def load_model(checkpoint: Path):  # type: ignore[no-untyped-def]
+    from toto_datasource.backend.settings import ModelSettings
     from toto_datasource.engine.toto import load_toto
-    from toto_datasource.settings import ModelSettings
 
     return load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"))
 

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
+from toto_datasource.engine.decoding import LONG_HORIZON_BLOCK, decode_block_for
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.types import QUANTILE_LEVELS, Forecaster, ForecastJob, ForecastOutput
 from toto_datasource.frames import decode_frame, encode_frame
 from toto_datasource.frames.alerting import unique_labels
 from toto_datasource.frames.model import Frame
-from toto_datasource.outputs.anomaly import AnomalyKind
 from toto_datasource.outputs.crossing import (
     breach_probability,
     cdf_at,
@@ -32,10 +33,8 @@ from toto_datasource.outputs.crossing import (
     time_to_breach_seconds,
 )
 from toto_datasource.outputs.scoring import anomaly_flags, anomaly_scores, latest_finite
-from toto_datasource.outputs.threshold import LONG_HORIZON_BLOCK, decode_block_for
 from toto_datasource.query import ForecastQuery
 from toto_datasource.service import DataQueryInput, ForecastDataSource, QueryResult
-from toto_datasource.settings import DataSourceSettings, ModelSettings
 from toto_datasource.sources.base import HistoryRequest, Series
 from toto_datasource.sources.demo import DISK_CAPACITY, DISK_FILL_PER_DAY, DISK_FREE_AT_END, DemoSource
 
@@ -105,7 +104,7 @@ def run(ds: ForecastDataSource, settings: DataSourceSettings, bodies: dict[str, 
         from_ms: int = NOW - HOUR, to_ms: int = NOW, alert: bool = False) -> dict[str, QueryResult]:
     queries = [DataQueryInput(ref, "", json.dumps(body).encode(), from_ms, to_ms, 60_000, 1000)
                for ref, body in bodies.items()]
-    return ds.query_data(settings, {"FromAlert": "true"} if alert else {}, queries)
+    return ds.query_data(settings, for_alert=alert, queries=queries)
 
 
 def ok(result: QueryResult) -> list[Frame]:
@@ -286,19 +285,23 @@ def test_probability_is_monotone_in_the_threshold_end_to_end(ds: ForecastDataSou
     assert p[0] > 0.5 > p[-1]
 
 
-def test_long_horizons_use_block_decoding(registry: ModelRegistry, ds: ForecastDataSource,
-                                          settings: DataSourceSettings) -> None:
+def test_the_engine_decides_decoding_so_panel_and_alert_agree_at_every_horizon(
+        ds: ForecastDataSource, settings: DataSourceSettings) -> None:
+    """Block decoding beyond 1024 steps is the engine's rule for every query type: a forecast panel
+    and a threshold alert on the same series give identical p90 peaks at 1024 (one pass), 1025 and
+    1500 (blocks of 768). When the threshold type chose it alone they differed by up to 1.6 %."""
     assert decode_block_for(1024) is None and decode_block_for(1025) == LONG_HORIZON_BLOCK
-    drift = DriftForecaster(sigma=1.0)
-    body = {"queryType": "threshold", "source": "demo", "scenario": "memory-leak", "threshold": 5e9,
-            "step": "1h", "contextLength": 4096}
-    spy = WithForecaster(registry, drift)
-    run(spy, settings, {"A": {**body, "horizon": 1100}, "B": {**body, "horizon": 336}})
-    assert [j.decode_block_size for j in drift.jobs] == [768, None]
-    # And on Toto (one inference thread per model, so never concurrent on the instance).
-    toto = {"A": {**body, "horizon": 1100, "contextLength": 512}}
-    frame = check_numeric_wide(ok(run(ds, settings, toto)["A"]))
-    assert frame.meta.custom["decodeBlockSize"] == 768 and frame.meta.custom["horizonSteps"] == 1100
+    base = {"source": "demo", "scenario": "memory-leak", "step": "1h", "contextLength": 512}
+    for horizon in (1024, 1025, 1500):
+        panel_q = {**base, "horizon": horizon, "quantiles": [0.9], "includeHistory": False}
+        alert_q = {**base, "horizon": horizon, "queryType": "threshold", "threshold": 5e12}
+        results = run(ds, settings, {"P": panel_q, "T": alert_q})
+        (panel,) = ok(results["P"])
+        alert = check_numeric_wide(ok(results["T"]))
+        p90 = next(f for f in panel.fields if f.labels and f.labels.get("quantile") == "0.9")
+        assert values(alert, "forecast_peak")[0] == max(p90.values.to_pylist()), horizon
+        block = LONG_HORIZON_BLOCK if horizon > 1024 else None
+        assert panel.meta.custom.get("decodeBlockSize") == block == alert.meta.custom.get("decodeBlockSize")
 
 
 # -- alert requests ------------------------------------------------------------------------
@@ -379,8 +382,8 @@ def test_anomaly_on_toto_batches_windows_and_never_peeks(registry: ModelRegistry
     assert f[frames[0].fields[1].name].size == 360  # the actual values, one per visible step
     # Recompute window 3 directly: context = the 256 points before it.
     raw = json.dumps(body).encode()
-    query = ds._parse(DataQueryInput("A", "", raw, NOW - 6 * HOUR + 60_000, NOW, 60_000, 1000), settings)
-    plan = AnomalyKind().history_plan(query, ds.plan(query, DemoSource("latency-p99")))
+    query = ds.parse(DataQueryInput("A", "", raw, NOW - 6 * HOUR + 60_000, NOW, 60_000, 1000), settings)
+    plan = ds.plan(query, DemoSource("latency-p99"))  # the anomaly history plan included
     history = DemoSource("latency-p99").fetch(HistoryRequest(plan.grid, query))
     first = plan.grid.count - 360
     start = first + 3 * 60
@@ -412,7 +415,7 @@ def test_anomaly_past_its_deadline_cancels_every_window(registry: ModelRegistry,
     ds = WithForecaster(registry, never)
     query = DataQueryInput("A", "", json.dumps({"queryType": "anomaly", "source": "demo"}).encode(),
                            NOW - 6 * HOUR, NOW, 60_000, 1000)
-    result = ds.query_data(settings, {}, [query], deadline=0.0)["A"]  # already past
+    result = ds.query_data(settings, [query], deadline=0.0)["A"]  # already past
     assert result.error is not None and result.error.status == 504
     assert len(never.futures) == 6 and all(f.cancelled() for f in never.futures)
 

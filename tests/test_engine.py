@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from toto_datasource.backend import settings as backend_settings
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.baseline import seasonal_naive
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.prepare import FORECAST_KWARGS, pad_to, prepare_context
@@ -15,10 +18,8 @@ from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.scheduler import BatchingForecaster
 from toto_datasource.engine.toto import load_toto, run_forecast
 from toto_datasource.engine.types import QUANTILE_LEVELS, ForecastJob
-from toto_datasource.errors import QueryError
 from toto_datasource.frames.arrow import decode_frame, encode_frame
 from toto_datasource.service import DataQueryInput, ForecastDataSource
-from toto_datasource.settings import DataSourceSettings, ModelSettings
 
 WAIT = 120
 
@@ -44,7 +45,9 @@ def registry(model_settings: ModelSettings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def engine(loaded):  # type: ignore[no-untyped-def]
-    def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+    def runner(batch):  # type: ignore[no-untyped-def]
+        values, mask, ids, horizon = batch.values, batch.mask, batch.series_ids, batch.horizon
+        has_missing, block = batch.has_missing_values, batch.decode_block_size
         return run_forecast(
             loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
         )
@@ -104,7 +107,7 @@ def test_served_numbers_equal_a_direct_toto2_call(registry, loaded, model_settin
     ds = ForecastDataSource(registry)
     settings = DataSourceSettings(uid="t", model=model_settings)
     q = DataQueryInput("A", "forecast", json.dumps(body).encode(), 0, ts[-1])
-    result = ds.query_data(settings, {}, [q])["A"]
+    result = ds.query_data(settings, [q])["A"]
     assert result.error is None, result.error
     frames = [decode_frame(encode_frame(f, "A")) for f in result.frames]  # what goes over the wire
     assert len(frames) == 3
@@ -152,11 +155,20 @@ def test_pitfalls_give_finite_forecasts(engine, name: str) -> None:  # type: ign
         np.testing.assert_allclose(out, 42.0, rtol=1e-3)
 
 
-def test_pitfalls_batched_together_stay_finite(engine) -> None:  # type: ignore[no-untyped-def]
+def test_pitfalls_batched_together_equal_each_run_alone(engine) -> None:  # type: ignore[no-untyped-def]
+    """Rows are independent: a batch of every pitfall (padded to one length, gaps, inf, 1e30, all
+    missing) gives each row what it gets alone, so batching never changes a user's numbers."""
     base = 100 + 10 * np.sin(np.arange(2048) / 8.0)[None, :]
-    futures = [engine.submit(ForecastJob(f(base), 64)) for f in PITFALLS.values()]
-    for f in futures:
-        assert np.isfinite(f.result(timeout=WAIT).quantiles).all()
+    jobs = [ForecastJob(f(base), 64) for f in PITFALLS.values()]
+    alone = [engine.submit(job).result(timeout=WAIT).quantiles for job in jobs]
+    calls = engine.calls
+    futures = [engine.submit(job) for job in jobs]
+    together = [f.result(timeout=WAIT).quantiles for f in futures]
+    assert engine.calls - calls < len(PITFALLS)  # at least some rows shared a model call
+    for name, a, t in zip(PITFALLS, alone, together, strict=True):
+        assert np.isfinite(t).all(), name
+        scale = max(1.0, float(np.abs(a).max()))
+        np.testing.assert_allclose(t, a, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
 
 
 def test_invalid_jobs_fail_clearly() -> None:
@@ -167,7 +179,9 @@ def test_invalid_jobs_fail_clearly() -> None:
 def test_complete_batches_take_the_fast_path_with_equal_results(loaded) -> None:  # type: ignore[no-untyped-def]
     seen: list[bool] = []
 
-    def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+    def runner(batch):  # type: ignore[no-untyped-def]
+        values, mask, ids, horizon = batch.values, batch.mask, batch.series_ids, batch.horizon
+        has_missing, block = batch.has_missing_values, batch.decode_block_size
         seen.append(has_missing)
         return run_forecast(
             loaded, values, mask, ids, horizon, has_missing_values=has_missing, decode_block_size=block
@@ -212,9 +226,25 @@ def test_registry_reports_loading_then_ready(registry, model_settings) -> None: 
     forecaster = registry.forecaster(model_settings)
     assert forecaster.describe()["randomWeights"] is True
     assert forecaster.describe()["cache"]["ttlSeconds"] > 0
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         registry.forecaster(ModelSettings(checkpoint="/nonexistent/checkpoint", device="cpu"))
-    assert err.value.status in (500, 503)
+    assert err.value.status in (400, 503)  # 503 while it loads in the background
+    slot = registry.ensure(ModelSettings(checkpoint="/nonexistent/checkpoint", device="cpu"))
+    assert slot.ready.wait(WAIT)
+    with pytest.raises(BackendError) as err:
+        registry.forecaster(ModelSettings(checkpoint="/nonexistent/checkpoint", device="cpu"))
+    # the admin's configuration, not a bug: a 400 that names the directory
+    assert err.value.status == 400 and "/nonexistent/checkpoint does not exist" in err.value.message
+
+
+def test_model_settings_are_checked_when_the_settings_are_parsed() -> None:
+    for json_data, field in (({"device": "tpu"}, "device"), ({"dtype": "float64"}, "dtype"),
+                             ({"device": "cuda:x"}, "device")):
+        with pytest.raises(BackendError) as err:
+            backend_settings.model_settings(json_data, environ={})
+        assert err.value.status == 400 and err.value.message.startswith(f"data source setting {field}:")
+    good = backend_settings.model_settings({"device": "cuda:1", "dtype": "bfloat16"}, environ={})
+    assert good.device == "cuda:1"
 
 
 def test_baseline_follows_the_trend_and_does_not_echo_a_spike() -> None:

@@ -71,7 +71,7 @@ def test_check_health_names_an_unloadable_checkpoint(tmp_path, now_ms: int) -> N
             data_query("B", {"model": "seasonal-naive"}, now_ms - 3_600_000, now_ms),
         ]
         r = p.data.QueryData(pb.QueryDataRequest(pluginContext=plugin_context(), queries=queries))
-        assert r.responses["A"].status == 500 and missing in r.responses["A"].error
+        assert r.responses["A"].status == 400 and missing in r.responses["A"].error  # the admin's config
         assert r.responses["B"].status == 200
         notices = decode_frame(r.responses["B"].frames[-1]).meta.notices
         assert any("seasonal-naive" in n.text for n in notices)

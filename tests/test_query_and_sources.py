@@ -6,27 +6,24 @@ import json
 
 import numpy as np
 import pytest
-from toto_datasource.errors import QueryError
-from toto_datasource.query import InlineSpec, parse_query, plan_query
-from toto_datasource.settings import DataSourceSettings, Secret, parse_settings
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.backend.settings import DataSourceSettings, RawSettings, Secret
+from toto_datasource.engine.registry import ModelRegistry
+from toto_datasource.query import plan_query
+from toto_datasource.service import DataQueryInput, ForecastDataSource, parse_data_source_settings
 from toto_datasource.sources.base import HistoryRequest, TimeGrid
 from toto_datasource.sources.demo import SCENARIOS, DemoSource
-from toto_datasource.sources.inline import InlineSource
+from toto_datasource.sources.inline import InlineSource, InlineSpec
 
 NOW = 1_795_000_000_000
 
 
+DS = ForecastDataSource(ModelRegistry(warmup=False))  # the built-in sources and query types
+
+
 def parse(body: dict, from_ms: int = NOW - 3_600_000, to_ms: int = NOW, interval_ms: float = 60_000):
-    return parse_query(
-        json.dumps(body).encode(),
-        ref_id="A",
-        query_type="",
-        from_ms=from_ms,
-        to_ms=to_ms,
-        interval_ms=interval_ms,
-        max_data_points=1000,
-        settings=DataSourceSettings(),
-    )
+    query = DataQueryInput("A", "", json.dumps(body).encode(), from_ms, to_ms, interval_ms, 1000)
+    return DS.parse(query, DataSourceSettings())
 
 
 def test_future_range_end_sets_the_horizon() -> None:
@@ -72,7 +69,7 @@ def test_long_horizons_coarsen_the_step_so_history_covers_several_seasons() -> N
     ],
 )
 def test_invalid_fields_are_named(body: dict, field: str) -> None:
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         parse(body)
     assert err.value.status == 400 and err.value.message.startswith(field)
 
@@ -102,7 +99,7 @@ def test_invalid_fields_are_named(body: dict, field: str) -> None:
 )
 def test_inline_arrays_follow_the_schema(series: dict, field: str, wrong: str) -> None:
     """The bulk (numpy) check of inline arrays keeps the schema's rules and its error style."""
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         parse({"source": "inline", "series": [series]})
     assert err.value.status == 400
     assert err.value.message.startswith(f"{field}:") and wrong in err.value.message
@@ -118,7 +115,7 @@ def test_inline_nulls_are_missing_points() -> None:
 
 
 def test_from_after_to_is_rejected() -> None:
-    with pytest.raises(QueryError, match=r"from .* is after to"):
+    with pytest.raises(BackendError, match=r"from .* is after to"):
         parse({}, from_ms=NOW, to_ms=NOW - 1)
 
 
@@ -140,7 +137,7 @@ def test_inline_unsorted_duplicate_and_irregular_points() -> None:
     )
     assert isinstance(q.source, InlineSpec)
     source = InlineSource(q.source)
-    grid = source.native_grid(2048)
+    grid = source.native_grid(q.source, 2048)
     assert (grid.step_ms, grid.end_ms, grid.count) == (60_000, 300_000, 6)
     history = source.fetch(HistoryRequest(grid, q))
     values = history.series[0].values
@@ -150,16 +147,17 @@ def test_inline_unsorted_duplicate_and_irregular_points() -> None:
 
 
 def test_secrets_never_print() -> None:
-    s = parse_settings(
+    s = parse_data_source_settings(RawSettings(
         json_data={"prometheusUrl": "http://127.0.0.1:9090", "authType": "bearer"},
         secure={"bearerToken": "s3cr3t-token"},
-    )
-    assert isinstance(s.prometheus.bearer_token, Secret)
+    ))
+    assert isinstance(s.part("prometheus").bearer_token, Secret)
     assert "s3cr3t-token" not in repr(s) and "s3cr3t-token" not in str(s)
-    assert s.prometheus.bearer_token.reveal() == "s3cr3t-token"
+    assert s.part("prometheus").bearer_token.reveal() == "s3cr3t-token"
 
 
 def test_admin_env_overrides_the_data_source_model() -> None:
-    s = parse_settings(json_data={"model": "a"}, environ={"GF_PLUGIN_MODEL": "/opt/toto"})
+    raw = RawSettings(json_data={"model": "a"})
+    s = parse_data_source_settings(raw, environ={"GF_PLUGIN_MODEL": "/opt/toto"})
     assert s.model.checkpoint == "/opt/toto"
-    assert parse_settings(json_data={"model": "a"}, environ={}).model.checkpoint == "a"
+    assert parse_data_source_settings(raw, environ={}).model.checkpoint == "a"

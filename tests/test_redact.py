@@ -8,8 +8,7 @@ import json
 import logging
 
 import pytest
-from toto_datasource.plugin.logging import HclogFormatter
-from toto_datasource.redact import (
+from toto_datasource.backend.redact import (
     RedactingFilter,
     Redactor,
     SecretRegistry,
@@ -17,14 +16,16 @@ from toto_datasource.redact import (
     clean_header_name,
     clean_secret,
 )
-from toto_datasource.settings import parse_settings
+from toto_datasource.backend.settings import RawSettings
+from toto_datasource.plugin.logging import HclogFormatter
+from toto_datasource.service.datasource import parse_data_source_settings
 
 TOKEN = "PastedTok3nSecret"
 PASSWORD = "hunter2-pa$$ word"
 
 
 def planted_settings():
-    return parse_settings(
+    return parse_data_source_settings(RawSettings(
         uid="u",
         json_data={
             "prometheusUrl": f"http://alice:{PASSWORD.replace(' ', '%20')}@prom:9090/?token=QueryTok99",
@@ -33,7 +34,7 @@ def planted_settings():
             "basicAuthUser": "bob",
         },
         secure={"bearerToken": TOKEN, "httpHeaderValue1": "HeaderSecret77", "basicAuthPassword": "BobPw123"},
-    )
+    ))
 
 
 def test_every_secret_form_is_removed() -> None:
@@ -151,8 +152,9 @@ def test_third_party_log_lines_are_hclog_json() -> None:
         "import logging, sys\n"
         "from toto_datasource.plugin.logging import setup_logging\n"
         "setup_logging('info')\n"
-        "from toto_datasource.redact import KNOWN_SECRETS\n"
+        "from toto_datasource.backend.redact import KNOWN_SECRETS\n"
         "KNOWN_SECRETS.remember(['S3cretValue'])\n"
+        "import huggingface_hub, torch\n"  # after setup, as the engine's loader thread imports them
         "logging.getLogger('huggingface_hub.utils._http').warning('Retrying in 1s [S3cretValue]')\n"
         "logging.getLogger('torch._dynamo').warning('torch says S3cretValue')\n"
         "import warnings; warnings.warn('gluonts-style warning')\n"

@@ -14,15 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from toto_datasource import metrics
+from toto_datasource.backend.cancel import cancel_scope
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.cache import CachingForecaster
-from toto_datasource.engine.scheduler import (
-    BatchingForecaster,
-    BatchLimits,
-    DeadlineExceeded,
-    cancel_scope,
-)
+from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits, DeadlineExceeded
 from toto_datasource.engine.types import ForecastJob, ForecastOutput
-from toto_datasource.errors import QueryError
 
 WAIT = 30  # generous bound on any single wait: a hang fails instead of blocking the suite
 
@@ -48,7 +45,9 @@ class FakeRunner:
         self.oom_above = oom_above
         self.fail = fail
 
-    def __call__(self, values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+    def __call__(self, batch: PreparedBatch) -> np.ndarray:
+        values, mask, horizon = batch.values, batch.mask, batch.horizon
+        has_missing, block = batch.has_missing_values, batch.decode_block_size
         self.entered.set()
         assert self.release.wait(WAIT)
         b, v, length = values.shape
@@ -60,6 +59,7 @@ class FakeRunner:
                 "horizon": horizon,
                 "has_missing": has_missing,
                 "block": block,
+                "last": values[:, :, -1].tolist(),
             }
         )
         if self.fail:
@@ -147,7 +147,7 @@ def test_full_queue_is_refused_with_503(engines) -> None:
     assert runner.entered.wait(WAIT)
     queued = [engine.submit(ForecastJob(series(1, 64), 4)) for _ in range(2)]
     rejected_before = metrics.REJECTED._value.get()
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         engine.submit(ForecastJob(series(1, 64), 4))
     assert err.value.status == 503 and "queue is full" in str(err.value)
     assert metrics.REJECTED._value.get() == rejected_before + 1
@@ -190,7 +190,7 @@ def test_deadline_timeout_in_the_output_cancels_the_job(engines) -> None:
     with pytest.raises(FutureTimeout):
         await_output(waiting, timeout=0)
     assert waiting.cancelled()
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         await_output(waiting, timeout=0)
     assert err.value.status == 499
     runner.release.set()
@@ -221,7 +221,10 @@ def test_grpc_cancellation_reaches_the_engine(engines) -> None:
     context = Context()
 
     class DataSource:
-        def query_data(self, settings, headers, queries, deadline):  # type: ignore[no-untyped-def]
+        def parse_settings(self, raw):  # type: ignore[no-untyped-def]
+            return raw
+
+        def query_data(self, settings, queries, *, for_alert, deadline):  # type: ignore[no-untyped-def]
             submitted.append(engine.submit(ForecastJob(series(2, 64), 4)))
             for cb in context.callbacks:  # the client hangs up while we wait
                 cb()
@@ -253,7 +256,7 @@ def test_out_of_memory_splits_and_retries(engines) -> None:
     assert sum(c["rows"] for c in runner.calls if c["rows"] <= 2) == 7
     # a single row that does not fit fails clearly, and the engine carries on
     runner.oom_above = 0
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         engine.submit(ForecastJob(series(1, 128), 4)).result(timeout=WAIT)
     assert err.value.status == 503 and "out of memory" in str(err.value)
     runner.oom_above = None
@@ -263,7 +266,7 @@ def test_out_of_memory_splits_and_retries(engines) -> None:
 def test_model_errors_fail_the_job_not_the_engine(engines) -> None:
     runner = FakeRunner(fail=True)
     engine = engines(runner)
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         engine.submit(ForecastJob(series(1, 64), 4)).result(timeout=WAIT)
     assert err.value.status == 500 and "boom" in str(err.value)
     runner.fail = False
@@ -280,9 +283,9 @@ def test_close_fails_what_is_still_queued() -> None:
     closer.start()
     runner.release.set()
     closer.join(WAIT)
-    with pytest.raises(QueryError):
+    with pytest.raises(BackendError):
         queued.result(timeout=WAIT)
-    with pytest.raises(QueryError):
+    with pytest.raises(BackendError):
         engine.submit(ForecastJob(series(1, 64), 4))
 
 
@@ -354,13 +357,12 @@ def test_cache_misses_on_any_difference_in_the_key() -> None:
         ForecastJob(nan, 16),
         ForecastJob(ctx, 17),
         ForecastJob(ctx, 16, joint=True),
-        ForecastJob(ctx, 16, decode_block_size=64),
         ForecastJob(ctx[:, 1:], 16),
     ):
         cache.submit(job).result(timeout=WAIT)
-    assert len(inner.jobs) == 7
+    assert len(inner.jobs) == 6
     cache.submit(ForecastJob(nan.copy(), 16)).result(timeout=WAIT)  # NaN at the same place: same bytes
-    assert len(inner.jobs) == 7
+    assert len(inner.jobs) == 6
 
 
 def test_cache_is_bounded_and_never_keeps_failures() -> None:
@@ -376,8 +378,8 @@ def test_cache_is_bounded_and_never_keeps_failures() -> None:
     CountingForecaster.finish(inner.futures[-1], jobs[0])
     failing = ForecastJob(series(1, 64, start=99.0), 4)
     f = cache.submit(failing)
-    inner.futures[-1].set_exception(QueryError("model failed", 500))
-    with pytest.raises(QueryError):
+    inner.futures[-1].set_exception(BackendError("model failed", 500))
+    with pytest.raises(BackendError):
         f.result(timeout=WAIT)
     cache.submit(failing)
     assert len(inner.jobs) == 6  # the failure was not cached
@@ -418,8 +420,8 @@ def test_cache_over_the_batching_engine(engines) -> None:
 # -- the real model ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model(tiny_checkpoint: Path):  # type: ignore[no-untyped-def]
+    from toto_datasource.backend.settings import ModelSettings
     from toto_datasource.engine.toto import load_toto
-    from toto_datasource.settings import ModelSettings
 
     return load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"))
 
@@ -431,7 +433,9 @@ def test_batched_and_unbatched_results_are_equal(tiny_model) -> None:  # type: i
     gate = threading.Event()
     entered = threading.Event()
 
-    def runner(values, mask, ids, horizon, has_missing, block):  # type: ignore[no-untyped-def]
+    def runner(batch):  # type: ignore[no-untyped-def]
+        values, mask, ids, horizon = batch.values, batch.mask, batch.series_ids, batch.horizon
+        has_missing, block = batch.has_missing_values, batch.decode_block_size
         entered.set()
         assert gate.wait(WAIT)
         return run_forecast(
@@ -483,3 +487,21 @@ def test_batched_and_unbatched_results_are_equal(tiny_model) -> None:  # type: i
     finally:
         batched_engine.close()
         alone_engine.close()
+
+
+def test_a_small_job_waits_one_call_behind_a_bulk_job_not_all_of_it(engines) -> None:
+    """Smallest job first between calls: a one-series panel arriving while a 10-row bulk job runs
+    (one row per call under this memory cap) gets the very next call."""
+    runner = FakeRunner(gate=True)
+    engine = engines(runner, max_cells=256)
+    bulk = engine.submit(ForecastJob(series(10, 256), 4))
+    assert runner.entered.wait(WAIT)  # the bulk job's first row is running
+    small = engine.submit(ForecastJob(series(1, 256, start=1000.0), 4))
+    runner.release.set()
+    small_row = series(1, 256, start=1000.0)[0]
+    out = small.result(timeout=WAIT)
+    bulk.result(timeout=WAIT)
+    np.testing.assert_allclose(out.quantiles[:, 0, :], expected(small_row, 4), atol=1e-5)
+    assert len(runner.calls) == 11
+    assert runner.calls[1]["last"] == [[pytest.approx(small_row[-1])]]  # the very next call
+    assert out.queue_wait_s >= 0 and bulk.result().queue_wait_s >= 0

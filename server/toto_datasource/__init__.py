@@ -1,4 +1,3 @@
 """Toto Forecast: a Grafana backend data source that forecasts metrics with Toto 2.0."""
 
-PLUGIN_ID = "toto-forecast-datasource"
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .settings import DEFAULT_MODEL, ModelSettings, env_setting
+from .backend.settings import DEFAULT_MODEL, ModelSettings, env_setting
 
 TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
 
@@ -76,6 +76,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     sys.exit(run_demo(args))
 
 
+def cmd_schema(args: argparse.Namespace) -> None:
+    """The query schema of the built-in sources and query types (query.schema.json is its output)."""
+    import json
+
+    from .engine.registry import ModelRegistry
+    from .service import ForecastDataSource
+
+    print(json.dumps(ForecastDataSource(ModelRegistry(warmup=False)).schema(), indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toto-datasource", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -105,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--plot", default="var/demo/postgres-forecast.png")
     demo.add_argument("--threshold", type=float, default=500.0)
     demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the model to load")
+    sub.add_parser("schema", help="print the query JSON schema (regenerates query.schema.json)")
     return parser
 
 
@@ -115,6 +126,7 @@ COMMANDS = {
     "tiny-model": cmd_tiny_model,
     "forecast": cmd_forecast,
     "demo": cmd_demo,
+    "schema": cmd_schema,
 }
 
 

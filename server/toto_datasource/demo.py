@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from ._proto.pluginv2 import backend_pb2 as pb
+from .backend.settings import DEFAULT_MODEL, env_setting
 from .frames import decode_frame
 from .plugin.host import PluginProcess
 from .report import plot, read_forecasts, verdict
-from .settings import DEFAULT_MODEL, env_setting
 
 HOW_TO_POINT = (
     "To use the real weights offline, download them where there is internet "

@@ -11,10 +11,10 @@ import json
 import time
 from datetime import datetime
 
+from .backend.settings import DEFAULT_MODEL, RawSettings, env_setting
 from .engine.registry import ModelRegistry
 from .report import plot, read_forecasts, verdict, write_csv
 from .service import DataQueryInput, ForecastDataSource
-from .settings import DEFAULT_MODEL, env_setting, parse_settings
 
 
 def _timestamp_ms(text: str) -> int:
@@ -50,7 +50,8 @@ def run_forecast_command(args: argparse.Namespace) -> int:
             query["step"] = args.step
     registry = ModelRegistry(warmup=False)
     ds = ForecastDataSource(registry)
-    settings = parse_settings(json_data={"model": model if model != "seasonal-naive" else DEFAULT_MODEL})
+    checkpoint = model if model != "seasonal-naive" else DEFAULT_MODEL
+    settings = ds.parse_settings(RawSettings(json_data={"model": checkpoint}))
     if query["model"] == "toto":
         slot = registry.ensure(settings.model)
         slot.ready.wait()
@@ -63,7 +64,7 @@ def run_forecast_command(args: argparse.Namespace) -> int:
             query["model"] = "seasonal-naive"
     now = int(time.time() * 1000)
     request = DataQueryInput("A", "", json.dumps(query).encode(), now - 86_400_000, now, 60_000, 1000)
-    result = ds.query_data(settings, {}, [request])["A"]
+    result = ds.query_data(settings, [request])["A"]
     if result.error is not None:
         print(f"error ({result.error.status}): {result.error.message}")
         return 1

@@ -14,11 +14,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from toto_datasource.errors import QueryError
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.backend.redact import KNOWN_SECRETS
+from toto_datasource.backend.types import HealthResult, QueryResult
 from toto_datasource.plugin.executor import ElasticThreadPool
 from toto_datasource.plugin.server import RESERVED_THREADS, build_server
-from toto_datasource.redact import KNOWN_SECRETS
-from toto_datasource.service import HealthResult, QueryResult
 
 THREADS = 12
 SECRET = "AdmissionSecret-42"
@@ -29,10 +29,13 @@ class BlockingSource:
     release: threading.Event = field(default_factory=threading.Event)
     entered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
-    def query_data(self, settings, headers, queries, deadline):  # type: ignore[no-untyped-def]
+    def parse_settings(self, raw):  # type: ignore[no-untyped-def]
+        return raw
+
+    def query_data(self, settings, queries, *, for_alert=False, deadline=None):  # type: ignore[no-untyped-def]
         self.entered.release()
         self.release.wait(30)
-        error = QueryError(f"upstream said Bearer {SECRET}", 502)
+        error = BackendError(f"upstream said Bearer {SECRET}", 502)
         return {q.ref_id: QueryResult(error=error) for q in queries}
 
     def check_health(self, settings):  # type: ignore[no-untyped-def]

@@ -77,7 +77,7 @@ def test_huge_body_is_cut_at_the_limit() -> None:
 
 
 def test_echoing_upstream_body_is_returned_for_the_caller_to_redact() -> None:
-    from toto_datasource.redact import Redactor
+    from toto_datasource.backend.redact import Redactor
 
     with echo_request() as server, client() as c:
         auth = {"Authorization": "Basic dTpzZWNyZXQx"}

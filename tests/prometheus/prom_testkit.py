@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from toto_datasource.settings import PrometheusSettings, Secret
+from toto_datasource.backend.settings import Secret
 from toto_datasource.sources.base import HistoryRequest, TimeGrid
+from toto_datasource.sources.prometheus import PrometheusSettings, PrometheusSpec
 
 from . import prom_server, prom_synthetic
 
@@ -33,20 +34,14 @@ class AuthEnv:
 
 
 @dataclass(frozen=True)
-class PromSpec:
-    """Stand-in for the lead's PrometheusSpec: the source reads only these two fields."""
-
-    expr: str
-    legend_format: str = ""
-
-
-@dataclass(frozen=True)
 class FakeQuery:
-    source: PromSpec
+    """The one field of a ForecastQuery that a source reads: its own spec."""
+
+    source: PrometheusSpec
 
 
 def request(expr: str, grid: TimeGrid, legend: str = "") -> HistoryRequest:
-    return HistoryRequest(grid=grid, query=FakeQuery(PromSpec(expr, legend)))
+    return HistoryRequest(grid=grid, query=FakeQuery(PrometheusSpec(expr, legend)))  # type: ignore[arg-type]
 
 
 def grid(end_s: int, step_s: float, count: int) -> TimeGrid:

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from toto_datasource.backend.settings import DataSourceSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.types import QUANTILE_LEVELS
 from toto_datasource.frames.model import Frame
 from toto_datasource.outputs.crossing import breach_probability, first_crossing, sentinel_seconds
 from toto_datasource.service import DataQueryInput, ForecastDataSource, QueryResult
-from toto_datasource.settings import DataSourceSettings
-from toto_datasource.sources.prometheus_factory import prometheus_factory
 
 from .prom_testkit import PromEnv, settings
 
@@ -30,19 +29,19 @@ EXPR = 'toto_test_load{job="app"}'
 @pytest.fixture(scope="module")
 def ds() -> Iterator[ForecastDataSource]:
     registry = ModelRegistry(warmup=False)  # seasonal-naive needs no checkpoint
-    yield ForecastDataSource(registry, clock=time.time, prometheus_factory=prometheus_factory())
+    yield ForecastDataSource(registry, clock=time.time)
     registry.close()
 
 
 @pytest.fixture(scope="module")
 def ds_settings(prom: PromEnv) -> DataSourceSettings:
-    return DataSourceSettings(prometheus=settings(prom.url))
+    return DataSourceSettings(parts=(("prometheus", settings(prom.url)),))
 
 
 def run(ds: ForecastDataSource, s: DataSourceSettings, body: dict, from_ms: int, to_ms: int,
         alert: bool = False) -> QueryResult:
     query = DataQueryInput("A", "", json.dumps(body).encode(), from_ms, to_ms, MINUTE_MS, 1000)
-    (result,) = ds.query_data(s, {"FromAlert": "true"} if alert else {}, [query]).values()
+    (result,) = ds.query_data(s, for_alert=alert, queries=[query]).values()
     assert result.error is None, result.error
     return result
 

@@ -19,14 +19,22 @@ import pyarrow as pa
 import pytest
 from conftest import data_query, plugin_context
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
+from toto_datasource.backend.settings import DataSourceSettings, ModelSettings, RawSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.frames import decode_frame
 from toto_datasource.frames.model import Field, Frame
 from toto_datasource.plugin.host import PluginProcess
-from toto_datasource.resources import call_resource
-from toto_datasource.service import DataQueryInput, ForecastDataSource, QueryResult, ResourceResponse
-from toto_datasource.settings import DataSourceSettings, ModelSettings, parse_settings
-from toto_datasource.sources.prometheus_factory import CLOSE_MARGIN_S, prometheus_factory
+from toto_datasource.service import (
+    DataQueryInput,
+    ForecastDataSource,
+    QueryResult,
+    ResourceResponse,
+    call_resource,
+    parse_data_source_settings,
+)
+from toto_datasource.service.instances import InstanceManager
+from toto_datasource.sources.prometheus import CLOSE_MARGIN_S
+from toto_datasource.sources.registry import builtin_sources
 
 from .prom_server import free_port
 from .prom_synthetic import expected_on_grid
@@ -60,12 +68,12 @@ def now_ms(prom: PromEnv) -> int:
 @pytest.fixture(scope="module")
 def ds(registry: ModelRegistry, prom: PromEnv) -> ForecastDataSource:
     now_s = now_ms(prom) / 1000
-    return ForecastDataSource(registry, clock=lambda: now_s, prometheus_factory=prometheus_factory())
+    return ForecastDataSource(registry, clock=lambda: now_s)
 
 
 @pytest.fixture(scope="module")
 def ds_settings(prom: PromEnv, model: ModelSettings) -> DataSourceSettings:
-    return DataSourceSettings(uid="e2e", model=model, prometheus=settings(prom.url))
+    return DataSourceSettings(uid="e2e", model=model, parts=(("prometheus", settings(prom.url)),))
 
 
 def run(
@@ -73,7 +81,7 @@ def run(
     interval_ms: int = MINUTE_MS,
 ) -> QueryResult:
     query = DataQueryInput("A", "", json.dumps(body).encode(), from_ms, to_ms, interval_ms, 1000)
-    (result,) = ds.query_data(s, {}, [query]).values()
+    (result,) = ds.query_data(s, [query]).values()
     return result
 
 
@@ -269,7 +277,8 @@ def test_unreachable_upstream_fails_health_and_queries_without_leaking_url_crede
     ds: ForecastDataSource, model: ModelSettings, prom: PromEnv
 ) -> None:
     port = free_port()  # nothing listens here
-    s = DataSourceSettings(model=model, prometheus=settings(f"http://someone:{TOKEN}@127.0.0.1:{port}/"))
+    bad = settings(f"http://someone:{TOKEN}@127.0.0.1:{port}/")
+    s = DataSourceSettings(model=model, parts=(("prometheus", bad),))
     message = f"cannot reach Prometheus at http://***@127.0.0.1:{port}: connection refused"
     health = ds.check_health(s)
     assert (health.ok, health.message) == (False, message)
@@ -287,12 +296,11 @@ def test_health_over_tls_and_basic_auth(
     """Settings as Grafana sends them: jsonData plus decrypted secure fields."""
 
     def health(password: str):  # type: ignore[no-untyped-def]
-        s = parse_settings(
+        s = parse_data_source_settings(RawSettings(
             json_data={"prometheusUrl": auth_prom.url, "authType": "basic", "basicAuthUser": BASIC_USER,
                        "model": model.checkpoint, "device": "cpu"},
             secure={"basicAuthPassword": password, "tlsCACert": auth_prom.ca_pem},
-            environ={},
-        )
+        ), environ={})
         return ds.check_health(s)
 
     good = health(BASIC_PASSWORD)
@@ -308,11 +316,10 @@ def test_health_over_tls_and_basic_auth(
 def test_health_names_a_ca_certificate_that_does_not_parse(
     ds: ForecastDataSource, auth_prom: AuthEnv, model: ModelSettings
 ) -> None:
-    s = parse_settings(
+    s = parse_data_source_settings(RawSettings(
         json_data={"prometheusUrl": auth_prom.url, "model": model.checkpoint, "device": "cpu"},
         secure={"tlsCACert": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----"},
-        environ={},
-    )
+    ), environ={})
     health = ds.check_health(s)
     assert not health.ok and health.message.startswith("Prometheus settings: data source setting tlsCACert")
 
@@ -320,12 +327,16 @@ def test_health_names_a_ca_certificate_that_does_not_parse(
 # -- the per-configuration source cache ----------------------------------------------------
 def test_an_evicted_source_still_serves_the_request_that_took_it(prom: PromEnv) -> None:
     clock = [0.0]
-    get = prometheus_factory(max_instances=1, clock=lambda: clock[0])
-    first = DataSourceSettings(uid="one", prometheus=settings(prom.url))
+    manager = InstanceManager(builtin_sources(), max_instances=1, clock=lambda: clock[0])
+
+    def get(settings: DataSourceSettings):  # type: ignore[no-untyped-def]
+        return manager.get(settings).source("prometheus")
+
+    first = DataSourceSettings(uid="one", parts=(("prometheus", settings(prom.url)),))
     g = grid(prom.data.end_s, 60, 64)
     taken = get(first)  # a request takes the source ...
     assert get(first) is taken
-    get(DataSourceSettings(uid="two", prometheus=settings(prom.url)))  # ... another data source evicts it
+    get(DataSourceSettings(uid="two", parts=(("prometheus", settings(prom.url)),)))  # ... evicts it
     assert len(taken.fetch(request(LOAD, g)).series) == 3  # ... and the request still gets its history
     fresh = get(first)
     assert fresh is not taken

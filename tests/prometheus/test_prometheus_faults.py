@@ -1,4 +1,4 @@
-"""Upstream faults: each one a downstream QueryError that says what happened, never a secret.
+"""Upstream faults: each one a downstream BackendError that says what happened, never a secret.
 
 Real Prometheus for what it can do (down, invalid PromQL, bcrypt basic auth, TLS, its own
 sample limit); the fake upstream only for garbage, silence, arbitrary 5xx and header echoes.
@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import numpy as np
 import pytest
-from toto_datasource.errors import QueryError
-from toto_datasource.settings import PrometheusSettings
-from toto_datasource.sources.prometheus import PrometheusSource
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.sources.prometheus import PrometheusSettings, PrometheusSource
 
 from .prom_fakes import FakeUpstream
 from .prom_server import free_port
@@ -24,10 +23,10 @@ from .prom_testkit import BASIC_PASSWORD, BASIC_USER, MAX_SAMPLES, AuthEnv, Prom
 TOKEN = "tok-SECRET-4242-do-not-print"
 
 
-def fetch_error(s: PrometheusSettings, expr: str = "up", max_series: int = 500) -> QueryError:
+def fetch_error(s: PrometheusSettings, expr: str = "up", max_series: int = 500) -> BackendError:
     src = PrometheusSource(s, max_series=max_series)
     try:
-        with pytest.raises(QueryError) as err:
+        with pytest.raises(BackendError) as err:
             src.fetch(request(expr, grid(1_700_000_000, 60, 64)))
     finally:
         src.close()
@@ -61,7 +60,7 @@ def test_deadline_covers_a_trickling_body() -> None:
     s = settings("http://prom.invalid", timeout_s=5)
     src = PrometheusSource(s, 500, client=httpx.Client(transport=httpx.MockTransport(handler)))
     src._clock = lambda: float(next(clock))  # one "second" per look at the clock
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         src.fetch(request("up", grid(1_700_000_000, 60, 64)))
     assert err.value.status == 504 and err.value.source == "downstream"
 
@@ -141,7 +140,7 @@ def test_tls_verification(auth_prom: AuthEnv) -> None:
     assert err.status == 502 and "TLS handshake failed" in err.message
     skip = PrometheusSource(auth_settings(auth_prom, tls_ca_cert="", tls_skip_verify=True), 500)
     assert skip.fetch(request("vector(1)", grid(1_700_000_000, 60, 8))).series[0].observed == 8
-    with pytest.raises(QueryError, match="not a valid PEM certificate") as bad:
+    with pytest.raises(BackendError, match="not a valid PEM certificate") as bad:
         PrometheusSource(auth_settings(auth_prom, tls_ca_cert="-----BEGIN CERTIFICATE-----\nnope\n"), 500)
     assert bad.value.source == "plugin"
 
@@ -200,7 +199,7 @@ def test_secrets_never_appear_in_errors_or_logs(
     prom: PromEnv, auth_prom: AuthEnv, fake: FakeUpstream, all_logs: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
-    faults: list[tuple[str, Callable[[PrometheusSettings], QueryError], list[PrometheusSettings]]] = [
+    faults: list[tuple[str, Callable[[PrometheusSettings], BackendError], list[PrometheusSettings]]] = [
         ("down", fetch_error, secret_settings(f"http://127.0.0.1:{port}")),
         ("slow", fetch_error, secret_settings(f"{fake.url}/slow", timeout_s=0.3)),
         ("5xx echoing headers", fetch_error, secret_settings(f"{fake.url}/status500")),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toto_datasource.settings import parse_settings
-from toto_datasource.sources.base import TimeGrid
+from toto_datasource.backend.series import TimeGrid
+from toto_datasource.backend.settings import RawSettings
+from toto_datasource.service import parse_data_source_settings
 from toto_datasource.sources.prometheus import (
     MAX_POINTS_PER_REQUEST,
     PrometheusSource,
-    _chunks,
+    chunks,
     looks_like_counter,
     place_on_grid,
     redact_url,
@@ -81,7 +82,7 @@ def test_series_names(labels: dict[str, str], legend: str, name: str) -> None:
 )
 def test_chunks_cover_the_grid_exactly(count: int) -> None:
     g = TimeGrid(end_ms=1_795_575_600_000, step_ms=30_000, count=count)
-    parts = _chunks(g)
+    parts = chunks(g)
     assert all(p.count <= MAX_POINTS_PER_REQUEST and p.step_ms == g.step_ms for p in parts)
     joined = np.concatenate([p.timestamps_ms() for p in parts])
     np.testing.assert_array_equal(joined, g.timestamps_ms())
@@ -97,11 +98,11 @@ def test_redact_url() -> None:
 
 def test_settings_repr_hides_url_credentials() -> None:
     """Settings end up in log lines and tracebacks: neither the URL's password nor a secret shows."""
-    ds = parse_settings(
+    ds = parse_data_source_settings(RawSettings(
         json_data={"prometheusUrl": "http://admin:hunter2-pw@prom:9090/api?key=k3y", "authType": "bearer"},
         secure={"bearerToken": "tok-abc-123"},
-    )
-    for text in (repr(ds), str(ds), repr(ds.prometheus), f"{ds}"):
+    ))
+    for text in (repr(ds), str(ds), repr(ds.part("prometheus")), f"{ds}"):
         assert "hunter2-pw" not in text and "admin" not in text and "k3y" not in text
         assert "tok-abc-123" not in text
         assert "url='http://***@prom:9090/api'" in text and "auth='bearer'" in text

@@ -7,7 +7,7 @@ from contextlib import closing
 
 import numpy as np
 import pytest
-from toto_datasource.errors import QueryError
+from toto_datasource.backend.errors import BackendError
 from toto_datasource.sources.base import History, TimeGrid
 from toto_datasource.sources.prometheus import MAX_POINTS_PER_REQUEST, PrometheusSource
 
@@ -132,14 +132,14 @@ def test_empty_series_are_dropped_and_no_data_is_an_error(prom: PromEnv, source:
     assert [s.labels["instance"] for s in mixed.series] == ["b"]
     assert any("1 series had no points" in n for n in mixed.notices)
     for expr in ("toto_test_does_not_exist", "toto_test_load * NaN"):
-        with pytest.raises(QueryError) as err:
+        with pytest.raises(BackendError) as err:
             source.fetch(request(expr, g))
         assert err.value.status == 400 and err.value.source == "plugin"
         assert "returned no data between" in err.value.message
     before = grid(syn.late_s - DAY, 300, 64)  # the late series has not started yet
-    with pytest.raises(QueryError, match="returned no data"):
+    with pytest.raises(BackendError, match="returned no data"):
         source.fetch(request("toto_test_late", before))
-    with pytest.raises(QueryError, match="expr is empty") as err:
+    with pytest.raises(BackendError, match="expr is empty") as err:
         source.fetch(request("  ", g))
     assert err.value.source == "plugin"
 
@@ -161,7 +161,7 @@ def test_max_series_setting_is_enforced(prom: PromEnv) -> None:
         assert len(at_limit.fetch(request("toto_test_many", g)).series) == 300
     with (
         closing(PrometheusSource(settings(prom.url), max_series=100)) as capped,
-        pytest.raises(QueryError) as err,
+        pytest.raises(BackendError) as err,
     ):
         capped.fetch(request("toto_test_many", g))
     assert err.value.message == (
@@ -180,9 +180,9 @@ def test_editor_lookups(prom: PromEnv, source: PrometheusSource) -> None:
     assert source.metric_names('{job="fleet"}') == ["toto_test_many"]
     assert source.label_values("instance", "toto_test_load") == ["a", "b", "c"]
     assert len(source.label_values("idx")) == 300
-    with pytest.raises(QueryError, match="invalid label name"):
+    with pytest.raises(BackendError, match="invalid label name"):
         source.label_values("../admin")
-    with pytest.raises(QueryError) as err:
+    with pytest.raises(BackendError) as err:
         source.label_values("instance", "sum(")
     assert err.value.source == "downstream" and err.value.status == 400
 
@@ -210,7 +210,7 @@ def test_live_scrape_fresh_data(prom: PromEnv, source: PrometheusSource) -> None
         g = TimeGrid(end_ms=end * 1000, step_ms=1000, count=64)
         try:
             history = source.fetch(request('up{job="self"}', g))
-        except QueryError:
+        except BackendError:
             return None  # no scrape yet
         return history if history.series[0].observed >= 5 else None
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..backend.settings import ModelSettings
+from .backends import LoadedBackend, Probe
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
 _SEASONS_MS = (7 * 86_400_000, 86_400_000, 3_600_000)
@@ -78,4 +80,19 @@ class SeasonalNaiveForecaster:
         return future
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name}
+        return {"name": self.name, "baseline": True}
+
+
+class SeasonalNaiveBackend:
+    """The baseline as a model backend: instant, needs no checkpoint, picked by `model: seasonal-naive`."""
+
+    name = "seasonal-naive"
+    instant = True
+    query_model = "seasonal-naive"
+
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+        model = SeasonalNaiveForecaster()
+        return LoadedBackend(model, model, {"name": model.name, "baseline": True})
+
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+        return Probe(True, "seasonal-naive baseline ready (no checkpoint needed)")

@@ -1,10 +1,11 @@
 """Result cache in front of any Forecaster: identical requests within a refresh share one forecast.
 
-Key: (forecaster name, sha256 of the context's bytes and shape, horizon, joint, decode block
-size). A dashboard panel and an alert rule over the same series, or several browsers on one
-dashboard, ask identical questions within a refresh interval; the second and later get the
-first answer (also while it is still being computed). Entries live `ttl_s` seconds from the
-submission that computed them; at most `max_entries` are kept, least recently used first out.
+Key: (forecaster name, sha256 of the context's bytes and shape, horizon, joint); the decoding
+mode follows from the horizon (engine/decoding.py). A dashboard panel and an alert rule over
+the same series, or several browsers on one dashboard, ask identical questions within a
+refresh interval; the second and later get the first answer (also while it is still being
+computed). Entries live `ttl_s` seconds from the submission that computed them; at most
+`max_entries` are kept, least recently used first out.
 Failures are never cached. Each caller gets its own future: cancelling one caller's future
 cancels the shared computation only when no other caller still waits for it.
 """
@@ -17,20 +18,20 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .. import metrics
-from .scheduler import track, untracked
+from ..backend.cancel import track, untracked
 from .types import Forecaster, ForecastJob, ForecastOutput
 
 DEFAULT_TTL_S = 30.0
 DEFAULT_MAX_ENTRIES = 256
 
-CacheKey = tuple[str, str, int, bool, int | None]
+CacheKey = tuple[str, str, int, bool]
 
 
 @dataclass(eq=False)
@@ -70,7 +71,7 @@ class CachingForecaster:
         self.misses = 0
 
     def key(self, job: ForecastJob) -> CacheKey:
-        return (self.inner.name, fingerprint(job.context), job.horizon, job.joint, job.decode_block_size)
+        return (self.inner.name, fingerprint(job.context), job.horizon, job.joint)
 
     def submit(self, job: ForecastJob) -> Future[ForecastOutput]:
         if self.ttl_s <= 0 or self.max_entries <= 0:
@@ -124,14 +125,12 @@ class CachingForecaster:
             if not proxy.set_running_or_notify_cancel():
                 return
             if f.cancelled():
-                from concurrent.futures import CancelledError
-
                 proxy.set_exception(CancelledError())
             elif (exc := f.exception()) is not None:
                 proxy.set_exception(exc)
             else:
                 out = f.result()
-                proxy.set_result(ForecastOutput(out.quantiles.copy(), out.model, list(out.notices)))
+                proxy.set_result(replace(out, quantiles=out.quantiles.copy()))
 
         def on_proxy_done(p: Future[ForecastOutput]) -> None:
             if not p.cancelled():

@@ -1,4 +1,4 @@
-"""Turn raw history into exactly what `Toto2Model.forecast` needs (TOTO2_NOTES §6.6).
+"""Turn raw history into exactly what `Toto2Model.forecast` needs.
 
 The model validates almost nothing, so every rule lives here: non-finite values are masked
 and zeroed (a masked NaN still poisons the scaler), the last patch is forward-filled (the model

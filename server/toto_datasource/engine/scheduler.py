@@ -1,15 +1,17 @@
-"""Dynamic batching: many concurrent ForecastJobs, few `forecast()` calls, one inference thread.
+"""Dynamic batching: many concurrent ForecastJobs, few model calls, one inference thread.
 
 gRPC handler threads only prepare inputs and enqueue. The inference thread takes whatever is
 queued when the device becomes free (so a lone request never waits for company), optionally
 lingers up to `window_s` for more while traffic is concurrent, splits every job into rows (one
-per independent series, one per joint group), groups compatible rows (variates per row,
-context-length bucket, horizon bucket, decoding mode), left-pads each group to one length
-(exact for Toto), runs one call per chunk under the memory cap and slices the rows back.
-Toto's rows are independent, so batched and unbatched answers agree to ~1e-6.
-Block decoding keeps state on the model; one thread per model makes it safe.
+per independent series, one per joint group), groups compatible rows (engine/pending.py),
+left-pads each group to one length (exact for Toto), runs one PreparedBatch per call under the
+memory cap through the backend's runner and slices the rows back. Calls go smallest job first
+(`_loop`), so interactive queries are not held behind bulk ones. Toto's rows are independent,
+so batched and unbatched answers agree to ~1e-6. The runner is any callable (in-process Toto, a
+remote engine): the scheduler knows nothing of the model. Block decoding keeps state on the
+model; one thread per model makes it safe.
 
-Cancellation: a job whose future is cancelled (the gRPC call went away: see `cancel_scope`)
+Cancellation: a job whose future is cancelled (the gRPC call went away: backend/cancel.py)
 or whose deadline passed before its rows ran is dropped, never computed.
 """
 
@@ -21,148 +23,23 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import metrics
-from ..errors import QueryError
-from .prepare import PreparedContext, pad_to, prepare_context
-from .types import PATCH, ForecastJob, ForecastOutput
+from ..backend.cancel import track
+from ..backend.errors import BackendError
+from .batch import BatchRunner, PreparedBatch
+from .pending import DeadlineExceeded, PendingJob, Row
+from .prepare import pad_to, prepare_context
+from .types import ForecastJob, ForecastOutput
+
+__all__ = ["BatchLimits", "BatchingForecaster", "DeadlineExceeded"]
 
 log = logging.getLogger(__name__)
-
-# values (B, V, L) f32, mask (B, V, L) bool, series_ids (B, V), horizon, has_missing, block → (9, B, V, H)
-BatchRunner = Callable[[np.ndarray, np.ndarray, np.ndarray, int, bool, int | None], np.ndarray]
-
-
-class DeadlineExceeded(QueryError):
-    def __init__(self) -> None:
-        super().__init__("the request's deadline passed before the forecast ran", 504, "plugin")
-
-
-# -- cancellation scopes ------------------------------------------------------------------
-# A gRPC handler opens a scope, registers scope.cancel with context.add_callback, and every
-# future a Forecaster hands out on that thread is cancelled when the call ends early.
-_local = threading.local()
-
-
-class CancelScope:
-    def __init__(self) -> None:
-        self._futures: list[Future[Any]] = []
-        self._lock = threading.Lock()
-        self.cancelled = False
-
-    def add(self, future: Future[Any]) -> None:
-        with self._lock:
-            if self.cancelled:
-                future.cancel()
-            else:
-                self._futures.append(future)
-
-    def cancel(self) -> None:
-        """Cancel every future still waiting (those already running finish, unobserved)."""
-        with self._lock:
-            self.cancelled = True
-            futures, self._futures = self._futures, []
-        for f in futures:
-            f.cancel()
-
-
-@contextlib.contextmanager
-def cancel_scope() -> Iterator[CancelScope]:
-    scope = CancelScope()
-    previous = getattr(_local, "scope", None)
-    _local.scope = scope
-    try:
-        yield scope
-    finally:
-        _local.scope = previous
-
-
-@contextlib.contextmanager
-def untracked() -> Iterator[None]:
-    """Futures created inside are internal (a wrapper tracks its own); do not register them."""
-    previous = getattr(_local, "scope", None)
-    _local.scope = None
-    try:
-        yield
-    finally:
-        _local.scope = previous
-
-
-def track(future: Future[Any]) -> Future[Any]:
-    scope: CancelScope | None = getattr(_local, "scope", None)
-    if scope is not None:
-        scope.add(future)
-    return future
-
-
-# -- jobs and rows ------------------------------------------------------------------------
-def bucket(length: int, horizon: int) -> tuple[int, int]:
-    """(context-length bucket, horizon bucket): powers of two in patches."""
-    return (
-        math.ceil(math.log2(max(1, math.ceil(length / PATCH)))),
-        math.ceil(math.log2(max(1, math.ceil(horizon / PATCH)))),
-    )
-
-
-@dataclass(eq=False)
-class _Pending:
-    job: ForecastJob
-    rows: list[PreparedContext]  # one row per independent series, or one row for a joint group
-    future: Future[ForecastOutput]
-    enqueued: float = field(default_factory=time.monotonic)
-    follows_closely: bool = False  # another job was submitted within the batching window
-    started: bool = False
-    results: list[np.ndarray | None] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.results = [None] * len(self.rows)
-
-    def start(self, now: float) -> bool:
-        """Mark running before its first row runs; False when the caller has gone."""
-        if self.future.done():
-            return False
-        if self.started:
-            return True
-        if self.job.deadline is not None and self.job.deadline < now:
-            if self.future.set_running_or_notify_cancel():
-                self.future.set_exception(DeadlineExceeded())
-            metrics.DROPPED.inc()
-            return False
-        if not self.future.set_running_or_notify_cancel():
-            metrics.DROPPED.inc()
-            return False
-        self.started = True
-        metrics.QUEUE_WAIT.observe(now - self.enqueued)
-        return True
-
-    def fail(self, exc: BaseException) -> None:
-        if self.future.done():
-            return
-        if not self.started and not self.future.set_running_or_notify_cancel():
-            return
-        self.started = True
-        self.future.set_exception(exc)
-
-
-@dataclass(eq=False)
-class _Row:
-    pending: _Pending
-    index: int
-
-    @property
-    def prepared(self) -> PreparedContext:
-        return self.pending.rows[self.index]
-
-    @property
-    def key(self) -> tuple[int, int, int, int | None]:
-        ctx_bucket, horizon_bucket = bucket(self.prepared.length, self.pending.job.horizon)
-        return (self.prepared.values.shape[0], ctx_bucket, horizon_bucket, self.pending.job.decode_block_size)
 
 
 @dataclass(frozen=True)
@@ -192,7 +69,7 @@ class BatchingForecaster:
         self._runner = runner
         self._context_length = context_length
         self.limits = limits or BatchLimits()
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=self.limits.max_queue)
+        self._queue: queue.Queue[PendingJob | None] = queue.Queue(maxsize=self.limits.max_queue)
         self._closed = threading.Event()
         self._last_submit = -math.inf
         self.calls = 0
@@ -203,14 +80,14 @@ class BatchingForecaster:
     # -- handler side ---------------------------------------------------------------------
     def submit(self, job: ForecastJob) -> Future[ForecastOutput]:
         if self._closed.is_set():
-            raise QueryError("the forecast engine is shutting down", 503)
+            raise BackendError("the forecast engine is shutting down", 503)
         context_length = min(self._context_length, job.context.shape[1])
         if job.joint:
             rows = [prepare_context(job.context, context_length)]
         else:
             rows = [prepare_context(row[None, :], context_length) for row in job.context]
         now = time.monotonic()
-        pending = _Pending(
+        pending = PendingJob(
             job, rows, Future(), enqueued=now, follows_closely=now - self._last_submit <= self.limits.window_s
         )
         self._last_submit = now
@@ -218,7 +95,7 @@ class BatchingForecaster:
             self._queue.put_nowait(pending)
         except queue.Full:
             metrics.REJECTED.inc()
-            raise QueryError(
+            raise BackendError(
                 f"the forecast queue is full ({self.limits.max_queue} jobs waiting); "
                 "retry shortly, or reduce the number of series per query",
                 503,
@@ -246,10 +123,10 @@ class BatchingForecaster:
             except queue.Empty:
                 break
             if item is not None:
-                item.fail(QueryError("the forecast engine shut down before this job ran", 503))
+                item.fail(BackendError("the forecast engine shut down before this job ran", 503))
 
     # -- inference thread -----------------------------------------------------------------
-    def _drain(self, batch: list[_Pending]) -> bool:
+    def _drain(self, batch: list[PendingJob]) -> bool:
         """Move everything queued now into batch; False when the stop sentinel was seen."""
         while True:
             try:
@@ -260,7 +137,7 @@ class BatchingForecaster:
                 return False
             batch.append(item)
 
-    def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
+    def _collect(self, first: PendingJob) -> tuple[list[PendingJob], bool]:
         batch = [first]
         running = self._drain(batch)
         window = self.limits.window_s
@@ -283,38 +160,66 @@ class BatchingForecaster:
         return batch, running
 
     def _loop(self) -> None:
+        """Rounds of one model call each. Between calls newcomers join, and the next call serves
+        the job with the fewest rows left (oldest first), filled up to the memory cap with other
+        jobs' rows of the same shape: a one-series panel waits for at most one call, never for a
+        500-series bulk query to finish."""
+        active: list[PendingJob] = []
         running = True
         while running and not self._closed.is_set():
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, running = self._collect(first)
+            if not active:
+                first = self._queue.get()
+                if first is None:
+                    return
+                active, running = self._collect(first)
+            else:
+                running = self._drain(active)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
+            active = self._live(active)
             try:
-                self._run_batch(batch)
+                chunk = self._next_chunk(active)
+                if chunk:
+                    self._run_chunk(chunk)
             except BaseException as exc:  # never let the inference thread die with callers waiting
                 log.exception("batch failed")
-                for p in batch:
-                    p.fail(
-                        QueryError(f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500)
-                    )
-        # the sentinel arrived inside a batch: fail what may still be queued (close() drains too)
+                for p in active:
+                    p.fail(BackendError(
+                        f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500
+                    ))
+                active = []
+            active = [p for p in active if p.remaining and not p.future.done()]
+        for p in active:
+            p.fail(BackendError("the forecast engine shut down before this job ran", 503))
 
-    def _run_batch(self, batch: list[_Pending]) -> None:
-        groups: dict[tuple[int, int, int, int | None], list[_Row]] = {}
-        for p in batch:
+    @staticmethod
+    def _live(active: list[PendingJob]) -> list[PendingJob]:
+        live = []
+        for p in active:
             if p.future.cancelled():
                 metrics.DROPPED.inc()
-                continue
-            for i in range(len(p.rows)):
-                row = _Row(p, i)
-                groups.setdefault(row.key, []).append(row)
-        for group in groups.values():
-            self._run_group(group)
+            elif not p.future.done():
+                live.append(p)
+        return live
 
-    def _chunks(self, rows: list[_Row]) -> list[list[_Row]]:
+    def _next_chunk(self, active: list[PendingJob]) -> list[Row]:
+        """The rows of the next call: the smallest job's shape class, smallest jobs first."""
+        now = time.monotonic()
+        order = sorted(active, key=lambda p: (p.remaining, p.enqueued))
+        while order:
+            key = order[0].key
+            candidates = [Row(p, i) for p in order if p.key == key for i in range(p.next_row, len(p.rows))]
+            chunk = self._chunks(candidates)[0]
+            live = [r for r in chunk if r.pending.start(now)]
+            for r in chunk:
+                r.pending.next_row = max(r.pending.next_row, r.index + 1)
+            if live:
+                return live
+            order = [p for p in order if p.remaining and not p.future.done()]
+        return []
+
+    def _chunks(self, rows: list[Row]) -> list[list[Row]]:
         """Split a group under the memory cap, counting the padded batch rows × variates × length."""
-        chunks: list[list[_Row]] = [[]]
+        chunks: list[list[Row]] = [[]]
         longest = 0
         for r in rows:
             length = max(longest, r.prepared.length)
@@ -326,20 +231,13 @@ class BatchingForecaster:
             longest = length
         return chunks
 
-    def _run_group(self, group: list[_Row]) -> None:
-        for chunk in self._chunks(group):
-            now = time.monotonic()
-            live = [r for r in chunk if r.pending.start(now)]
-            if live:
-                self._run_chunk(live)
-
-    def _run_chunk(self, chunk: list[_Row]) -> None:
+    def _run_chunk(self, chunk: list[Row]) -> None:
         chunk = [r for r in chunk if not r.pending.future.done()]  # a sibling row may have failed it
         if not chunk:
             return
         try:
             quantiles = self._forecast(chunk)
-        except QueryError as exc:
+        except BackendError as exc:
             for r in chunk:
                 r.pending.fail(exc)
             return
@@ -351,45 +249,48 @@ class BatchingForecaster:
                     self._run_chunk(chunk[:half])
                     self._run_chunk(chunk[half:])
                     return
-                err = QueryError(
+                err = BackendError(
                     "the model ran out of memory on a single series of this size; "
                     "shorten contextLength or use fewer series per joint group",
                     503,
                 )
             else:
                 log.exception("forecast call failed")
-                err = QueryError(f"the model failed on this input: {type(exc).__name__}: {exc}", 500)
+                err = BackendError(f"the model failed on this input: {type(exc).__name__}: {exc}", 500)
             for r in chunk:
                 r.pending.fail(err)
             return
         for b, r in enumerate(chunk):
-            p = r.pending
-            if p.future.done():
-                continue
-            p.results[r.index] = quantiles[:, b, :, : p.job.horizon]
-            if all(q is not None for q in p.results):
-                out = np.ascontiguousarray(np.concatenate(p.results, axis=1))  # type: ignore[arg-type]
-                p.results = []
-                p.future.set_result(ForecastOutput(out, self.name))
+            r.pending.deliver(r.index, quantiles[:, b, :, : r.pending.job.horizon], self.name)
 
-    def _forecast(self, chunk: list[_Row]) -> np.ndarray:
+    def batch_for(self, chunk: list[Row]) -> PreparedBatch:
         rows = [r.prepared for r in chunk]
         length = max(r.length for r in rows)
         padded = [pad_to(r, length) for r in rows]
         values = np.stack([r.values for r in padded])
         mask = np.stack([r.mask for r in padded])
-        variates = values.shape[1]
-        series_ids = np.zeros((len(rows), variates), dtype=np.int64)
-        horizon = max(r.pending.job.horizon for r in chunk)
-        complete = bool(mask.all())  # no padding, no gaps: the cheaper (Flash-eligible) path is exact
-        started = time.perf_counter()
-        out = self._runner(
-            values, mask, series_ids, horizon, not complete, chunk[0].pending.job.decode_block_size
+        jobs = [r.pending for r in chunk]
+        deadlines = [p.job.deadline for p in jobs]
+        return PreparedBatch(
+            values=values,
+            mask=mask,
+            series_ids=np.zeros(values.shape[:2], dtype=np.int64),
+            horizon=max(p.job.horizon for p in jobs),
+            # no padding, no gaps: the cheaper (Flash-eligible) path is exact
+            has_missing_values=not bool(mask.all()),
+            decode_block_size=jobs[0].decode_block_size,
+            deadline=None if any(d is None for d in deadlines) else max(d for d in deadlines if d),
+            cancelled=lambda: all(p.future.done() for p in jobs),
         )
+
+    def _forecast(self, chunk: list[Row]) -> np.ndarray:
+        batch = self.batch_for(chunk)
+        started = time.perf_counter()
+        out = self._runner(batch)
         elapsed = time.perf_counter() - started
         self.calls += 1
-        self.rows_run += len(rows)
-        metrics.BATCH_ROWS.observe(len(rows))
+        self.rows_run += batch.rows
+        metrics.BATCH_ROWS.observe(batch.rows)
         metrics.INFERENCE_SECONDS.observe(elapsed)
         return out
 

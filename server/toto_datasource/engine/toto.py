@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..settings import ModelSettings
+from ..backend.settings import ModelSettings
+from .batch import PreparedBatch
 from .prepare import FORECAST_KWARGS
 
 
@@ -156,10 +157,19 @@ def run_forecast(
         raise
     finally:
         if decode_block_size:
-            # Block decoding leaves a shape-keyed KV cache on the model (TOTO2_NOTES §6.2).
+            # Block decoding leaves a shape-keyed KV cache on the model, which a later call of
+            # another batch shape would reuse wrongly: drop it after every block-decoded call.
             model._kv_cache = None
             model._kv_cache_key = None
     return out.float().cpu().numpy().astype(np.float64)
+
+
+def run_batch(loaded: LoadedModel, batch: PreparedBatch) -> np.ndarray:
+    """The local backend's batch runner: one scheduler chunk, one `forecast()` call."""
+    return run_forecast(
+        loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
+        has_missing_values=batch.has_missing_values, decode_block_size=batch.decode_block_size,
+    )
 
 
 def write_random_checkpoint(directory: str | Path, size: str = "4m", seed: int = 0) -> Path:
@@ -171,7 +181,7 @@ def write_random_checkpoint(directory: str | Path, size: str = "4m", seed: int =
     import torch
     from toto2 import Toto2Model, Toto2ModelConfig
 
-    # (d_model, d_ff, heads, layers) of the released checkpoints (TOTO2_NOTES §3).
+    # (d_model, d_ff, heads, layers) of the released Toto-2.0 checkpoints' config.json files.
     shapes = {"4m": (256, 688, 4, 4), "22m": (512, 1368, 8, 6), "313m": (1024, 2736, 16, 24)}
     d_model, d_ff, heads, layers = shapes[size]
     config = Toto2ModelConfig(

@@ -1,20 +1,22 @@
 """The engine's interface: a ForecastJob goes in through `submit()`, a ForecastOutput comes out.
 
-Handlers only ever see these types, so the batching scheduler, the Toto runtime and the
-seasonal-naive baseline are interchangeable behind one `Forecaster` protocol.
+Query types only ever see these types, so the batching scheduler over a local or remote model
+and the statistical baselines are interchangeable behind one `Forecaster` protocol.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-QUANTILE_LEVELS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-MEDIAN_INDEX = 4
-PATCH = 32
+from ..backend.quantiles import QUANTILE_LEVELS, quantile_index
+
+__all__ = ["PATCH", "QUANTILE_LEVELS", "ForecastJob", "ForecastOutput", "Forecaster"]
+
+PATCH = 32  # Toto 2.0's patch size: context lengths are padded to a multiple of it
 
 
 @dataclass
@@ -24,15 +26,15 @@ class ForecastJob:
     `context` is (n_series, T) float64 with NaN for missing points. With `joint` the series
     are one multivariate group (Toto's variate attention sees them together); otherwise each
     series is forecast on its own. `deadline` is a time.monotonic() value after which nobody
-    waits for the answer any more.
+    waits for the answer any more. How Toto decodes (one pass or blocks) is the engine's choice
+    (engine/decoding.py), never the caller's, so every query type gets the same numbers.
     """
 
     context: np.ndarray
     horizon: int
     joint: bool = False
-    decode_block_size: int | None = None
     deadline: float | None = None
-    step_ms: int = 0  # the grid's step; the baseline uses it to find daily/hourly seasons
+    step_ms: int = 0  # the grid's step; the baselines use it to find daily/hourly seasons
 
     def __post_init__(self) -> None:
         self.context = np.atleast_2d(np.asarray(self.context, dtype=np.float64))
@@ -46,14 +48,10 @@ class ForecastOutput:
 
     quantiles: np.ndarray
     model: str
-    notices: list[str] = field(default_factory=list)
-
-    @property
-    def median(self) -> np.ndarray:
-        return self.quantiles[MEDIAN_INDEX]
+    queue_wait_s: float = 0.0  # how long the job waited for the model (frame meta shows it)
 
     def level(self, q: float) -> np.ndarray:
-        return self.quantiles[QUANTILE_LEVELS.index(round(q, 1))]
+        return self.quantiles[quantile_index(q)]
 
 
 class Forecaster(Protocol):

@@ -20,14 +20,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from ..query import ThresholdSpec, format_duration
-from ..sources.base import Series
-from .forecast import BAND_OPACITY, FrameContext, quantile_name
+from ..backend.quantiles import quantile_name
+from ..backend.series import Series
+from ..query.durations import format_duration
+from .forecast import BAND_OPACITY, FrameContext
 from .model import DATAPLANE_VERSION, NUMERIC_WIDE, Field, Frame, FrameMeta
+
+
+@dataclass(frozen=True)
+class ThresholdSpec:
+    """A threshold rule as the frames describe it (the threshold query type's parameters)."""
+
+    value: float
+    direction: Literal["above", "below"]
+    quantile: float
+
 
 TIME_TO_BREACH = "time_to_breach"
 WILL_BREACH = "will_breach"
@@ -99,7 +110,7 @@ def threshold_frames(
 ) -> list[Frame]:
     labels = unique_labels(series)
     horizon_ms = horizon * step_ms
-    qname = f"p{round(spec.quantile * 100):d}"
+    qname = quantile_name(spec.quantile)
     fields: list[Field] = []
     per_series: list[dict[str, Any]] = []
     for s, lab, row in zip(series, labels, rows, strict=True):
@@ -182,11 +193,14 @@ def anomaly_summary_frame(series: Sequence[Series], labels: Sequence[dict[str, s
     """Per series (latest score, latest flag, max score, flagged points), one numeric-wide frame."""
     fields: list[Field] = []
     for s, lab, (latest, flag, top, count) in zip(series, labels, summaries, strict=True):
-        fields.append(Field.number(ANOMALY_SCORE, np.array([latest]), dict(lab),
+        # On dashboards the time-series frame has per-step anomaly_score/anomaly fields with the
+        # same labels: the summary's carry `summary=latest` so every (name, labels) is unique.
+        latest_labels = dict(lab) if ctx.for_alert else {**lab, "summary": "latest"}
+        fields.append(Field.number(ANOMALY_SCORE, np.array([latest]), latest_labels,
                                    {"displayNameFromDS": f"{s.name} latest anomaly score"}))
         if not ctx.for_alert:
             fields += [
-                Field.number(ANOMALY_FLAG, np.array([flag]), dict(lab),
+                Field.number(ANOMALY_FLAG, np.array([flag]), latest_labels,
                              {"displayNameFromDS": f"{s.name} anomalous now", "min": 0, "max": 1}),
                 Field.number(MAX_ANOMALY_SCORE, np.array([top]), dict(lab),
                              {"displayNameFromDS": f"{s.name} max anomaly score"}),

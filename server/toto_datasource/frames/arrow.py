@@ -1,6 +1,7 @@
 """Frame <-> Arrow IPC *file* bytes, the way grafana-plugin-sdk-go writes and reads them.
 
-Wire rules (GRAFANA_PROTOCOL §3): one IPC file per frame; schema metadata `name`, `refId` and
+Wire rules (as grafana-plugin-sdk-go's data package reads them): one IPC file per
+frame; schema metadata `name`, `refId` and
 (when present) `meta` as JSON; field metadata `name`, `tstype`, `labels` (sorted keys) and
 `config` as JSON; Arrow's nullable flag carries the SDK's nullability.
 """

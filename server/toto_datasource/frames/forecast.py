@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.types import QUANTILE_LEVELS
-from ..sources.base import Series, TimeGrid
+from ..backend.quantiles import QUANTILE_LEVELS, quantile_name
+from ..backend.series import Series, TimeGrid
 from .model import DATAPLANE_VERSION, TIMESERIES_MULTI, Field, Frame, FrameMeta, Notice
 
 BAND_OPACITY = 18
@@ -38,10 +38,6 @@ class FrameContext:
             executed_query_string=self.executed,
             custom=self.custom or None,
         )
-
-
-def quantile_name(q: float) -> str:
-    return f"p{round(q * 100):d}"
 
 
 def _quantile_order(quantiles: tuple[float, ...]) -> list[float]:

@@ -17,7 +17,6 @@ Severity = Literal["info", "warning", "error", ""]  # "" = absent, which Grafana
 # Frame types of the Grafana data plane (grafana/dataplane contract).
 TIMESERIES_MULTI = "timeseries-multi"
 NUMERIC_WIDE = "numeric-wide"
-NUMERIC_MULTI = "numeric-multi"
 DATAPLANE_VERSION = (0, 1)
 
 

@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from ..engine.types import ForecastJob, ForecastOutput
-from ..errors import bad_request
+from ..backend.errors import bad_request
+from ..backend.series import TimeGrid
+from ..engine.types import ForecastOutput
 from ..frames.alerting import AnomalySeries, anomaly_frame, anomaly_summary_frame, unique_labels
 from ..frames.model import Frame, Notice
-from ..query import MAX_HORIZON_STEPS, ForecastQuery, Plan, format_duration
-from ..sources.base import TimeGrid
-from .base import OutputRequest
-from .forecast import await_output
+from ..query.durations import Span, format_duration, span, span_schema
+from ..query.limits import MAX_ANOMALY_WINDOW_STEPS, MAX_HORIZON_STEPS
+from ..query.model import ForecastQuery, Plan
+from .base import OutputRequest, QueryCost, await_output, forecast_job, patches
 from .scoring import FLAG_SCORE, anomaly_flags, anomaly_scores, latest_finite
 
 DEFAULT_WINDOW_STEPS = 64
@@ -45,14 +48,15 @@ MAX_WINDOWS = 512
 
 
 def window_steps(query: ForecastQuery, step_ms: int) -> int:
-    if query.anomaly_window is None:
+    window: Span | None = query.params
+    if window is None:
         return DEFAULT_WINDOW_STEPS
-    steps = query.anomaly_window.to_steps(step_ms)
+    steps = window.to_steps(step_ms)
     if steps < 1:
         raise bad_request("anomalyWindow: must be at least one step")
-    if steps > MAX_HORIZON_STEPS:
+    if steps > MAX_ANOMALY_WINDOW_STEPS:
         raise bad_request(f"anomalyWindow: {steps} steps at a step of {format_duration(step_ms)} is more "
-                          f"than the {MAX_HORIZON_STEPS} allowed")
+                          f"than the {MAX_ANOMALY_WINDOW_STEPS} allowed")
     return steps
 
 
@@ -91,7 +95,7 @@ class PendingAnomaly:
         try:
             for w in self.windows:
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                out = await_output(w.future, remaining)
+                out = await_output(w.future, remaining, req.ctx)
                 sl = slice(w.start, w.start + w.length)
                 for k, q in enumerate((0.1, 0.5, 0.9)):
                     values = out.level(q)[:, : w.length]
@@ -127,6 +131,28 @@ class PendingAnomaly:
 
 
 class AnomalyKind:
+    name = "anomaly"
+    description = "actual vs rolling forecast band"
+    schema: Mapping[str, Any] = {
+        "anomalyWindow": span_schema(
+            MAX_ANOMALY_WINDOW_STEPS,
+            "Length of each rolling forecast window in the visible range (queryType=anomaly); default "
+            f"{DEFAULT_WINDOW_STEPS} steps.",
+        ),
+    }
+
+    def parse_params(self, obj: Mapping[str, Any]) -> Span | None:
+        return span(obj.get("anomalyWindow"))
+
+    def cost(self, query: ForecastQuery, plan: Plan, series: int) -> QueryCost:
+        """Every window forecasts every series from `contextLength` points before it."""
+        windows = math.ceil(min(visible_steps(query, plan.grid), plan.grid.count) / plan.horizon)
+        each = patches(query.context_length, plan.horizon)
+        return QueryCost(
+            windows * series * each, f"{windows} windows × {series} series × {each} patches",
+            "Use a longer anomalyWindow, a shorter contextLength, a coarser step or a shorter time range.",
+        )
+
     def history_plan(self, query: ForecastQuery, plan: Plan) -> Plan:
         """Fetch `contextLength` points before the visible range plus the range itself."""
         grid = plan.grid
@@ -161,13 +187,8 @@ class AnomalyKind:
                 unscored.setdefault(int(i), start)
             if not scored.any():
                 continue
-            job = ForecastJob(
-                context=values[:, lo:s],
-                horizon=window,  # every window the same horizon (one batch bucket); the last is cut
-                joint=query.joint,
-                deadline=request.deadline,
-                step_ms=grid.step_ms,
-            )
+            # every window the same horizon (one batch bucket); the last is cut
+            job = forecast_job(request, context=values[:, lo:s], horizon=window)
             length = min(window, n_vis - start)
             windows.append(_Window(start, length, request.forecaster.submit(job), scored))
         if not windows:

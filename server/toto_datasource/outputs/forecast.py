@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import CancelledError, Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..engine.types import ForecastJob, ForecastOutput
-from ..errors import QueryError
+from ..engine.types import ForecastOutput
 from ..frames.forecast import forecast_frame, history_frame
 from ..frames.model import Frame
-from .base import OutputRequest
-
-
-def submit_job(request: OutputRequest) -> Future[ForecastOutput]:
-    history = request.history
-    job = ForecastJob(
-        context=np.stack([s.values for s in history.series]),
-        horizon=request.plan.horizon,
-        joint=request.query.joint,
-        deadline=request.deadline,
-        step_ms=history.grid.step_ms,
-    )
-    return request.forecaster.submit(job)
-
-
-def await_output(future: Future[ForecastOutput], timeout: float | None) -> ForecastOutput:
-    """Wait for a job; past the deadline the job is cancelled so the engine drops it unrun."""
-    try:
-        return future.result(timeout=timeout)
-    except FutureTimeout:
-        future.cancel()
-        raise
-    except CancelledError:
-        raise QueryError("the request was cancelled before its forecast ran", 499) from None
+from .base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
 
 
 @dataclass
@@ -44,7 +17,7 @@ class PendingForecast:
     future: Future[ForecastOutput]
 
     def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout)
+        out = await_output(self.future, timeout, self.request.ctx)
         req = self.request
         grid = req.history.grid
         future_ms = grid.future_ms(req.plan.horizon)
@@ -58,6 +31,9 @@ class PendingForecast:
         return frames
 
 
-class ForecastKind:
+class ForecastKind(ForecastPlanOnly):
+    name = "forecast"
+    description = "median and band"
+
     def submit(self, request: OutputRequest) -> PendingForecast:
-        return PendingForecast(request, submit_job(request))
+        return PendingForecast(request, request.forecaster.submit(forecast_job(request)))

@@ -14,56 +14,48 @@ quantile q (`thresholdQuantile`, default 0.9 above and 0.1 below), each source s
 
 Frames: frames/alerting.py (numeric-wide; only `time_to_breach` for alert requests).
 
-Capacity queries: a horizon given as a duration coarsens the step (query.choose_step_ms: the
+Capacity queries: a horizon given as a duration coarsens the step (query.plan.choose_step_ms: the
 context covers at least 4 horizons, rounded up to a conventional step), e.g. 14d with the default
-2048-point context gives 1 h steps and ~85 days of history. Horizons longer than
-LONG_HORIZON_STEPS use Toto's block decoding (LONG_HORIZON_BLOCK steps per block); the engine
-runs one inference thread per model, so block decoding never runs concurrently on a model.
+2048-point context gives 1 h steps and ~85 days of history. How long horizons are decoded is the
+engine's choice (engine/decoding.py), the same as for a forecast panel on the same series.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..engine.types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
-from ..errors import bad_request
-from ..frames.alerting import ThresholdRow, threshold_frames
+from ..backend.errors import bad_request
+from ..backend.quantiles import QUANTILE_LEVELS, quantile_index
+from ..engine.types import ForecastOutput
+from ..frames.alerting import ThresholdRow, ThresholdSpec, threshold_frames
 from ..frames.model import Frame
-from ..query import ThresholdSpec
-from .base import OutputRequest
+from .base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
 from .crossing import breach_probability, first_crossings, peak, sentinel_seconds, time_to_breach_seconds
-from .forecast import await_output
 
-LONG_HORIZON_STEPS = 1024
-LONG_HORIZON_BLOCK = 768  # a multiple of Toto's 32-step patch
+DEFAULT_QUANTILE = {"above": 0.9, "below": 0.1}
 
 
-def decode_block_for(horizon: int) -> int | None:
-    """Block decoding for long horizons, single-pass decoding otherwise."""
-    return LONG_HORIZON_BLOCK if horizon > LONG_HORIZON_STEPS else None
-
-
-def validate_spec(spec: ThresholdSpec | None) -> ThresholdSpec:
-    if spec is None:
+def parse_threshold(obj: Mapping[str, Any]) -> ThresholdSpec:
+    """The threshold rule from the query JSON (types and enums are the schema's job)."""
+    if "threshold" not in obj:
         raise bad_request("threshold: queryType threshold needs a threshold value (a number)")
-    if not np.isfinite(spec.value):
-        raise bad_request(f"threshold: {spec.value} is not a finite number")
-    if spec.direction not in ("above", "below"):
-        raise bad_request(f"direction: {spec.direction!r} is not one of above, below")
-    if round(spec.quantile, 1) not in QUANTILE_LEVELS or abs(round(spec.quantile, 1) - spec.quantile) > 1e-9:
-        raise bad_request(f"thresholdQuantile: {spec.quantile} is not one of the model's quantiles "
-                          f"{', '.join(f'{q:g}' for q in QUANTILE_LEVELS)}")
-    return spec
+    value = float(obj["threshold"])
+    if not np.isfinite(value):
+        raise bad_request(f"threshold: {obj['threshold']} is not a finite number")
+    direction = obj.get("direction", "above")
+    return ThresholdSpec(value, direction, float(obj.get("thresholdQuantile", DEFAULT_QUANTILE[direction])))
 
 
 def threshold_rows(quantiles: np.ndarray, spec: ThresholdSpec, future_ms: np.ndarray,
                    step_ms: int) -> list[ThresholdRow]:
     """(9, n_series, H) quantiles → one ThresholdRow per series."""
     horizon = quantiles.shape[-1]
-    watched = quantiles[QUANTILE_LEVELS.index(round(spec.quantile, 1))]
+    watched = quantiles[quantile_index(spec.quantile)]
     index = first_crossings(watched, spec.value, spec.direction)
     seconds = time_to_breach_seconds(index, step_ms, horizon)
     probability = breach_probability(quantiles, spec.value, spec.direction)
@@ -87,7 +79,7 @@ class PendingThreshold:
     future: Future[ForecastOutput]
 
     def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout)
+        out = await_output(self.future, timeout, self.request.ctx)
         req = self.request
         grid = req.history.grid
         horizon = req.plan.horizon
@@ -103,19 +95,25 @@ class PendingThreshold:
         )
 
 
-class ThresholdKind:
+class ThresholdKind(ForecastPlanOnly):
+    name = "threshold"
+    description = "time to breach, probability, peak: for alert rules"
+    schema: Mapping[str, Any] = {
+        "threshold": {"type": "number", "description": "Threshold value (queryType=threshold)."},
+        "direction": {"type": "string", "enum": ["above", "below"], "default": "above",
+                      "description": "Breach when the forecast goes above or below the threshold "
+                                     "(queryType=threshold)."},
+        "thresholdQuantile": {
+            "type": "number", "enum": list(QUANTILE_LEVELS),
+            "description": "Quantile watched for the breach; default 0.9 for above, 0.1 for below "
+                           "(queryType=threshold).",
+        },
+    }
+
+    def parse_params(self, obj: Mapping[str, Any]) -> ThresholdSpec:
+        return parse_threshold(obj)
+
     def submit(self, request: OutputRequest) -> PendingThreshold:
-        spec = validate_spec(request.query.threshold)
-        history = request.history
-        horizon = request.plan.horizon
-        job = ForecastJob(
-            context=np.stack([s.values for s in history.series]),
-            horizon=horizon,
-            joint=request.query.joint,
-            decode_block_size=decode_block_for(horizon),
-            deadline=request.deadline,
-            step_ms=history.grid.step_ms,
-        )
-        if job.decode_block_size:
-            request.ctx.custom = {**request.ctx.custom, "decodeBlockSize": job.decode_block_size}
-        return PendingThreshold(request, spec, request.forecaster.submit(job))
+        spec = request.query.params
+        assert isinstance(spec, ThresholdSpec)
+        return PendingThreshold(request, spec, request.forecaster.submit(forecast_job(request)))

@@ -7,6 +7,7 @@ as go-plugin's handshake, and the gRPC channel goes to the address it names.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -78,12 +79,14 @@ class PluginProcess:
         return self
 
     def wait_until_loaded(self, ctx: pb.PluginContext, timeout_s: float = 120) -> pb.CheckHealthResponse:
-        """CheckHealth, repeated while it says "loading" (the model loads in the background after
-        the handshake and no event tells a client when it is done), for at most timeout_s."""
+        """CheckHealth, repeated while its details say the model is loading (it loads in the
+        background after the handshake and no event tells a client when it is done), for at most
+        timeout_s."""
         deadline = time.monotonic() + timeout_s
         while True:
             health = self.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=ctx), timeout=120)
-            if not health.message.startswith("loading") or time.monotonic() > deadline:
+            details = json.loads(health.jsonDetails or b"{}")
+            if details.get("model", {}).get("state") != "loading" or time.monotonic() > deadline:
                 return health
             time.sleep(0.2)  # a poll interval under a deadline
 

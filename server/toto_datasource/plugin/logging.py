@@ -1,13 +1,16 @@
 """hclog-compatible JSON logs on stderr, one object per line, as go-plugin's host parses them.
 
 `@timestamp` must have exactly 6 fractional digits or Grafana treats the whole line as plain
-text (GRAFANA_PROTOCOL §1.5). Extra key/values go in `extra={"kv": {...}}`.
+text (go-plugin's hclog reader). Extra key/values go in `extra={"kv": {...}}`.
 
-Every line passes `redact.RedactingFilter` (no configured secret, URL credential or query string
-reaches Grafana's log), and third-party loggers that bring their own plain-text stream handler
-(huggingface_hub adds one at import; torch adds its own and sets propagate=False) are given this
-formatter and filter too, as is `logging.lastResort`: in issue 13 Hugging Face's retry messages
-reached stderr as plain text when no checkpoint was local and there was no network.
+Every line passes `backend.redact.RedactingFilter` (no configured secret, URL credential or
+query string reaches Grafana's log), and third-party loggers that bring their own plain-text
+stream handler (huggingface_hub adds one at import; torch adds its own and sets propagate=False)
+get this formatter and filter too, as does `logging.lastResort`: in issue 13 Hugging Face's retry
+messages reached stderr as plain text when no checkpoint was local and there was no network.
+Those libraries are imported by the engine's loader thread, after the handshake and after this
+setup, so loggers created from then on are `AdoptingLogger`s: a console handler added to one is
+adopted as it is added (no import here, no window in which plain text gets out).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 import traceback
 from datetime import UTC, datetime
 
-from ..redact import RedactingFilter
+from ..backend.redact import RedactingFilter
 
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
            logging.CRITICAL: "error"}
@@ -86,6 +89,29 @@ def adopt_third_party_loggers() -> int:
     return adopted
 
 
+class _WhileNotPropagating(logging.Filter):
+    """A library's own console handler on a logger that propagates to our root handler would print
+    every line twice; it prints only while its logger does not propagate (torch turns that off)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self._logger = logger
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self._logger.propagate
+
+
+class AdoptingLogger(logging.Logger):
+    """A logger whose console handlers, whoever adds them, write hclog JSON through redaction."""
+
+    def addHandler(self, hdlr: logging.Handler) -> None:
+        if _writes_to_console(hdlr) and not isinstance(hdlr.formatter, HclogFormatter):
+            hdlr.setFormatter(HclogFormatter())
+            hdlr.addFilter(RedactingFilter())
+            hdlr.addFilter(_WhileNotPropagating(self))
+        super().addHandler(hdlr)
+
+
 def setup_logging(level: str = "info") -> None:
     handler = hclog_handler()
     root = logging.getLogger()
@@ -96,11 +122,5 @@ def setup_logging(level: str = "info") -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.captureWarnings(True)  # warnings.warn (gluonts, torch) → py.warnings → this handler
     logging.lastResort = handler  # records of a propagate=False logger without handlers
-    try:  # both install stderr handlers when imported; the plugin imports them right after this
-        import huggingface_hub.utils.logging as hf_logging
-        import torch  # noqa: F401
-
-        hf_logging.get_logger()
-    except ImportError:
-        pass
-    adopt_third_party_loggers()
+    adopt_third_party_loggers()  # libraries imported before this call
+    logging.setLoggerClass(AdoptingLogger)  # and every logger created after it

@@ -1,6 +1,6 @@
 """Build the gRPC server and run it either as Grafana's child (plugin mode) or by hand.
 
-Plugin mode follows go-plugin's server contract (GRAFANA_PROTOCOL §1): check the magic cookie
+Plugin mode follows go-plugin's server contract: check the magic cookie
 and protocol versions, listen on a unix socket, print the handshake as the first and only
 stdout line, then send all later stdout to stderr, ignore SIGINT and exit on Shutdown.
 """

@@ -19,21 +19,33 @@ from .._proto.goplugin import grpc_controller_pb2 as ctl
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from ..engine.scheduler import cancel_scope
-from ..errors import QueryError
-from ..resources import call_resource
-from ..service import ForecastDataSource, QueryResult
+from ..backend.cancel import cancel_scope
+from ..backend.errors import BackendError
+from ..backend.settings import DataSourceSettings
+from ..backend.types import QueryResult
+from ..service import ForecastDataSource, call_resource
 from . import wire
 
 log = logging.getLogger(__name__)
+DEADLINE_MARGIN_S = 1.0
 
 
 def _deadline(context: grpc.ServicerContext) -> float | None:
+    """When our answers must be ready: the caller's deadline less a margin for encoding and sending
+    them, so a slow query becomes its own 504 instead of the whole call's DEADLINE_EXCEEDED."""
     remaining = context.time_remaining()
     # grpcio reports "no deadline" as None or as an enormous number of seconds.
     if remaining is None or remaining > 1e6:
         return None
-    return time.monotonic() + remaining
+    return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, 0.1 * remaining)
+
+
+def settings_for(ds: ForecastDataSource, ctx: pb.PluginContext) -> DataSourceSettings | BackendError:
+    """Typed settings, or the BackendError every query of the request will carry."""
+    try:
+        return ds.parse_settings(wire.raw_settings(ctx))
+    except BackendError as exc:
+        return exc
 
 
 class DataServicer(pb_grpc.DataServicer):
@@ -43,13 +55,16 @@ class DataServicer(pb_grpc.DataServicer):
     def QueryData(self, request: pb.QueryDataRequest, context: grpc.ServicerContext) -> pb.QueryDataResponse:
         queries = wire.query_inputs(request)
         try:
-            settings = wire.settings_from(request.pluginContext)
+            settings = settings_for(self.ds, request.pluginContext)
             with cancel_scope() as scope:  # a cancelled or timed-out call drops its queued forecasts
                 context.add_callback(scope.cancel)
-                results = self.ds.query_data(settings, dict(request.headers), queries, _deadline(context))
+                results = self.ds.query_data(
+                    settings, queries, for_alert=wire.is_alert_request(request.headers),
+                    deadline=_deadline(context),
+                )
         except Exception as exc:  # last line of defence: every refId still gets an answer
             log.exception("QueryData failed")
-            error = QueryError(f"internal error: {type(exc).__name__}: {exc}", 500)
+            error = BackendError(f"internal error: {type(exc).__name__}: {exc}", 500)
             results = {q.ref_id: QueryResult(error=error) for q in queries}
         return wire.query_data_response(results)
 
@@ -62,7 +77,7 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
         self, request: pb.CheckHealthRequest, context: grpc.ServicerContext
     ) -> pb.CheckHealthResponse:
         try:
-            result = self.ds.check_health(wire.settings_from(request.pluginContext))
+            result = self.ds.check_health(settings_for(self.ds, request.pluginContext))
         except Exception as exc:
             log.exception("CheckHealth failed")
             return pb.CheckHealthResponse(
@@ -86,7 +101,7 @@ class ResourceServicer(pb_grpc.ResourceServicer):
     def CallResource(self, request: pb.CallResourceRequest, context: grpc.ServicerContext):  # type: ignore[override]
         try:
             params = parse_qs(urlsplit(request.url).query)
-            settings = wire.settings_from(request.pluginContext)
+            settings = settings_for(self.ds, request.pluginContext)
             response = call_resource(self.ds, settings, request.method.upper() or "GET", request.path, params,
                                      request.body)
             code, body, content_type = response.status, response.encoded(), response.content_type

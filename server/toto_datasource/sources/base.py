@@ -1,45 +1,27 @@
-"""What every history source takes and gives: one small interface, plain values."""
+"""What every history source takes and gives: small interfaces, plain values.
 
+A `SourceProvider` is the registry entry: its name, the schema and parsing of its query keys and
+of its settings part, and `open()` for one data-source configuration. The `HistorySource` it opens
+fetches history onto a grid, counts series for the editor's preview, checks its upstream's health,
+serves its own resource routes (the editor's lookups) and is closed when its configuration goes
+stale. The service asks these of whichever source a query names and knows none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-import numpy as np
+from ..backend.errors import BackendError, bad_request
+from ..backend.series import Series, TimeGrid
+from ..backend.settings import DataSourceSettings, RawSettings
+from ..query.model import ForecastQuery
 
-
-@dataclass(frozen=True)
-class TimeGrid:
-    """A regular time grid: `count` points ending at `end_ms`, `step_ms` apart.
-
-    Sources align every series to the grid so the engine sees one value per step and the
-    forecast's timestamps continue the history exactly (first forecast = end_ms + step_ms).
-    """
-
-    end_ms: int
-    step_ms: int
-    count: int
-
-    @property
-    def start_ms(self) -> int:
-        return self.end_ms - (self.count - 1) * self.step_ms
-
-    def timestamps_ms(self) -> np.ndarray:
-        return self.start_ms + self.step_ms * np.arange(self.count, dtype=np.int64)
-
-    def future_ms(self, horizon: int) -> np.ndarray:
-        return self.end_ms + self.step_ms * np.arange(1, horizon + 1, dtype=np.int64)
-
-
-@dataclass
-class Series:
-    """One history series on a TimeGrid; NaN marks a missing point (the engine masks it)."""
-
-    name: str
-    labels: dict[str, str]
-    values: np.ndarray  # float64, len == grid.count
-
-    @property
-    def observed(self) -> int:
-        return int(np.isfinite(self.values).sum())
+__all__ = [
+    "History", "HistoryRequest", "HistorySource", "ResourceRoute", "Series", "SourceHealth",
+    "SourceProvider", "TimeGrid", "spec_of",
+]
 
 
 @dataclass
@@ -57,10 +39,125 @@ class HistoryRequest:
     """What the query stage asks of a source: `grid` is the history window to fill."""
 
     grid: TimeGrid
-    query: object  # the parsed ForecastQuery; each source reads its own fields
+    query: ForecastQuery | None = None
+    deadline: float | None = None  # time.monotonic() after which nobody waits for the answer
+
+    @property
+    def spec(self) -> Any:
+        """The source's own part of the query (what its provider's `parse_query` returned)."""
+        return None if self.query is None else self.query.source
+
+
+def spec_of[S](request: HistoryRequest, kind: type[S]) -> S:
+    """The request's source spec, checked to be the type this source parses."""
+    spec = request.spec
+    if not isinstance(spec, kind):
+        raise bad_request(f"this source expects a {kind.__name__} query, got {type(spec).__name__}")
+    return spec
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """What CheckHealth reports about a source's upstream."""
+
+    ok: bool
+    message: str
+    version: str = ""  # the upstream's own version, when it tells
+
+
+# A resource route: (query parameters, request body) → JSON-able body; raise BackendError to fail.
+ResourceRoute = Callable[[Mapping[str, list[str]], bytes], Any]
 
 
 class HistorySource(Protocol):
-    """Fetches history for a query. Raise errors.QueryError for anything the user should see."""
+    def fetch(self, request: HistoryRequest) -> History:
+        """Fill every series of the query onto request.grid. Raise BackendError for what the user
+        should see."""
+        ...
 
-    def fetch(self, request: HistoryRequest) -> History: ...
+    def native_grid(self, spec: Any, context_length: int) -> TimeGrid | None:
+        """The grid the data itself dictates (inline points), or None to let the planner choose."""
+        ...
+
+    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+        """How many series fetch() would return (the editor's preview; may be approximate)."""
+        ...
+
+    def check(self) -> SourceHealth | None:
+        """The upstream's health for CheckHealth, or None when there is no upstream."""
+        ...
+
+    def routes(self) -> Mapping[str, ResourceRoute]:
+        """GET resource routes under /<source name>/ (e.g. prometheus/metric-names)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SourceProvider(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def title(self) -> str:
+        """How messages name it: "Prometheus settings: ...", "Grafana API: ..."."""
+        ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def schema(self) -> Mapping[str, Any]:
+        """JSON schema of this source's query keys (merged into query.schema.json)."""
+        ...
+
+    def strip_for_schema(self, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    def parse_query(self, obj: Mapping[str, Any]) -> Any:
+        """The source's part of the query; raise BackendError(400) naming the field."""
+        ...
+
+    def parse_settings(self, raw: RawSettings) -> Any | None:
+        """This source's settings part, or None when the data source does not configure it."""
+        ...
+
+    def open(self, settings: DataSourceSettings) -> HistorySource:
+        """A source for one data-source configuration (called once per settings version)."""
+        ...
+
+    def close_grace_s(self, settings: DataSourceSettings) -> float:
+        """How long a stale instance may still be serving a request (its timeout plus a margin)."""
+        ...
+
+
+class StaticSource:
+    """Defaults for a source without upstream, settings or routes (demo, inline)."""
+
+    def native_grid(self, spec: Any, context_length: int) -> TimeGrid | None:
+        return None
+
+    def check(self) -> SourceHealth | None:
+        return None
+
+    def routes(self) -> Mapping[str, ResourceRoute]:
+        return {}
+
+    def close(self) -> None:
+        return None
+
+
+class SimpleProvider:
+    """Defaults for a provider without settings whose query keys jsonschema checks in full."""
+
+    def strip_for_schema(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return obj
+
+    def parse_settings(self, raw: RawSettings) -> Any | None:
+        return None
+
+    def close_grace_s(self, settings: DataSourceSettings) -> float:
+        return 0.0
+
+
+def not_configured(source: str, what: str) -> BackendError:
+    return bad_request(f"source: {source} needs {what}; set it in the data source's settings")

@@ -8,11 +8,14 @@ seasonality, an upward trend, noise and overload spikes of +250…500 QPS lastin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .base import History, HistoryRequest, Series, TimeGrid
+from ..backend.settings import DataSourceSettings
+from .base import History, HistoryRequest, Series, SimpleProvider, StaticSource, TimeGrid, spec_of
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -102,14 +105,43 @@ SCENARIOS: dict[str, Callable[[TimeGrid], Series]] = {
 }
 
 
-class DemoSource:
-    def __init__(self, scenario: str) -> None:
-        self.scenario = scenario
+@dataclass(frozen=True)
+class DemoSpec:
+    scenario: str
+
+
+class DemoSource(StaticSource):
+    def __init__(self, scenario: str | None = None) -> None:
+        self.scenario = scenario  # fixed scenario (tests), else the query's
 
     def fetch(self, request: HistoryRequest) -> History:
-        names = list(SCENARIOS) if self.scenario == "all" else [self.scenario]
+        scenario = self.scenario or spec_of(request, DemoSpec).scenario
+        names = list(SCENARIOS) if scenario == "all" else [scenario]
         return History(
             request.grid,
             [SCENARIOS[n](request.grid) for n in names],
-            executed_query=f"demo scenario {self.scenario}",
+            executed_query=f"demo scenario {scenario}",
         )
+
+    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+        return len(SCENARIOS) if spec.scenario == "all" else 1
+
+
+class DemoProvider(SimpleProvider):
+    name = "demo"
+    title = "Demo telemetry"
+    description = "built-in demo telemetry"
+    schema: Mapping[str, Any] = {
+        "scenario": {
+            "type": "string",
+            "enum": [*SCENARIOS, "all"],
+            "default": "postgres-load",
+            "description": "Demo telemetry scenario (source=demo).",
+        },
+    }
+
+    def parse_query(self, obj: Mapping[str, Any]) -> DemoSpec:
+        return DemoSpec(obj.get("scenario", "postgres-load"))
+
+    def open(self, settings: DataSourceSettings) -> DemoSource:
+        return DemoSource()

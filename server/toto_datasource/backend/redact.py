@@ -87,7 +87,7 @@ def url_secrets(url: str) -> set[str]:
 
 def _walk_secrets(value: Any, out: list[str], depth: int = 0) -> None:
     """Every Secret inside a settings value (dataclasses, tuples, lists, dicts), by duck type."""
-    if depth > 6 or value is None:
+    if depth > 8 or value is None:
         return
     reveal = getattr(value, "reveal", None)
     if callable(reveal):
@@ -106,23 +106,33 @@ def _walk_secrets(value: Any, out: list[str], depth: int = 0) -> None:
             _walk_secrets(item, out, depth + 1)
 
 
+def _credential_holders(settings: Any) -> list[Any]:
+    """The settings value and each source's part (`DataSourceSettings.parts`: (name, part) pairs)."""
+    holders = [settings]
+    for entry in getattr(settings, "parts", ()) or ():
+        if isinstance(entry, tuple) and len(entry) == 2:
+            holders.append(entry[1])
+    return holders
+
+
 def settings_secrets(settings: Any) -> set[str]:
-    """All text a settings value must never show: Secrets, Basic forms, URL credentials."""
+    """All text a settings value must never show: Secrets, Basic forms, URL credentials, in the
+    generic settings and in every source's part (found by duck type: this module knows no source)."""
     raw: list[str] = []
     _walk_secrets(settings, raw)
     found: set[str] = set()
     for value in raw:
         found |= secret_forms(value)
-    prom = getattr(settings, "prometheus", settings)
-    user = str(getattr(prom, "basic_user", "") or "")
-    password = getattr(prom, "basic_password", None)
-    if password is not None and callable(getattr(password, "reveal", None)) and password.reveal():
-        found |= basic_forms(user, password.reveal())
+    for holder in _credential_holders(settings):
+        user = str(getattr(holder, "basic_user", "") or "")
+        password = getattr(holder, "basic_password", None)
+        if password is not None and callable(getattr(password, "reveal", None)) and password.reveal():
+            found |= basic_forms(user, password.reveal())
+        url = getattr(holder, "url", "")
+        if isinstance(url, str) and url:
+            found |= url_secrets(url)
     for token in raw:  # Basic auth built from an empty user or from the bearer token
         found |= basic_forms("", token)
-    url = getattr(prom, "url", "")
-    if isinstance(url, str) and url:
-        found |= url_secrets(url)
     return found
 
 

@@ -1,0 +1,56 @@
+"""Model backends: where a forecast runs. One small interface, one registry entry each.
+
+A backend turns model settings into a loaded forecaster behind the `submit()` protocol plus what
+health and the editors show about it. Built in (engine/registry.py): the local Toto runtime
+(engine/local_toto.py) and the seasonal-naive baseline (engine/baseline.py); a remote engine
+speaking the Open Inference Protocol is one more entry. Which backend runs a query: a query's
+`model` names a baseline directly, or "toto", which runs the data source's Toto on the backend
+its settings choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..backend.settings import ModelSettings
+from .types import Forecaster
+
+
+@dataclass
+class LoadedBackend:
+    """A ready model: `forecaster` is what queries use (usually the result cache in front of
+    `model`); `model` is the model itself, which health probes call directly."""
+
+    forecaster: Forecaster
+    model: Forecaster
+    info: dict[str, Any] = field(default_factory=dict)
+    close: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelBackend(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def instant(self) -> bool:
+        """True when load() is cheap and never fails (a baseline): no background loading."""
+        ...
+
+    @property
+    def query_model(self) -> str | None:
+        """The query `model` value that picks this backend directly, or None for a Toto backend
+        (picked by the data source's settings when a query asks for "toto")."""
+        ...
+
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend: ...
+
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe: ...

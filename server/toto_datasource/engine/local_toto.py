@@ -1,0 +1,105 @@
+"""The in-process Toto backend: load a checkpoint, warm it up, batch queries onto it.
+
+`import toto2` costs ~7 s and ~1 GB, so engine/toto.py is imported only from the loader thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from ..backend.errors import BackendError
+from ..backend.settings import ModelSettings
+from .backends import LoadedBackend, Probe
+from .cache import CachingForecaster
+from .scheduler import BatchingForecaster, BatchLimits
+from .types import ForecastJob
+
+# Rows × length per model call. A GPU gains from big batches; a CPU does not: on 2 cores the
+# 4m/22m checkpoints forecast the most series per second at 16-32 rows of 2048 points per call,
+# 25-30 % fewer at 128 (bench/RESULTS.md, "rows per call").
+GPU_MAX_BATCH_CELLS = 1024 * 2048
+CPU_MAX_BATCH_CELLS = 32 * 2048
+PROBE_TIMEOUT_S = 60.0
+
+
+def warmup_shapes() -> list[tuple[int, int]]:
+    """(context length, horizon) per shape bucket warmed up before the model reports ready.
+    A length that is not a multiple of 32 exercises the padded (masked-attention) path too."""
+    contexts = [
+        int(x) for x in os.environ.get("TOTO_WARMUP_CONTEXTS", "100,512,2048").split(",") if x.strip()
+    ]
+    horizons = [int(x) for x in os.environ.get("TOTO_WARMUP_HORIZONS", "64,256").split(",") if x.strip()]
+    return [(c, h) for c in contexts for h in horizons]
+
+
+def default_limits(device: str) -> BatchLimits:
+    cells = int(os.environ.get("TOTO_MAX_BATCH_CELLS", 0)) or (
+        GPU_MAX_BATCH_CELLS if device.startswith("cuda") else CPU_MAX_BATCH_CELLS
+    )
+    window = float(os.environ.get("TOTO_BATCH_WINDOW_MS", 0)) / 1000
+    return BatchLimits(
+        max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window
+    )
+
+
+def warm_up(forecaster: BatchingForecaster) -> float:
+    """One job per shape bucket (allocator, kernels, padded and unpadded paths); seconds taken."""
+    started = time.perf_counter()
+    for length, horizon in warmup_shapes():
+        series = np.sin(np.arange(length) / 10.0)[None, :]
+        forecaster.submit(ForecastJob(np.repeat(series, 2, axis=0), horizon)).result()
+    return time.perf_counter() - started
+
+
+def probe_forecast(model: object) -> float:
+    """Milliseconds for a tiny test forecast straight on the model (the cache is bypassed)."""
+    started = time.perf_counter()
+    model.submit(ForecastJob([[float(i % 7) for i in range(64)]], 32)).result(  # type: ignore[attr-defined]
+        timeout=PROBE_TIMEOUT_S
+    )
+    return (time.perf_counter() - started) * 1000
+
+
+class LocalTotoBackend:
+    name = "local"
+    instant = False
+    query_model = None
+
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+        from .toto import CheckpointError, load_toto, run_batch
+
+        try:
+            loaded = load_toto(settings)
+        except CheckpointError as exc:
+            # The admin's configuration (a path, a device, a dtype) is a 400; a hub id that cannot be
+            # fetched is the hub's failure.
+            path = settings.checkpoint
+            hub = not path.startswith(("/", ".", "~")) and not os.path.isdir(path)
+            raise BackendError(str(exc), 502, "downstream") if hub else BackendError(str(exc), 400) from None
+        info = loaded.describe()
+        model = BatchingForecaster(
+            f"toto:{loaded.checkpoint}", lambda batch: run_batch(loaded, batch),
+            limits=default_limits(loaded.device), info=info,
+        )
+        if warmup:
+            info["warmupSeconds"] = round(warm_up(model), 3)
+        cached = CachingForecaster(model)
+        info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
+        return LoadedBackend(cached, model, info, close=model.close)
+
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+        try:
+            latency_ms = probe_forecast(loaded.model)
+        except Exception as exc:
+            return Probe(False, f"the model is loaded but a test forecast failed: {exc}")
+        info = loaded.info
+        message = (
+            f"Toto 2.0 ready: {info['checkpoint']}, {info['parameters'] / 1e6:.1f}M parameters, "
+            f"{info['device']} ({info['deviceName']}), {info['dtype']}; test forecast {latency_ms:.0f} ms"
+        )
+        if info.get("randomWeights"):
+            message += " — WARNING: random-weight test checkpoint, not a forecasting model"
+        return Probe(True, message, {"testForecastMs": round(latency_ms, 1)})

@@ -1,0 +1,88 @@
+"""CallResource routes: small JSON endpoints the editors and admins use.
+
+GET health, GET models, POST preview (what a query would fetch), and each source's own routes
+under /<source>/... (e.g. GET prometheus/metric-names, GET prometheus/label-values).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..backend.errors import BackendError, bad_request
+from ..backend.settings import DataSourceSettings
+from ..backend.types import DataQueryInput, ResourceResponse
+from ..query import format_duration
+from .health import model_list
+
+if TYPE_CHECKING:
+    from .datasource import ForecastDataSource
+
+
+def call_resource(
+    ds: ForecastDataSource,
+    settings: DataSourceSettings | BackendError,
+    method: str,
+    path: str,
+    params: Mapping[str, list[str]],
+    body: bytes,
+) -> ResourceResponse:
+    route = path.strip("/")
+    try:
+        if route == "health" and method == "GET":
+            return ResourceResponse(200, {"status": "ok", "models": model_list(ds.registry)})
+        if route == "models" and method == "GET":
+            return ResourceResponse(200, {"models": model_list(ds.registry)})
+        if route == "schema" and method == "GET":
+            return ResourceResponse(200, ds.schema())
+        if isinstance(settings, BackendError):
+            raise settings
+        if route == "preview" and method == "POST":
+            return ResourceResponse(200, preview(ds, settings, body))
+        source_name, _, sub = route.partition("/")
+        if sub and method == "GET" and source_name in ds.sources:
+            handler = ds.instances.get(settings).source(source_name).routes().get(sub)
+            if handler is not None:
+                return ResourceResponse(200, handler(params, body))
+            raise BackendError(f"no {source_name} lookup named {sub}", 404)
+    except BackendError as exc:
+        return ResourceResponse(exc.status, {"error": exc.message})
+    known = ", ".join(["GET health", "GET models", "GET schema", "POST preview",
+                       *(f"GET {name}/..." for name in ds.sources)])
+    return ResourceResponse(404, {"error": f"no route {method} /{route}; available: {known}"})
+
+
+def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -> dict[str, Any]:
+    """What the query would fetch and forecast, without running the model."""
+    try:
+        obj = json.loads(body or b"{}")
+    except json.JSONDecodeError as exc:
+        raise bad_request(f"preview body is not JSON: {exc.msg}") from None
+    if not isinstance(obj, dict):
+        raise bad_request("preview body must be a JSON object")
+    rng = obj.pop("range", None) or {}
+    now_ms = int(ds.clock() * 1000)
+    query = ds.parse(DataQueryInput(
+        ref_id=str(obj.get("refId", "A")),
+        query_type=str(obj.get("queryType", "")),
+        json=json.dumps(obj).encode(),
+        from_ms=int(rng.get("from", now_ms - 6 * 3_600_000)),
+        to_ms=int(rng.get("to", now_ms)),
+        interval_ms=float(obj.get("intervalMs") or 0),
+        max_data_points=int(obj.get("maxDataPoints") or 0),
+    ), settings)
+    source = ds.source_for(query, settings)
+    plan = ds.plan(query, source)
+    grid = plan.grid
+    return {
+        "series": source.series_count(query.source, grid),
+        "step": format_duration(grid.step_ms),
+        "stepMs": grid.step_ms,
+        "historySpan": format_duration(grid.end_ms - grid.start_ms),
+        "historyStart": grid.start_ms,
+        "historyEnd": grid.end_ms,
+        "horizonSteps": plan.horizon,
+        "horizon": format_duration(plan.horizon_ms),
+        "notices": [],
+    }
