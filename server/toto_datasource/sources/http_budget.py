@@ -168,16 +168,20 @@ def fetch_within(
     *,
     max_body_bytes: int,
     auth: Any = httpx.USE_CLIENT_DEFAULT,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Fetched:
     """Send and read the whole body within the budget. The client must use `budget_transport()`
-    for the header phase to be bounded; the body is bounded either way.
+    for the header phase to be bounded; the body is bounded either way. `clock` is the one the
+    budget's deadline is measured on (a source's injectable clock); the transport's sockets use
+    the same remaining time on time.monotonic.
 
     Raises BudgetExceeded, BodyTooLarge, or httpx errors other than timeouts (connect refused,
     protocol errors) for the caller to word."""
-    if budget.remaining() <= 0:
+    left = budget.remaining(clock)
+    if left <= 0:
         raise BudgetExceeded(budget)
-    request.extensions["timeout"] = httpx.Timeout(max(budget.remaining(), 0.001)).as_dict()
-    with _deadline(budget.deadline):
+    request.extensions["timeout"] = httpx.Timeout(max(left, 0.001)).as_dict()
+    with _deadline(time.monotonic() + left):
         try:
             response = client.send(request, stream=True, auth=auth)
         except httpx.TimeoutException:
@@ -190,7 +194,7 @@ def fetch_within(
                 if size > max_body_bytes:
                     raise BodyTooLarge(max_body_bytes)
                 parts.append(part)
-                if budget.remaining() <= 0:
+                if budget.remaining(clock) <= 0:
                     raise BudgetExceeded(budget, "finish its answer")
             return Fetched(response.status_code, response.headers, b"".join(parts))
         except httpx.TimeoutException:
@@ -225,8 +229,8 @@ class FetchLimiter:
         self._sem = threading.BoundedSemaphore(self.limit)
 
     @contextlib.contextmanager
-    def slot(self, budget: Budget) -> Iterator[None]:
-        if not self._sem.acquire(timeout=max(0.0, budget.remaining())):
+    def slot(self, budget: Budget, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+        if not self._sem.acquire(timeout=max(0.0, budget.remaining(clock))):
             raise FetchSlotsExhausted(self.limit, budget)
         try:
             yield
