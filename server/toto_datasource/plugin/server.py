@@ -110,6 +110,10 @@ def serve_plugin(ds: ForecastDataSource, on_ready: threading.Thread | None = Non
     environ = dict(os.environ)
     check_environment(environ)
     stop = threading.Event()
+    # Before the handshake: a SIGTERM right after it (`docker stop` of Grafana's container) must
+    # already find the handler that removes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = build_server(ds, stop, honour_shutdown=True)
     path = socket_path(environ)
     server.add_insecure_port(f"unix:{path}")
@@ -122,8 +126,6 @@ def serve_plugin(ds: ForecastDataSource, on_ready: threading.Thread | None = Non
         os.chmod(path, 0o660)
     sys.stdout.write(f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{path}|grpc|\n")
     send_stdout_to_stderr()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # e.g. `docker stop` of Grafana's container
     if on_ready is not None:
         on_ready.start()
     stop.wait()
