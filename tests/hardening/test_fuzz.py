@@ -218,7 +218,8 @@ CASES: dict[str, tuple[dict | bytes, dict, tuple[int, int], int, int, str]] = {
     "dtype float64": ({"dtype": "float64"}, {"source": "demo"}, R, 60_000, 400, "dtype"),
     "demo intervalMs 1e15": ({}, {**NAIVE, "intervalMs": 1e15}, R, 60_000, 400, "intervalMs"),
     "heavy anomaly": ({}, {"source": "demo", "queryType": "anomaly", "anomalyWindow": 1,
-                           "contextLength": 8192}, (NOW_MS - 8 * HOUR, NOW_MS), 60_000, 400, "maxQueryPatches"),
+                           "contextLength": 8192}, (NOW_MS - 8 * HOUR, NOW_MS), 60_000, 400,
+                      "maxQueryPatches"),
 }
 
 
