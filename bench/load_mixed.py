@@ -116,9 +116,12 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=30, help="gRPC deadline per request (Grafana: 30 s)")
     ap.add_argument("--model", default=str(ROOT / "var/checkpoints/toto-2.0-4m-random"))
     ap.add_argument("--results", action="store_true", help="append the table to bench/RESULTS.md")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the plugin (e.g. MALLOC_ARENA_MAX=2, TOTO_NO_TRIM=1)")
     args = ap.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
 
-    with PluginProcess(env={"GF_PLUGIN_MODEL": args.model}) as p:
+    with PluginProcess(env={"GF_PLUGIN_MODEL": args.model, **extra}) as p:
         health = p.wait_until_loaded(ctx())
         assert health.status == pb.CheckHealthResponse.OK, health.message
         idle = Samples()
@@ -175,8 +178,9 @@ def main() -> None:
         f"--settle {args.settle:g}`",
         "",
         f"Machine: {os.cpu_count()} cores, load average {load_before:.1f} before / {load_peak:.1f} at the "
-        f"end of the burst (shared). Model {Path(args.model).name}. Clients: {n_interactive} "
-        f"interactive, {n_bulk} bulk, {n_anomaly} anomaly; gRPC deadline {args.timeout:g} s.",
+        f"end of the burst (shared). Model {Path(args.model).name}. Env {extra or '-'}. "
+        f"Clients: {n_interactive} interactive, {n_bulk} bulk, {n_anomaly} anomaly; "
+        f"gRPC deadline {args.timeout:g} s.",
         "",
         "| queries | n | p50 (s) | p99 (s) | p99 / idle p99 |",
         "|---|---|---|---|---|",

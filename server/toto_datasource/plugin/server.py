@@ -23,6 +23,7 @@ from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
 from ..service import ForecastDataSource
 from .admission import AdmissionInterceptor, Limits
 from .executor import ElasticThreadPool
+from .memory import trim_heap
 from .servicers import ControllerServicer, DataServicer, DiagnosticsServicer, ResourceServicer
 
 MAGIC_COOKIE_KEY = "grafana_plugin_type"
@@ -63,7 +64,7 @@ def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdo
     threads = rpc_threads(dict(os.environ))
     limits = Limits(data=threads - RESERVED_THREADS, health=HEALTH_THREADS)
     server = grpc.server(
-        ElasticThreadPool(threads, name="grpc"),
+        ElasticThreadPool(threads, name="grpc", on_idle=trim_heap),
         interceptors=[AdmissionInterceptor(limits)],
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
