@@ -174,6 +174,7 @@ def requests(draw: st.DrawFn, echo_url: str) -> tuple[pb.PluginContext, pb.Query
 
 def test_fuzzed_requests_keep_every_promise(proc: PluginProcess, echo: FaultServer) -> None:
     found = Violations()
+    sent = {"requests": 0, "queries": 0}
 
     @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
               phases=[Phase.explicit, Phase.generate],  # no shrinking: violations are collected
@@ -182,9 +183,12 @@ def test_fuzzed_requests_keep_every_promise(proc: PluginProcess, echo: FaultServ
     def run(case: tuple[pb.PluginContext, pb.QueryDataRequest]) -> None:
         _, request = case
         response = proc.data.QueryData(request, timeout=60)
+        sent["requests"] += 1
+        sent["queries"] += len(request.queries)
         check_response(request, response, found, _show(request))
 
     run()
+    print(f"fuzz: {sent['requests']} requests, {sent['queries']} queries, {len(found.items)} violations")
     assert proc.proc.poll() is None, "the plugin process died"
     assert not found, found.report()
 
