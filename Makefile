@@ -16,16 +16,17 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.installed: $(PY) pyproject.toml
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,serving]'
 	touch $@
 
 install: $(VENV)/.installed $(STUBS)
 
 # Stubs are generated from proto/ by grpcio-tools, never edited; the virtual include path makes
 # them importable as toto_datasource._proto.*.
-$(STUBS): $(VENV)/.installed proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto
+$(STUBS): $(VENV)/.installed proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto \
+		proto/inference/grpc_predict_v2.proto
 	$(PY) -m grpc_tools.protoc -Itoto_datasource/_proto=proto --python_out=server --grpc_python_out=server \
-		proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto
+		proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto proto/inference/grpc_predict_v2.proto
 
 proto: $(STUBS)
 
@@ -53,6 +54,7 @@ plugin: install
 
 bench: install $(TINY)
 	$(PY) bench/run.py
+	$(PY) bench/model_speed.py
 
 # The query schema is generated from the registered sources and query types; a test checks the
 # committed file is current, and the frontend's tests validate the editors' output against it.

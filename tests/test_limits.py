@@ -72,3 +72,25 @@ def test_every_name_and_label_set_is_unique_across_a_responses_frames(ds: Foreca
         assert result.error is None, result.error
         keys = field_keys(result.frames)
         assert len(keys) == len(set(keys)), (body["queryType"], alert)
+
+
+def test_a_threshold_query_as_annotations_marks_the_breach_window_and_the_forecast_start(
+        ds: ForecastDataSource) -> None:
+    """The demo disk fills at a known rate: the breach window starts where the forecast first
+    crosses, its text names the series, quantile, threshold, time and probability."""
+    body = {"source": "demo", "scenario": "disk-fill", "queryType": "threshold", "model": "seasonal-naive",
+            "threshold": 0, "direction": "below", "horizon": "14d", "annotation": True}
+    (result,) = ds.query_data(DataSourceSettings(), [query("A", body, NOW - 6 * HOUR)]).values()
+    assert result.error is None, result.error
+    (frame,) = result.frames
+    assert [f.name for f in frame.fields] == ["time", "timeEnd", "text", "tags"]
+    texts, tags = frame.fields[2].values.to_pylist(), frame.fields[3].values.to_pylist()
+    assert texts[0].startswith("Forecast starts (seasonal-naive, 14d ahead)") and "forecast-start" in tags[0]
+    (breach,) = [t for t in texts[1:] if "falls below 0" in t]
+    assert " p10 falls below 0 at " in breach and ", in 9d" in breach and "P = " in breach
+    start, end = (f.values.to_pylist()[1] for f in frame.fields[:2])
+    assert end >= start
+    numbers = {**body, "annotation": False}
+    (plain,) = ds.query_data(DataSourceSettings(), [query("A", numbers, NOW - 6 * HOUR)])["A"].frames
+    breach_at = plain.meta.custom["series"][0]["breachAtMs"]
+    assert int(start.timestamp() * 1000) == breach_at  # the same first crossing as the alert frame

@@ -146,6 +146,35 @@ def test_inline_unsorted_duplicate_and_irregular_points() -> None:
     assert "sorted" in text and "snapped" in text and "same step" in text
 
 
+def _epoch_ms(field) -> list[int]:
+    return (field.values.cast("int64").to_numpy() // 1_000_000).tolist()
+
+
+MINUTES = list(range(1699999980000, 1700000300000, 60_000))
+JITTERED = [1699999980000, 1700000041000, 1700000100000, 1700000161000, 1700000220000, 1700000281000]
+JITTER_20S = [t + j for t, j in zip(MINUTES, [0, 20_000, -19_000, 15_000, -20_000, 19_000], strict=True)]
+
+
+@pytest.mark.parametrize("timestamps", [JITTERED, JITTER_20S], ids=["issue-example", "plus-minus-20s"])
+def test_jittered_inline_lands_on_a_round_grid_through_query_data(timestamps: list[int]) -> None:
+    """The issue's example (and +-20 s jitter): a 1 m grid at the minute marks, all six points, nothing
+    invented, the snapping reported; it used to make a 61 s grid and drop the first point silently."""
+    body = {"refId": "J", "source": "inline", "horizon": 3, "includeHistory": True, "model": "seasonal-naive",
+            "series": [{"name": "j", "timestamps": timestamps, "values": [1, 2, 3, 4, 5, 6]}]}
+    window = (MINUTES[0] - 600_000, MINUTES[-1] + 600_000)  # the panel shows history inside its range
+    query = DataQueryInput("J", "", json.dumps(body).encode(), *window, 60_000, 1000)
+    result = DS.query_data(DataSourceSettings(), [query])["J"]
+    assert result.error is None
+    history, forecast = result.frames
+    assert _epoch_ms(history.fields[0]) == MINUTES
+    assert history.fields[1].values.to_pylist() == [1, 2, 3, 4, 5, 6]
+    assert _epoch_ms(forecast.fields[0]) == [MINUTES[-1] + k * 60_000 for k in (1, 2, 3)]
+    notices = [n.text for n in history.meta.notices]
+    assert "step 1m inferred from the timestamps" in notices
+    assert any("off the 1m grid" in n and "snapped" in n for n in notices)
+    assert not any("same step" in n or "outside" in n for n in notices)
+
+
 def test_secrets_never_print() -> None:
     s = parse_data_source_settings(RawSettings(
         json_data={"prometheusUrl": "http://127.0.0.1:9090", "authType": "bearer"},

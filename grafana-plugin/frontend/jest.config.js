@@ -25,7 +25,8 @@ const escape = (s) => s.replace(/[.*+?^${}()|[\]\\\/]/g, '\\$&');
 module.exports = {
   testEnvironment: 'jest-environment-jsdom',
   roots: ['<rootDir>/tests'],
-  testTimeout: 30000,
+  // Generous: the editor tests take 2-5 s each on an idle 2-core machine and 5x that on a shared, loaded one.
+  testTimeout: 120000,
   setupFilesAfterEnv: ['<rootDir>/jest.setup.ts'],
   moduleNameMapper: {
     '\\.css$': path.join(__dirname, 'tests', 'mocks', 'style.js'),

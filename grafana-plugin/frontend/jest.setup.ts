@@ -1,4 +1,5 @@
 import '@testing-library/jest-dom';
+import { configure } from '@testing-library/react';
 import { TextDecoder, TextEncoder } from 'util';
 
 // react-dom/server (imported by @grafana/ui) schedules with a MessageChannel, which jsdom lacks.
@@ -36,3 +37,6 @@ class NoopIntersectionObserver {
   }
 }
 Object.assign(window, { IntersectionObserver: NoopIntersectionObserver });
+
+// findBy*/waitFor give up after 1 s by default; a loaded machine needs longer (no test asserts on timing).
+configure({ asyncUtilTimeout: 15000 });

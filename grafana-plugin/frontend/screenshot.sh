@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders both editors (Grafana dark theme, stubbed backend) in headless Chromium on 127.0.0.1 and saves
-# screenshots/query-editor.png and screenshots/config-editor.png. Needs Debian's chromium
+# screenshots/query-editor.png, query-editor-grafana.png (source Grafana data source) and config-editor.png. Needs Debian's chromium
 # (apt-get install chromium); the test suite does not.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,5 +35,6 @@ shoot() { # name hash height
   ls -l "screenshots/$1.png"
 }
 shoot query-editor query 420
-shoot config-editor config 900
+shoot query-editor-grafana grafana 520
+shoot config-editor config 1400
 rm -rf "$profile"

@@ -8,17 +8,23 @@ import sys
 import threading
 from pathlib import Path
 
-from .backend.settings import DEFAULT_MODEL, ModelSettings, env_setting
+from .backend.settings import ModelSettings
+from .serving import cli as serving_cli
 
 TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
 
 
-def _default_model_settings() -> ModelSettings:
-    return ModelSettings(
-        checkpoint=env_setting("model") or DEFAULT_MODEL,
-        device=env_setting("device") or "auto",
-        dtype=env_setting("dtype") or "float32",
-    )
+def _default_model_settings(ds) -> ModelSettings | None:  # type: ignore[no-untyped-def]
+    """The model an unconfigured data source gets (admin overrides included: GF_PLUGIN_MODEL, or
+    GF_PLUGIN_INFERENCE_URL for a remote engine), or None when those overrides are invalid
+    (every query then reports the 400)."""
+    from .backend.errors import BackendError
+    from .backend.settings import RawSettings
+
+    try:
+        return ds.parse_settings(RawSettings()).model
+    except BackendError:
+        return None
 
 
 def _data_source(preload: bool):  # type: ignore[no-untyped-def]
@@ -28,11 +34,8 @@ def _data_source(preload: bool):  # type: ignore[no-untyped-def]
 
     registry = ModelRegistry()
     ds = ForecastDataSource(registry)
-    loader = (
-        threading.Thread(target=registry.ensure, args=(_default_model_settings(),), daemon=True)
-        if preload
-        else None
-    )
+    default = _default_model_settings(ds) if preload else None
+    loader = threading.Thread(target=registry.ensure, args=(default,), daemon=True) if default else None
     return ds, loader
 
 
@@ -116,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threshold", type=float, default=500.0)
     demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the model to load")
     sub.add_parser("schema", help="print the query JSON schema (regenerates query.schema.json)")
+    serving_cli.add_parser(sub)
     return parser
 
 
@@ -127,6 +131,7 @@ COMMANDS = {
     "forecast": cmd_forecast,
     "demo": cmd_demo,
     "schema": cmd_schema,
+    "serve-model": lambda args: serving_cli.run(args),
 }
 
 

@@ -35,5 +35,14 @@ if [ ! -f "$checkpoint/model.safetensors" ]; then
   "$python" -m toto_datasource tiny-model --size 4m --output "$checkpoint"
 fi
 
+# The stand-in for Grafana's /api/ds/query (source "grafana"), built once per source hash.
+standin_src=$repo/tests/grafana_standin
+hash=$(cat "$standin_src"/*.go "$standin_src"/go.mod "$standin_src"/go.sum | sha256sum | cut -c1-16)
+export TOTO_STANDIN_BIN=${TOTO_STANDIN_BIN:-$repo/var/grafana-standin/conformance-$hash}
+if [ ! -x "$TOTO_STANDIN_BIN" ]; then
+  mkdir -p "$(dirname "$TOTO_STANDIN_BIN")"
+  (cd "$standin_src" && "$go" build -o "$TOTO_STANDIN_BIN" .)
+fi
+
 cd "$here"
 exec "$go" test ./... -count=1 -v -timeout 20m "$@"

@@ -1,20 +1,14 @@
 import { CoreApp, DataSourceInstanceSettings, ScopedVars, TimeRange } from '@grafana/data';
-import { DataSourceWithBackend, getTemplateSrv } from '@grafana/runtime';
+import { DataSourceWithBackend } from '@grafana/runtime';
 
+import { annotationSupport } from './annotations';
+import { findSource } from './registry';
 import { DEFAULT_QUERY, DURATION_RE, PreviewResult, TotoJsonData, TotoQuery } from './types';
-
-/** Multi-value variables become a PromQL regex alternation, as in Prometheus' own data source. */
-function promqlFormat(value: string | string[]): string {
-  if (!Array.isArray(value)) {
-    return value;
-  }
-  const escaped = value.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-  return escaped.length === 1 ? escaped[0] : `(${escaped.join('|')})`;
-}
 
 /**
  * Queries, health checks and resource calls all go to the Python backend through Grafana:
  * query() → /api/ds/query → QueryData, testDatasource() → /health → CheckHealth (both inherited).
+ * What differs per source (readiness, template variables) is asked of the source's registry entry.
  */
 export class DataSource extends DataSourceWithBackend<TotoQuery, TotoJsonData> {
   readonly jsonData: TotoJsonData;
@@ -22,6 +16,7 @@ export class DataSource extends DataSourceWithBackend<TotoQuery, TotoJsonData> {
   constructor(settings: DataSourceInstanceSettings<TotoJsonData>) {
     super(settings);
     this.jsonData = settings.jsonData ?? {};
+    this.annotations = annotationSupport;
   }
 
   getDefaultQuery(_app: CoreApp): Partial<TotoQuery> {
@@ -30,27 +25,13 @@ export class DataSource extends DataSourceWithBackend<TotoQuery, TotoJsonData> {
   }
 
   filterQuery(query: TotoQuery): boolean {
-    return !query.hide && !(query.source === 'prometheus' && !query.expr?.trim());
+    return !query.hide && (findSource(query.source ?? 'demo')?.isReady?.(query) ?? true);
   }
 
   /** Template variables ($instance, $__interval, ...) are resolved here, before the query leaves the browser. */
   applyTemplateVariables(query: TotoQuery, scopedVars: ScopedVars): TotoQuery {
-    const templateSrv = getTemplateSrv();
-    const out = { ...query };
-    if (query.expr) {
-      out.expr = templateSrv.replace(query.expr, scopedVars, promqlFormat);
-    }
-    if (query.legendFormat) {
-      // Grafana leaves {{label}} alone; only $variables are replaced.
-      out.legendFormat = templateSrv.replace(query.legendFormat, scopedVars);
-    }
-    return out;
-  }
-
-  metricNames(prefix: string): Promise<string[]> {
-    return this.getResource<{ names?: string[] }>('prometheus/metric-names', { match: prefix }).then(
-      (r) => r.names ?? []
-    );
+    const interpolate = findSource(query.source ?? 'demo')?.interpolate;
+    return interpolate ? interpolate(query, scopedVars) : { ...query };
   }
 
   /** What the query would fetch: series count, step and history span, without running the model. */

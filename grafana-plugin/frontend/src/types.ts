@@ -1,43 +1,29 @@
-// The query model and data-source settings, as the backend reads them.
+// The query model and data-source settings, as the backend reads them: the keys every query has.
 //
-// server/toto_datasource/query.schema.json is the single source of truth for the query. The enums and
-// keys below restate it for TypeScript; tests/schema.test.ts fails when the two differ, and the editor
+// server/toto_datasource/query.schema.json is the single source of truth for the query. Each source and
+// query type adds its own keys from its own module (src/sources/*, src/querytypes/*) by augmenting
+// TotoQuery / TotoJsonData / TotoSecureJsonData below, and lists them in its registry entry;
+// tests/schema.test.ts fails when the registry's keys and enums differ from the schema, and the editor
 // tests validate every query the editors emit against that same file.
 import { DataQuery, DataSourceJsonData } from '@grafana/schema';
 
-export const QUERY_TYPES = ['forecast', 'threshold', 'anomaly'] as const;
-export const SOURCES = ['demo', 'inline', 'prometheus'] as const;
-export const SCENARIOS = ['postgres-load', 'cpu', 'memory-leak', 'disk-fill', 'latency-p99', 'all'] as const;
 export const QUANTILE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] as const;
-export const MODELS = ['toto', 'seasonal-naive'] as const;
-export const DIRECTIONS = ['above', 'below'] as const;
+export const MODELS = ['toto', 'seasonal-naive', 'statistical'] as const;
 
-export type QueryType = (typeof QUERY_TYPES)[number];
-export type Source = (typeof SOURCES)[number];
-export type Scenario = (typeof SCENARIOS)[number];
 export type Quantile = (typeof QUANTILE_LEVELS)[number];
 export type ModelName = (typeof MODELS)[number];
-export type Direction = (typeof DIRECTIONS)[number];
-
-/** One inline history series (source=inline). */
-export interface InlineSeries {
-  name?: string;
-  labels?: Record<string, string>;
-  /** Epoch milliseconds, same length as values. */
-  timestamps: number[];
-  values: Array<number | null>;
-}
+/** A registered query type's value ("forecast", "threshold", ...); see src/registry.ts. */
+export type QueryType = string;
+/** A registered source's value ("demo", "prometheus", ...); see src/registry.ts. */
+export type Source = string;
 
 /** A duration such as "2h" or a number of steps. */
 export type Span = string | number;
 
+/** The query. Sources and query types add their keys with `declare module '../types'`. */
 export interface TotoQuery extends DataQuery {
   queryType?: QueryType;
   source?: Source;
-  scenario?: Scenario;
-  series?: InlineSeries[];
-  expr?: string;
-  legendFormat?: string;
   horizon?: Span;
   step?: string;
   contextLength?: number;
@@ -45,34 +31,23 @@ export interface TotoQuery extends DataQuery {
   includeHistory?: boolean;
   model?: ModelName;
   joint?: boolean;
-  threshold?: number;
-  direction?: Direction;
-  thresholdQuantile?: Quantile;
-  anomalyWindow?: Span;
+  /** Set only on annotation queries (src/annotations.ts): answer with time/timeEnd/text/tags frames. */
+  annotation?: boolean;
 }
 
-/** Every key this plugin adds to a query. The type makes it exhaustive; the schema test makes it exact. */
-type OwnKey = Exclude<keyof TotoQuery, keyof DataQuery> | 'queryType';
-const OWN_KEYS: Record<OwnKey, true> = {
-  queryType: true,
-  source: true,
-  scenario: true,
-  series: true,
-  expr: true,
-  legendFormat: true,
-  horizon: true,
-  step: true,
-  contextLength: true,
-  quantiles: true,
-  includeHistory: true,
-  model: true,
-  joint: true,
-  threshold: true,
-  direction: true,
-  thresholdQuantile: true,
-  anomalyWindow: true,
-};
-export const QUERY_KEYS = Object.keys(OWN_KEYS) as OwnKey[];
+/** The keys above that belong to this plugin (queryType is DataQuery's, but its values are ours). */
+export const COMMON_QUERY_KEYS = [
+  'queryType',
+  'source',
+  'horizon',
+  'step',
+  'contextLength',
+  'quantiles',
+  'includeHistory',
+  'model',
+  'joint',
+  'annotation',
+] as const satisfies ReadonlyArray<Exclude<keyof TotoQuery, keyof DataQuery> | 'queryType'>;
 
 export const DEFAULT_QUERY: Partial<TotoQuery> = {
   queryType: 'forecast',
@@ -87,18 +62,12 @@ export const DEFAULT_QUERY: Partial<TotoQuery> = {
 export const DURATION_RE = /^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w)\s*$/;
 export const CONTEXT_LENGTH = { min: 32, max: 8192, default: 2048 };
 export const MAX_HORIZON_STEPS = 8192;
-export const MAX_ANOMALY_WINDOW_STEPS = 4096;
 
-export type AuthType = 'none' | 'basic' | 'bearer';
 export type Device = 'auto' | 'cpu' | 'cuda';
 export type DType = 'float32' | 'bfloat16';
 
-/** jsonData, as server/toto_datasource/settings.py reads it. */
+/** jsonData, as the backend's settings read it. Sources and config sections add their keys. */
 export interface TotoJsonData extends DataSourceJsonData {
-  prometheusUrl?: string;
-  authType?: AuthType;
-  basicAuthUser?: string;
-  tlsSkipVerify?: boolean;
   timeoutSeconds?: number;
   maxSeries?: number;
   defaultContextLength?: number;
@@ -107,18 +76,14 @@ export interface TotoJsonData extends DataSourceJsonData {
   model?: string;
   device?: Device;
   dtype?: DType;
-  [httpHeaderName: `httpHeaderName${number}`]: string | undefined;
 }
 
 /** secureJsonData: write-only; Grafana returns only secureJsonFields (which keys are set). */
-export interface TotoSecureJsonData {
-  basicAuthPassword?: string;
-  bearerToken?: string;
-  tlsCACert?: string;
-  [httpHeaderValue: `httpHeaderValue${number}`]: string | undefined;
-}
+export interface TotoSecureJsonData {}
 
 export const DEFAULT_MODEL = 'Datadog/Toto-2.0-22m';
+/** This plugin's id: a Grafana-data-source query must not target it (no recursion). */
+export const PLUGIN_TYPE = 'toto-forecast-datasource';
 
 /** POST resources/preview answer. */
 export interface PreviewResult {
@@ -130,10 +95,6 @@ export interface PreviewResult {
   historyEnd?: number;
   horizonSteps?: number;
   notices?: string[];
-}
-
-/** GET resources/models answer. */
-export interface ModelInfo {
-  id: string;
-  loaded: boolean;
+  /** One line that matters for this query type, e.g. a backtest's verdict; shown as is. */
+  summary?: string;
 }

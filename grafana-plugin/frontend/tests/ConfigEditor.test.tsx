@@ -29,7 +29,7 @@ function renderConfigEditor(jsonData: TotoJsonData, secureJsonFields: Record<str
 
 describe('ConfigEditor', () => {
   it('edits the Prometheus connection and basic auth', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { last } = renderConfigEditor({});
 
     await user.type(screen.getByLabelText('Prometheus URL'), 'http://prometheus:9090');
@@ -50,7 +50,7 @@ describe('ConfigEditor', () => {
   });
 
   it('shows a stored bearer token as configured and resets it', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { last } = renderConfigEditor({ prometheusUrl: 'https://mimir', authType: 'bearer' }, { bearerToken: true });
 
     const token = screen.getByLabelText('Token');
@@ -65,7 +65,7 @@ describe('ConfigEditor', () => {
   });
 
   it('sets the model, device, precision and limits; refuses out-of-range numbers', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { last, changes } = renderConfigEditor({});
 
     await user.type(screen.getByLabelText('Model'), '/models/toto-2.0');
@@ -88,5 +88,37 @@ describe('ConfigEditor', () => {
     await user.type(screen.getByLabelText('Max series'), '000{Enter}'); // 200000 > 10000
     expect(changes.length).toBe(before);
     expect(screen.getByText('Expected a whole number, 1-10000')).toBeInTheDocument();
+  });
+
+  it('sets the Grafana API URL and service-account token', async () => {
+    const user = userEvent.setup({ delay: null });
+    const { last } = renderConfigEditor({});
+
+    expect(screen.getByText('Grafana API (for Grafana data source queries)')).toBeInTheDocument();
+    expect(screen.getByLabelText('Grafana URL')).toHaveAttribute('placeholder', "defaults to Grafana's own URL (GF_APP_URL)");
+    await user.type(screen.getByLabelText('Grafana URL'), 'http://grafana:3000');
+    await user.type(screen.getByLabelText('Service account token'), 'glsa_abc');
+
+    expect(last().jsonData).toEqual({ grafanaUrl: 'http://grafana:3000' });
+    expect(last().secureJsonData).toEqual({ grafanaToken: 'glsa_abc' });
+  });
+
+  it('sets remote inference: URL, model, token and TLS; in-process by default', async () => {
+    const user = userEvent.setup({ delay: null });
+    const { last } = renderConfigEditor({}, { inferenceToken: true });
+
+    expect(screen.getByText('Remote inference (optional)')).toBeInTheDocument();
+    expect(screen.getByLabelText('Inference URL')).toHaveValue('');
+    expect(screen.getByLabelText('Engine model')).toBeDisabled();
+    expect(screen.getByLabelText('Engine token')).toHaveValue('configured');
+
+    await user.type(screen.getByLabelText('Inference URL'), 'grpc://serve:9000');
+    await user.type(screen.getByLabelText('Engine model'), 'toto-22m');
+    await user.click(screen.getByLabelText('Skip engine TLS verify'));
+    await user.type(screen.getByLabelText('Engine CA certificate'), 'PEM');
+
+    expect(last().jsonData).toEqual({ inferenceUrl: 'grpc://serve:9000', inferenceModel: 'toto-22m', inferenceTlsSkipVerify: true });
+    expect(last().secureJsonData).toEqual({ inferenceTlsCACert: 'PEM' });
+    expect(last().secureJsonFields).toEqual({ inferenceToken: true });
   });
 });

@@ -13,8 +13,10 @@ let metricNames: jest.SpyInstance;
 beforeEach(() => {
   preview = jest.spyOn(DataSource.prototype, 'preview').mockResolvedValue(PREVIEW);
   metricNames = jest
-    .spyOn(DataSource.prototype, 'metricNames')
-    .mockImplementation(async (prefix) => ['node_cpu_seconds_total', 'up'].filter((n) => n.startsWith(prefix)));
+    .spyOn(DataSource.prototype, 'getResource')
+    .mockImplementation(async (_path: string, params?: { match?: string }) => ({
+      names: ['node_cpu_seconds_total', 'up'].filter((n) => n.startsWith(params?.match ?? '')),
+    }));
 });
 afterEach(() => jest.restoreAllMocks());
 
@@ -51,14 +53,14 @@ describe('QueryEditor', () => {
   });
 
   it('builds a Prometheus query with a suggested metric name and a legend', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { emitted, last, onRunQuery } = renderQueryEditor(DEFAULT_QUERY);
 
     await user.click(screen.getByRole('radio', { name: 'Prometheus' }));
     await user.click(screen.getByLabelText('Metric'));
     await user.type(screen.getByLabelText('Metric'), 'node');
     await user.click(await screen.findByText('node_cpu_seconds_total'));
-    expect(metricNames).toHaveBeenCalledWith('node');
+    expect(metricNames).toHaveBeenCalledWith('prometheus/metric-names', { match: 'node' });
     expect(last().expr).toBe('node_cpu_seconds_total');
 
     const expr = screen.getByLabelText('PromQL');
@@ -77,7 +79,7 @@ describe('QueryEditor', () => {
   });
 
   it('emits only valid horizons: presets, durations, steps, or none', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
     const horizon = screen.getByLabelText('Horizon');
 
@@ -102,7 +104,7 @@ describe('QueryEditor', () => {
   });
 
   it('sets band, step, context length, model, history and joint', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
 
     await user.click(screen.getByRole('radio', { name: '20–80' }));
@@ -130,7 +132,7 @@ describe('QueryEditor', () => {
   });
 
   it('builds a threshold query for alert rules', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
 
     await user.click(screen.getByRole('radio', { name: 'Threshold' }));
@@ -145,7 +147,7 @@ describe('QueryEditor', () => {
   });
 
   it('builds an anomaly query', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
     await user.click(screen.getByRole('radio', { name: 'Anomaly' }));
     await user.type(screen.getByLabelText('Window'), '2h{Enter}');
@@ -153,8 +155,40 @@ describe('QueryEditor', () => {
     expectAllValid(emitted);
   });
 
+  it('builds a backtest query and shows the verdict line the preview carries', async () => {
+    const verdict = 'Toto beats seasonal-naive by 31 % on this metric: MASE 0.62 vs 0.90 over 8 windows';
+    preview.mockResolvedValue({ ...PREVIEW, summary: verdict });
+    const user = userEvent.setup({ delay: null });
+    const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
+
+    await user.click(screen.getByRole('radio', { name: 'Backtest' }));
+    expect(last()).toMatchObject({ queryType: 'backtest', backtestWindows: 8 });
+    const windows = screen.getByLabelText('Windows');
+    await user.clear(windows);
+    await user.type(windows, '12{Enter}');
+    expect(last().backtestWindows).toBe(12);
+    const before = emitted.length;
+    await user.clear(windows);
+    await user.type(windows, '33{Enter}');
+    expect(emitted.length).toBe(before);
+    expect(screen.getByText('Expected a whole number, 1-32')).toBeInTheDocument();
+
+    expect(await screen.findByLabelText('Preview summary')).toHaveTextContent(verdict);
+    // A backtest scores the past: no hint about extending the range into the future.
+    expect(screen.queryByRole('button', { name: /Extend to/ })).not.toBeInTheDocument();
+    expectAllValid(emitted);
+  });
+
+  it('offers the statistical fallback beside Toto and seasonal naive', async () => {
+    const user = userEvent.setup({ delay: null });
+    const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
+    await user.click(screen.getByRole('radio', { name: 'Statistical' }));
+    expect(last().model).toBe('statistical');
+    expectAllValid(emitted);
+  });
+
   it('takes inline series as JSON and refuses malformed JSON', async () => {
-    const user = userEvent.setup();
+    const user = userEvent.setup({ delay: null });
     const { emitted, last } = renderQueryEditor({ ...DEFAULT_QUERY, source: 'inline' });
     const box = screen.getByLabelText('Series JSON');
 

@@ -2,7 +2,8 @@ import { CoreApp, ScopedVars } from '@grafana/data';
 import { setTemplateSrv, TemplateSrv } from '@grafana/runtime';
 
 import { DataSource } from '../src/datasource';
-import { DEFAULT_QUERY } from '../src/types';
+import { metricNames } from '../src/sources/prometheus';
+import { DEFAULT_QUERY, TotoQuery } from '../src/types';
 import { makeDataSource, makeRange, PREVIEW } from './helpers';
 import { schemaErrors } from './schema';
 
@@ -53,7 +54,7 @@ describe('DataSource', () => {
     const get = jest.spyOn(ds, 'getResource').mockResolvedValue({ names: ['up'] });
     const post = jest.spyOn(ds, 'postResource').mockResolvedValue(PREVIEW);
 
-    await expect(ds.metricNames('u')).resolves.toEqual(['up']);
+    await expect(metricNames(ds, 'u')).resolves.toEqual(['up']);
     expect(get).toHaveBeenCalledWith('prometheus/metric-names', { match: 'u' });
 
     const range = makeRange();
@@ -67,5 +68,20 @@ describe('DataSource', () => {
   it('leaves query() and testDatasource() to DataSourceWithBackend (QueryData, CheckHealth)', () => {
     expect(Object.prototype.hasOwnProperty.call(DataSource.prototype, 'query')).toBe(false);
     expect(Object.prototype.hasOwnProperty.call(DataSource.prototype, 'testDatasource')).toBe(false);
+  });
+
+  it('supports annotations: new annotation queries are threshold queries, sent marked as annotations', () => {
+    const ds = makeDataSource();
+    const support = ds.annotations!;
+    expect(support.getDefaultQuery?.()).toMatchObject({ queryType: 'threshold', source: 'demo' });
+
+    const saved = support.prepareAnnotation!({ name: 'Breaches', enable: true, iconColor: 'red' } as any);
+    expect(saved.target).toMatchObject({ refId: 'Anno', queryType: 'threshold' });
+
+    const target: TotoQuery = { refId: 'Anno', source: 'prometheus', expr: 'db_qps', threshold: 500 };
+    const sent = support.prepareQuery!({ ...saved, target } as any);
+    expect(sent).toEqual({ ...target, queryType: 'threshold', annotation: true });
+    expect(schemaErrors(sent)).toEqual([]);
+    expect(support.prepareQuery!({ name: 'x' } as any)).toBeUndefined();
   });
 });

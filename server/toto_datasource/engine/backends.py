@@ -10,11 +10,11 @@ its settings choose.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..backend.settings import ModelSettings
+from ..backend.settings import ModelSettings, RawSettings
 from .types import Forecaster
 
 
@@ -54,3 +54,27 @@ class ModelBackend(Protocol):
     def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend: ...
 
     def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe: ...
+
+
+class ModelSettingsHook(Protocol):
+    """Optional on a backend: adjust the data source's model settings, e.g. choose this backend
+    when its own settings are present (the remote backend: an inference URL)."""
+
+    def model_settings(
+        self, raw: RawSettings, settings: ModelSettings, environ: Mapping[str, str] | None = None
+    ) -> ModelSettings: ...
+
+
+def settings_hook(
+    backends: Iterable[ModelBackend], environ: Mapping[str, str] | None = None
+) -> Callable[[RawSettings, ModelSettings], ModelSettings]:
+    """Every backend's model-settings hook in registry order, as one `parse_settings(model=...)`
+    callable: the service composes them without knowing any backend's settings."""
+    hooks = [b for b in backends if callable(getattr(b, "model_settings", None))]
+
+    def adjust(raw: RawSettings, settings: ModelSettings) -> ModelSettings:
+        for backend in hooks:
+            settings = backend.model_settings(raw, settings, environ)  # type: ignore[attr-defined]
+        return settings
+
+    return adjust

@@ -88,7 +88,13 @@ class LocalTotoBackend:
             info["warmupSeconds"] = round(warm_up(model), 3)
         cached = CachingForecaster(model)
         info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
-        return LoadedBackend(cached, model, info, close=model.close)
+
+        def close() -> None:
+            model.close()
+            if loaded.compiled is not None:  # stop compiling buckets nobody will use
+                loaded.compiled.close()
+
+        return LoadedBackend(cached, model, info, close=close)
 
     def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
         try:

@@ -8,6 +8,7 @@ padded to one length and run in one model call.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class PendingJob:
     started_at: float = 0.0
     next_row: int = 0  # rows before it have been handed to a model call
     results: list[np.ndarray | None] = field(default_factory=list)
+    # Rows of one job may finish on different threads (a backend with concurrent calls).
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.rows)
@@ -83,19 +86,22 @@ class PendingJob:
         return True
 
     def fail(self, exc: BaseException) -> None:
-        if self.future.done():
-            return
-        if not self.started and not self.future.set_running_or_notify_cancel():
-            return
-        self.started = True
-        self.future.set_exception(exc)
+        with self.lock:
+            if self.future.done():
+                return
+            if not self.started and not self.future.set_running_or_notify_cancel():
+                return
+            self.started = True
+            self.future.set_exception(exc)
 
     def deliver(self, index: int, quantiles: np.ndarray, model: str) -> None:
         """Store one row's (9, V, H) result; the job's future resolves with its last row."""
-        if self.future.done():
-            return
-        self.results[index] = quantiles
-        if all(q is not None for q in self.results):
+        with self.lock:
+            if self.future.done():
+                return
+            self.results[index] = quantiles
+            if not all(q is not None for q in self.results):
+                return
             out = np.ascontiguousarray(np.concatenate(self.results, axis=1))  # type: ignore[arg-type]
             self.results = []
             self.future.set_result(ForecastOutput(out, model, queue_wait_s=self.started_at - self.enqueued))

@@ -22,6 +22,7 @@ from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, ModelBackend
 from .baseline import SeasonalNaiveBackend
 from .local_toto import LocalTotoBackend
+from .remote import RemoteBackend
 from .types import Forecaster
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ RETRY_FAILED_AFTER_S = 60.0
 
 def builtin_backends() -> Registry[ModelBackend]:
     """The model backends built in. A new backend is one module and one entry here."""
-    return Registry("model backend", "backend", [LocalTotoBackend(), SeasonalNaiveBackend()])
+    return Registry("model backend", "backend", [LocalTotoBackend(), RemoteBackend(), SeasonalNaiveBackend()])
 
 
 class SlotState(StrEnum):

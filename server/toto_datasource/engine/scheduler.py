@@ -9,7 +9,10 @@ memory cap through the backend's runner and slices the rows back. Calls go small
 (`_loop`), so interactive queries are not held behind bulk ones. Toto's rows are independent,
 so batched and unbatched answers agree to ~1e-6. The runner is any callable (in-process Toto, a
 remote engine): the scheduler knows nothing of the model. Block decoding keeps state on the
-model; one thread per model makes it safe.
+model; one thread per model makes it safe. A backend whose runner is safe to call concurrently
+(a remote engine: each call is an RPC, and replicas serve calls in parallel) sets
+`BatchLimits.concurrency` > 1: the scheduling thread then hands each call to a small pool and
+picks the next call while up to that many are in flight. The in-process model keeps 1.
 
 Cancellation: a job whose future is cancelled (the gRPC call went away: backend/cancel.py)
 or whose deadline passed before its rows ran is dropped, never computed.
@@ -23,7 +26,7 @@ import math
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,11 +49,13 @@ log = logging.getLogger(__name__)
 class BatchLimits:
     """max_cells bounds rows × variates × padded length per call (memory cap); max_queue bounds
     the number of jobs waiting (backpressure instead of unbounded memory); window_s is the
-    longest the inference thread lingers for more jobs while traffic is concurrent."""
+    longest the inference thread lingers for more jobs while traffic is concurrent; concurrency
+    is how many model calls may be in flight at once (1 for an in-process model)."""
 
     max_cells: int = 128 * 2048
     max_queue: int = 1024
     window_s: float = 0.0
+    concurrency: int = 1
 
 
 class BatchingForecaster:
@@ -74,6 +79,11 @@ class BatchingForecaster:
         self._last_submit = -math.inf
         self.calls = 0
         self.rows_run = 0
+        self._stats_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight = threading.BoundedSemaphore(max(1, self.limits.concurrency))
+        if self.limits.concurrency > 1:
+            self._pool = ThreadPoolExecutor(self.limits.concurrency, thread_name_prefix=f"call-{name}")
         self._thread = threading.Thread(target=self._loop, name=f"inference-{name}", daemon=True)
         self._thread.start()
 
@@ -117,6 +127,8 @@ class BatchingForecaster:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
         self._thread.join(timeout=5)
+        if self._pool is not None:  # calls in flight finish (each has its deadline) and deliver
+            self._pool.shutdown(wait=False)
         while True:  # whatever is still queued will never run: tell its callers
             try:
                 item = self._queue.get_nowait()
@@ -167,6 +179,10 @@ class BatchingForecaster:
         active: list[PendingJob] = []
         running = True
         while running and not self._closed.is_set():
+            if self._pool is not None:
+                # Wait for a free call slot BEFORE choosing the next call, so that work arriving
+                # while every slot is busy joins it instead of queueing behind a tiny call.
+                self._in_flight.acquire()
             if not active:
                 first = self._queue.get()
                 if first is None:
@@ -176,20 +192,48 @@ class BatchingForecaster:
                 running = self._drain(active)
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
             active = self._live(active)
+            chunk: list[Row] = []
             try:
                 chunk = self._next_chunk(active)
                 if chunk:
-                    self._run_chunk(chunk)
+                    self._dispatch(chunk)  # the pool's call releases the slot
             except BaseException as exc:  # never let the inference thread die with callers waiting
+                chunk = []
                 log.exception("batch failed")
                 for p in active:
                     p.fail(BackendError(
                         f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500
                     ))
                 active = []
+            if self._pool is not None and not chunk:
+                self._in_flight.release()  # nothing was sent: the slot stays free
             active = [p for p in active if p.remaining and not p.future.done()]
         for p in active:
             p.fail(BackendError("the forecast engine shut down before this job ran", 503))
+
+    def _dispatch(self, chunk: list[Row]) -> None:
+        """Run the call here (one thread), or in the pool on the call slot `_loop` holds."""
+        if self._pool is None:
+            self._run_chunk(chunk)
+            return
+        try:
+            self._pool.submit(self._run_pooled, chunk)
+        except RuntimeError:  # the pool shut down (close() raced this call)
+            self._in_flight.release()
+            for r in chunk:
+                r.pending.fail(BackendError("the forecast engine shut down before this job ran", 503))
+
+    def _run_pooled(self, chunk: list[Row]) -> None:
+        try:
+            self._run_chunk(chunk)
+        except BaseException as exc:  # never leave a caller waiting on a pool thread's failure
+            log.exception("batch failed")
+            for r in chunk:
+                r.pending.fail(BackendError(
+                    f"internal error in the forecast engine: {type(exc).__name__}: {exc}", 500
+                ))
+        finally:
+            self._in_flight.release()
 
     @staticmethod
     def _live(active: list[PendingJob]) -> list[PendingJob]:
@@ -288,8 +332,9 @@ class BatchingForecaster:
         started = time.perf_counter()
         out = self._runner(batch)
         elapsed = time.perf_counter() - started
-        self.calls += 1
-        self.rows_run += batch.rows
+        with self._stats_lock:
+            self.calls += 1
+            self.rows_run += batch.rows
         metrics.BATCH_ROWS.observe(batch.rows)
         metrics.INFERENCE_SECONDS.observe(elapsed)
         return out

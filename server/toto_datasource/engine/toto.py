@@ -7,31 +7,50 @@ must print its handshake line long before that.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import time
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..backend.settings import ModelSettings
 from .batch import PreparedBatch
 from .prepare import FORECAST_KWARGS
+from .types import PATCH
+
+if TYPE_CHECKING:
+    from .compiled import BucketedTransformer
+
+log = logging.getLogger(__name__)
+
+FOLD_TOLERANCE = 1e-5
+"""Folded vs unfolded max |Δ| / output range above which the fold is rejected (measured: ~1e-7)."""
+
+INT8_ERROR_NOTE = "int8 (dynamic quantisation) is approximate: maxError is relative to the output range"
 
 
 @dataclass
 class LoadedModel:
-    model: Any  # toto2.Toto2Model
+    model: Any  # toto2.Toto2Model (folded, maybe int8-quantised, maybe with a BucketedTransformer)
     checkpoint: str
     device: str
     device_name: str
     dtype: str
     parameters: int
     load_seconds: float
+    # {"relative": …, "absolute": …} vs the unfolded model, or {"off": reason}
+    fold: dict[str, Any] = field(default_factory=dict)
+    compiled: BucketedTransformer | None = None  # None: compilation off (TOTO_COMPILE=0, not fp32, …)
+    int8_error: dict[str, float] | None = None  # dtype int8: error vs the folded fp32 model
 
     def describe(self) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "checkpoint": self.checkpoint,
             "device": self.device,
             "deviceName": self.device_name,
@@ -39,7 +58,12 @@ class LoadedModel:
             "parameters": self.parameters,
             "loadSeconds": round(self.load_seconds, 3),
             "randomWeights": os.path.exists(os.path.join(self.checkpoint, "RANDOM_WEIGHTS")),
+            "folded": self.fold,
+            "compiledBuckets": self.compiled.describe() if self.compiled is not None else "off",
         }
+        if self.int8_error is not None:
+            info["int8"] = {**self.int8_error, "note": INT8_ERROR_NOTE}
+        return info
 
 
 class CheckpointError(Exception):
@@ -75,8 +99,58 @@ def _describe_failure(checkpoint: str, exc: Exception) -> str:
     )
 
 
-def load_toto(settings: ModelSettings) -> LoadedModel:
-    """Load a checkpoint (local directory or hub id) through Toto2Model.from_pretrained."""
+def _fold(model: Any) -> tuple[Any, dict[str, Any]]:
+    """The folded model when it matches the unfolded one on a probe batch, else the original."""
+    from .fold import fold_unit_scaling, verify_folded
+
+    if os.environ.get("TOTO_FOLD", "1").strip().lower() in ("0", "false", "no", "off"):
+        return model, {"off": "TOTO_FOLD=0"}
+    try:
+        folded, report = fold_unit_scaling(model)
+        relative, absolute = verify_folded(model, folded, **FORECAST_KWARGS)
+    except Exception as exc:  # a toto2 version whose modules we do not know: serve it unfolded
+        log.warning("could not fold the unit-scaling constants, serving the model unfolded: %s", exc)
+        return model, {"off": f"{type(exc).__name__}: {exc}"[:200]}
+    if not relative <= FOLD_TOLERANCE:
+        log.warning("folded model differs from the original by %.2g of the output range; unfolded", relative)
+        return model, {"off": f"mismatch {relative:.2g} of the output range"}
+    return folded, {"relative": relative, "absolute": absolute, "layers": report.transformer_layers}
+
+
+def _quantise_int8(model: Any) -> tuple[Any, dict[str, float]]:
+    """Dynamic int8 quantisation of every nn.Linear of the folded model, with its measured error."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    from .fold import probe_inputs, relative_error
+
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        quantised = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    inputs = probe_inputs(level=1.0)
+    with torch.inference_mode():
+        reference = model.forecast(inputs, 64, **FORECAST_KWARGS)
+        approx = quantised.forecast(inputs, 64, **FORECAST_KWARGS)
+    relative, absolute = relative_error(reference, approx)
+    layers = sum(1 for m in quantised.modules() if "quantized" in type(m).__module__ and hasattr(m, "weight"))
+    return quantised, {"maxError": relative, "maxAbsError": absolute, "quantisedLayers": layers}
+
+
+def load_toto(
+    settings: ModelSettings,
+    *,
+    compile: bool | None = None,
+    compiler: Callable[[Any], Callable[..., Any]] | None = None,
+) -> LoadedModel:
+    """Load a checkpoint (local directory or hub id) through Toto2Model.from_pretrained.
+
+    Then fold the unit-scaling constants into the weights (exact, verified on a probe batch),
+    quantise to int8 when dtype is "int8" (CPU only, approximate, never the default), and put the
+    bucketed compiled transformer in place (fp32 only; `compile=None` follows TOTO_COMPILE, default
+    on). Compilation itself happens later, in the background, bucket by bucket (engine/compiled.py).
+    `compiler` replaces torch.compile (tests inject a failing one).
+    """
     started = time.perf_counter()
     # Fail fast rather than hang when the hub is unreachable (air-gapped installs).
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
@@ -85,9 +159,11 @@ def load_toto(settings: ModelSettings) -> LoadedModel:
     from toto2 import Toto2Model
 
     device = resolve_device(settings.device)
-    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.float32}
     if settings.dtype not in dtypes:
-        raise CheckpointError(f"dtype {settings.dtype!r} is not supported; use float32 or bfloat16")
+        raise CheckpointError(f"dtype {settings.dtype!r} is not supported; use float32, bfloat16 or int8")
+    if settings.dtype == "int8" and device != "cpu":
+        raise CheckpointError("dtype int8 (dynamic quantisation) runs on the CPU only; use device cpu")
     if device.startswith("cuda"):
         # TF32 tensor-core matmuls for fp32 (what Datadog's BOOM notebook uses): ~1e-3 relative.
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -102,7 +178,20 @@ def load_toto(settings: ModelSettings) -> LoadedModel:
         model = Toto2Model.from_pretrained(checkpoint, map_location=device)
     except Exception as exc:  # hub errors, bad files: all become one actionable message
         raise CheckpointError(_describe_failure(checkpoint, exc)) from exc
-    model = model.to(device=device, dtype=dtypes[settings.dtype]).eval()
+    model = model.eval()
+    parameters = sum(p.numel() for p in model.parameters())
+    # Fold in float32 (before any bf16 cast) so the scales are applied at full precision.
+    model, fold = _fold(model)
+    int8_error = None
+    if settings.dtype == "int8":
+        model, int8_error = _quantise_int8(model)
+    else:
+        model = model.to(device=device, dtype=dtypes[settings.dtype]).eval()
+    bucketed = None
+    from .compiled import compile_enabled, default_compiler, install
+
+    if (compile_enabled() if compile is None else compile) and settings.dtype == "float32":
+        bucketed = install(model, compiler or default_compiler)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
     return LoadedModel(
         model=model,
@@ -110,8 +199,11 @@ def load_toto(settings: ModelSettings) -> LoadedModel:
         device=device,
         device_name=name,
         dtype=settings.dtype,
-        parameters=sum(p.numel() for p in model.parameters()),
+        parameters=parameters,
         load_seconds=time.perf_counter() - started,
+        fold=fold,
+        compiled=bucketed,
+        int8_error=int8_error,
     )
 
 
@@ -125,11 +217,71 @@ def run_forecast(
     has_missing_values: bool = True,
     decode_block_size: int | None = None,
 ) -> np.ndarray:
-    """One `forecast()` call on a prepared (B, V, L) batch → (9, B, V, horizon) float64."""
+    """A prepared (B, V, L) batch → (9, B, V, horizon) float64.
+
+    Univariate single-pass batches go through the compiled buckets (engine/compiled.py): rows
+    beyond the largest row bucket are run in chunks, each chunk padded to its bucket when that
+    bucket is compiled, run eagerly as-is (and its bucket queued for compilation) otherwise.
+    """
+    bucketed = loaded.compiled
+    if bucketed is None or decode_block_size or values.shape[1] != 1:
+        return _forecast_once(
+            loaded, values, mask, series_ids, horizon, has_missing_values, decode_block_size
+        )
+    from .compiled import ROW_BUCKETS
+
+    step = ROW_BUCKETS[-1]
+    parts = [
+        _forecast_bucketed(loaded, bucketed, values[i : i + step], mask[i : i + step],
+                           series_ids[i : i + step], horizon, has_missing_values)
+        for i in range(0, values.shape[0], step)
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def _forecast_bucketed(
+    loaded: LoadedModel, bucketed: BucketedTransformer, values: np.ndarray, mask: np.ndarray,
+    series_ids: np.ndarray, horizon: int, has_missing_values: bool,
+) -> np.ndarray:
+    from .compiled import pick_bucket
+
+    rows, length = values.shape[0], values.shape[-1]
+    bucket = pick_bucket(rows, length // PATCH, math.ceil(horizon / PATCH))
+    if bucket is None:
+        return _forecast_once(loaded, values, mask, series_ids, horizon, has_missing_values, None)
+    if not bucketed.is_ready(bucket):
+        bucketed.request(bucket)
+        return _forecast_once(loaded, values, mask, series_ids, horizon, has_missing_values, None)
+    # Pad to the bucket: zero rows fully masked (dropped below), context left-padded with masked
+    # zeros so that context + horizon patches fill the bucket. Both are exact for Toto.
+    padded_length = (bucket.patches - math.ceil(horizon / PATCH)) * PATCH
+    v = np.zeros((bucket.rows, 1, padded_length), np.float32)
+    m = np.zeros((bucket.rows, 1, padded_length), bool)
+    v[:rows, :, padded_length - length :] = values
+    m[:rows, :, padded_length - length :] = mask
+    ids = np.zeros((bucket.rows, 1), np.int64)
+    ids[:rows] = series_ids
+    out = _forecast_once(loaded, v, m, ids, horizon, True, None)
+    return out[:, :rows]
+
+
+def run_batch(loaded: LoadedModel, batch: PreparedBatch) -> np.ndarray:
+    """The in-process backend's BatchRunner: one PreparedBatch → (9, B, V, horizon) float64."""
+    return run_forecast(
+        loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
+        has_missing_values=batch.has_missing_values, decode_block_size=batch.decode_block_size,
+    )
+
+
+def _forecast_once(
+    loaded: LoadedModel, values: np.ndarray, mask: np.ndarray, series_ids: np.ndarray, horizon: int,
+    has_missing_values: bool, decode_block_size: int | None,
+) -> np.ndarray:
+    """One `forecast()` call."""
     import torch
 
     model = loaded.model
-    dtype = next(model.parameters()).dtype
+    dtype = torch.float32 if loaded.dtype == "int8" else next(model.parameters()).dtype
     # The target stays float32 even for a bfloat16 model: bf16 has 8 mantissa bits, so casting the
     # raw (un-normalised) series would erase any signal riding on a large offset (1e9 ± 1e6 →
     # forecast error ≈ 2× the signal, measured). Autocast runs the matmuls in bf16 while the
@@ -164,16 +316,12 @@ def run_forecast(
     return out.float().cpu().numpy().astype(np.float64)
 
 
-def run_batch(loaded: LoadedModel, batch: PreparedBatch) -> np.ndarray:
-    """The local backend's batch runner: one scheduler chunk, one `forecast()` call."""
-    return run_forecast(
-        loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
-        has_missing_values=batch.has_missing_values, decode_block_size=batch.decode_block_size,
-    )
-
-
-def write_random_checkpoint(directory: str | Path, size: str = "4m", seed: int = 0) -> Path:
+def write_random_checkpoint(
+    directory: str | Path, size: str = "4m", seed: int = 0, num_layers: int | None = None
+) -> Path:
     """Write a seeded random-weight checkpoint of a released Toto 2.0 architecture.
+
+    `num_layers` overrides the depth (a 313m-wide model with 2 layers is cheap enough for tests).
 
     Tests and the offline demo load it through the same `from_pretrained` path as production.
     Its forecasts are meaningless numbers, never to be shown as a forecast.
@@ -184,6 +332,7 @@ def write_random_checkpoint(directory: str | Path, size: str = "4m", seed: int =
     # (d_model, d_ff, heads, layers) of the released Toto-2.0 checkpoints' config.json files.
     shapes = {"4m": (256, 688, 4, 4), "22m": (512, 1368, 8, 6), "313m": (1024, 2736, 16, 24)}
     d_model, d_ff, heads, layers = shapes[size]
+    layers = num_layers or layers
     config = Toto2ModelConfig(
         patch_size=32,
         d_model=d_model,

@@ -38,6 +38,7 @@ class ThresholdSpec:
     value: float
     direction: Literal["above", "below"]
     quantile: float
+    annotations: bool = False  # answer as annotations (`annotation: true`) rather than numbers
 
 
 TIME_TO_BREACH = "time_to_breach"

@@ -9,7 +9,7 @@ queries of a request are submitted before any is awaited (batching).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -25,14 +25,21 @@ from ..query.model import ForecastQuery, Plan
 from ..sources.base import History
 
 
+def _no_other_models(model: str) -> Forecaster:
+    raise BackendError(f"model {model!r} is not available to this query", 400)
+
+
 @dataclass
 class OutputRequest:
     query: ForecastQuery
     history: History
     plan: Plan
-    forecaster: Forecaster
+    forecaster: Forecaster  # the model the query's `model` names
     ctx: FrameContext
     deadline: float | None  # time.monotonic() value
+    # Any other model by its query `model` name ("toto", "seasonal-naive", ...): for query types that
+    # compare models (backtest). Raises BackendError when that model is not available (e.g. loading).
+    forecaster_for: Callable[[str], Forecaster] = _no_other_models
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from ..backend.errors import bad_request
-from ..backend.quantiles import QUANTILE_LEVELS, quantile_index
+from ..backend.quantiles import QUANTILE_LEVELS, quantile_index, quantile_name
 from ..engine.types import ForecastOutput
 from ..frames.alerting import ThresholdRow, ThresholdSpec, threshold_frames
+from ..frames.annotations import Annotation, annotation_frame, clock
 from ..frames.model import Frame
+from ..query.durations import format_duration
 from .base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
 from .crossing import breach_probability, first_crossings, peak, sentinel_seconds, time_to_breach_seconds
 
@@ -48,7 +50,8 @@ def parse_threshold(obj: Mapping[str, Any]) -> ThresholdSpec:
     if not np.isfinite(value):
         raise bad_request(f"threshold: {obj['threshold']} is not a finite number")
     direction = obj.get("direction", "above")
-    return ThresholdSpec(value, direction, float(obj.get("thresholdQuantile", DEFAULT_QUANTILE[direction])))
+    quantile = float(obj.get("thresholdQuantile", DEFAULT_QUANTILE[direction]))
+    return ThresholdSpec(value, direction, quantile, bool(obj.get("annotation", False)))
 
 
 def threshold_rows(quantiles: np.ndarray, spec: ThresholdSpec, future_ms: np.ndarray,
@@ -72,6 +75,30 @@ def threshold_rows(quantiles: np.ndarray, spec: ThresholdSpec, future_ms: np.nda
     ]
 
 
+def breach_annotations(req: OutputRequest, quantiles: np.ndarray, spec: ThresholdSpec,
+                       rows: list[ThresholdRow]) -> list[Annotation]:
+    """A region per series from the first forecast step beyond the threshold to the last step of
+    that run beyond it, plus one mark where the forecast starts."""
+    grid = req.history.grid
+    future = grid.future_ms(req.plan.horizon)
+    watched = quantiles[quantile_index(spec.quantile)]
+    qname = quantile_name(spec.quantile)
+    verb = "rises above" if spec.direction == "above" else "falls below"
+    out = [Annotation(grid.end_ms, grid.end_ms, f"Forecast starts ({req.forecaster.name}, "
+                      f"{format_duration(req.plan.horizon_ms)} ahead)", ("forecast-start",))]
+    for i, (series, row) in enumerate(zip(req.history.series, rows, strict=True)):
+        if row.breach_ms is None:
+            continue
+        beyond = watched[i] >= spec.value if spec.direction == "above" else watched[i] <= spec.value
+        first = int(np.argmax(beyond))
+        after = beyond[first:]
+        last = first + (len(after) if after.all() else int(np.argmin(after))) - 1
+        text = (f"{series.name} {qname} {verb} {spec.value:g} at {clock(row.breach_ms)}, in "
+                f"{format_duration(row.time_to_breach_s * 1000)}, P = {row.probability:.2f}")
+        out.append(Annotation(int(future[first]), int(future[last]), text, ("breach", series.name)))
+    return out
+
+
 @dataclass
 class PendingThreshold:
     request: OutputRequest
@@ -84,6 +111,8 @@ class PendingThreshold:
         grid = req.history.grid
         horizon = req.plan.horizon
         rows = threshold_rows(out.quantiles, self.spec, grid.future_ms(horizon), grid.step_ms)
+        if self.spec.annotations:
+            return [annotation_frame(breach_annotations(req, out.quantiles, self.spec, rows), req.ctx)]
         return threshold_frames(
             req.history.series,
             rows,
@@ -103,6 +132,10 @@ class ThresholdKind(ForecastPlanOnly):
         "direction": {"type": "string", "enum": ["above", "below"], "default": "above",
                       "description": "Breach when the forecast goes above or below the threshold "
                                      "(queryType=threshold)."},
+        "annotation": {"type": "boolean", "default": False,
+                       "description": "Answer as dashboard annotations: the predicted breach window of each "
+                                      "series and the forecast start, instead of the alerting frame "
+                                      "(queryType=threshold; the editor's annotation support sets it)."},
         "thresholdQuantile": {
             "type": "number", "enum": list(QUANTILE_LEVELS),
             "description": "Quantile watched for the breach; default 0.9 for above, 0.1 for below "

@@ -136,7 +136,7 @@ def describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
         message = f"{short(value)} is not one of {short(limit)}"
     elif kind in ("minimum", "maximum"):
         message = f"{short(value)} is {'less' if kind == 'minimum' else 'more'} than the {kind} of {limit}"
-    elif kind in ("oneOf", "anyOf", "pattern"):
+    elif kind in ("oneOf", "anyOf", "pattern", "not"):
         message = f"{short(value)} is not valid"
     else:
         message = error.message if len(error.message) <= 200 else error.message[:200] + "..."

@@ -20,8 +20,9 @@ from ..backend.errors import BackendError, bad_request
 from ..backend.registry import Registry
 from ..backend.settings import DataSourceSettings, ModelSettings, RawSettings, parse_settings
 from ..backend.types import DataQueryInput, HealthResult, QueryResult
+from ..engine.backends import ModelBackend, settings_hook
 from ..engine.decoding import decode_block_for
-from ..engine.registry import ModelRegistry
+from ..engine.registry import ModelRegistry, builtin_backends
 from ..engine.types import Forecaster
 from ..frames.forecast import FrameContext
 from ..frames.model import Notice
@@ -53,10 +54,13 @@ def parse_data_source_settings(
     raw: RawSettings,
     environ: Mapping[str, str] | None = None,
     sources: Registry[SourceProvider] | None = None,
+    backends: Registry[ModelBackend] | None = None,
 ) -> DataSourceSettings:
-    """The generic settings plus every source's part (raises BackendError(400))."""
+    """The generic settings, every source's part and the model backends' settings hooks (which
+    backend runs the data source's Toto); raises BackendError(400)."""
     providers = (sources or builtin_sources()).values()
-    return parse_settings(raw, {p.name: p.parse_settings for p in providers}, environ)
+    model = settings_hook((backends or builtin_backends()).values(), environ)
+    return parse_settings(raw, {p.name: p.parse_settings for p in providers}, environ, model=model)
 
 
 class ForecastDataSource:
@@ -79,7 +83,7 @@ class ForecastDataSource:
     def parse_settings(
         self, raw: RawSettings, environ: Mapping[str, str] | None = None
     ) -> DataSourceSettings:
-        return parse_data_source_settings(raw, environ, self.sources)
+        return parse_data_source_settings(raw, environ, self.sources, self.registry.backends)
 
     def schema(self) -> dict:
         """The query schema of exactly the registered sources and query types."""
@@ -96,7 +100,7 @@ class ForecastDataSource:
     ) -> dict[str, QueryResult]:
         """Answer every refId. All queries are submitted before any is awaited (batching)."""
         results: dict[str, QueryResult] = {}
-        pending: dict[str, tuple[PendingOutput, str, float]] = {}
+        pending: dict[str, tuple[PendingOutput, str, float, str]] = {}
         uses = Counter(q.ref_id for q in queries)
         for q in queries:
             started = time.perf_counter()
@@ -110,7 +114,8 @@ class ForecastDataSource:
                     raise settings
                 query = self.parse(q, settings)
                 submitted = self._submit(query, settings, for_alert, deadline)
-                pending[q.ref_id] = (submitted, query.query_type, started)
+                model = self.forecaster_for(query, settings).name  # a timeout names where it waited
+                pending[q.ref_id] = (submitted, query.query_type, started, model)
             except BackendError as exc:
                 results[q.ref_id] = self._failed(exc, q.query_type or "forecast")
             except Exception as exc:  # a bug must not take down the other queries
@@ -118,7 +123,7 @@ class ForecastDataSource:
                 results[q.ref_id] = self._failed(
                     BackendError(f"internal error: {type(exc).__name__}: {exc}", 500), ""
                 )
-        for ref_id, (out, qtype, started) in pending.items():
+        for ref_id, (out, qtype, started, model) in pending.items():
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 frames = out.frames(timeout)
@@ -129,7 +134,8 @@ class ForecastDataSource:
                 metrics.QUERY_SECONDS.labels(qtype).observe(time.perf_counter() - started)
             except FutureTimeout:
                 results[ref_id] = self._failed(
-                    BackendError("the forecast did not finish before the request's deadline", 504), qtype
+                    BackendError(f"the forecast ({model}) did not finish before the request's deadline", 504),
+                    qtype,
                 )
             except BackendError as exc:
                 results[ref_id] = self._failed(exc, qtype)
@@ -203,7 +209,10 @@ class ForecastDataSource:
             for_alert=for_alert,
         )
         metrics.SERIES_FORECAST.labels(forecaster.name.split(":")[0]).inc(len(history.series))
-        return kind.submit(OutputRequest(query, history, plan, forecaster, ctx, deadline))
+        def other_model(name: str) -> Forecaster:
+            return self.forecaster_for(replace(query, model=name), settings)
+
+        return kind.submit(OutputRequest(query, history, plan, forecaster, ctx, deadline, other_model))
 
     @staticmethod
     def _executed(plan: Plan, history: History, forecaster: Forecaster) -> str:

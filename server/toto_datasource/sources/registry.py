@@ -3,9 +3,12 @@
 from ..backend.registry import Registry
 from .base import SourceProvider
 from .demo import DemoProvider
+from .grafana import GrafanaProvider
 from .inline import InlineProvider
 from .prometheus import PrometheusProvider
 
 
 def builtin_sources() -> Registry[SourceProvider]:
-    return Registry("source", "source", [DemoProvider(), InlineProvider(), PrometheusProvider()])
+    return Registry(
+        "source", "source", [DemoProvider(), InlineProvider(), PrometheusProvider(), GrafanaProvider()]
+    )

@@ -5,6 +5,7 @@ import { locationService } from '@grafana/runtime';
 import { Button, Icon, useStyles2 } from '@grafana/ui';
 
 import { DataSource } from '../datasource';
+import { findQueryType, findSource } from '../registry';
 import { PreviewResult, TotoQuery } from '../types';
 
 interface Props {
@@ -28,7 +29,7 @@ export function futureTo(horizon: TotoQuery['horizon']): string {
   return /^[0-9]+[smhdw]$/.test(h) ? `now+${h}` : 'now+1h';
 }
 
-/** One line from the backend's preview route, plus the hint that a forecast needs a time range ending in the future. */
+/** One line from the backend's preview route (and its summary, e.g. a backtest's verdict), plus the hint that a forecast needs a time range ending in the future. */
 export function QueryPreview({ datasource, query, range, intervalMs }: Props) {
   const styles = useStyles2(getStyles);
   const [state, setState] = useState<State>({});
@@ -37,7 +38,8 @@ export function QueryPreview({ datasource, query, range, intervalMs }: Props) {
   const queryJson = JSON.stringify(query);
 
   useEffect(() => {
-    if (!range || (query.source === 'prometheus' && !query.expr?.trim())) {
+    const ready = findSource(query.source ?? 'demo')?.isReady?.(query) ?? true;
+    if (!range || !ready) {
       setState({});
       return;
     }
@@ -57,7 +59,7 @@ export function QueryPreview({ datasource, query, range, intervalMs }: Props) {
   }, [queryJson, from, to, intervalMs, datasource]);
 
   const { result, error } = state;
-  const isForecast = (query.queryType || 'forecast') === 'forecast';
+  const isForecast = findQueryType(query.queryType || 'forecast')?.drawsFuture ?? false;
   const endsInFuture = to !== undefined && to > Date.now() + 60_000;
   const target = futureTo(query.horizon);
 
@@ -67,6 +69,11 @@ export function QueryPreview({ datasource, query, range, intervalMs }: Props) {
         <div aria-label="Preview">
           <Icon name="info-circle" /> {result.series} series · step {result.step} · history {result.historySpan}
           {result.horizonSteps !== undefined && ` · forecast ${result.horizonSteps} steps`}
+          {result.summary && (
+            <div aria-label="Preview summary" className={styles.summary}>
+              {result.summary}
+            </div>
+          )}
           {result.notices?.map((n) => (
             <div key={n} className={styles.notice}>
               {n}
@@ -96,6 +103,7 @@ export function QueryPreview({ datasource, query, range, intervalMs }: Props) {
 
 const getStyles = (theme: GrafanaTheme2) => ({
   box: css({ color: theme.colors.text.secondary, fontSize: theme.typography.bodySmall.fontSize, padding: theme.spacing(0.5, 0) }),
+  summary: css({ color: theme.colors.text.primary, fontWeight: theme.typography.fontWeightMedium }),
   notice: css({ color: theme.colors.warning.text }),
   error: css({ color: theme.colors.error.text }),
   hint: css({ marginTop: theme.spacing(0.5), display: 'flex', alignItems: 'center', gap: theme.spacing(1), flexWrap: 'wrap' }),

@@ -1,0 +1,284 @@
+"""Remote inference benchmark: the plugin's scheduler in front of in-process Toto vs OIP engines.
+
+Backends, all behind the same BatchingForecaster (the plugin's own scheduler): in-process with
+one call at a time, remote ones with `concurrency` calls in flight as the remote backend runs
+them (engine/remote/backend.py, default 4):
+  * in-process      — run_forecast in this process (the reference);
+  * plain grpc      — `toto-datasource serve-model` (one grpcio process, one model call at a time);
+  * ray N replicas  — the Serve app (serving/ray_app.py) on a local Ray head, 1 replica × 2 CPUs
+                      or 2 replicas × 1 CPU; with P plugins (P forecasters sharing one RemoteRunner,
+                      as P Grafana instances would) so two replicas can have work at once.
+Loads: C concurrent clients, each sending jobs of S series (context 512, horizon 64) back to back.
+Reports requests/s, series/s, ratio to in-process, p50 latency, rows per model call (plugin side),
+and the 1-series latency overhead over in-process (median of sequential requests).
+
+Everything runs inside one loopback-only network namespace (the script re-executes itself
+there with `ip netns exec`, as root), so Ray binds nothing beyond `lo` and no bridge hop is
+measured. Appends a Markdown section to bench/RESULTS.md with --results.
+
+    .venv/bin/python bench/remote.py [--seconds 6] [--results] [--only quick|ray2] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
+
+from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
+from toto_datasource.engine.remote.settings import DEFAULT_CONCURRENCY  # noqa: E402
+from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
+from toto_datasource.engine.types import ForecastJob  # noqa: E402
+
+from tests.serving import netns  # noqa: E402
+from tests.serving.ray_cluster import RayServeCluster  # noqa: E402
+
+CHECKPOINT = str(ROOT / "var/checkpoints/toto-2.0-4m-random")
+LENGTH, HORIZON, PLAIN_PORT = 512, 64, 8101
+MAX_CELLS = 32 * 2048  # the plugin's CPU default (engine/local_toto.py)
+
+
+def load(forecasters: list[BatchingForecaster], series: int, clients: int, seconds: float) -> dict:
+    rng = np.random.default_rng(0)
+    context = np.sin(np.arange(LENGTH) / 9.0)[None, :] * 10 + rng.normal(0, 1, (series, LENGTH))
+    latencies: list[float] = []
+    calls0 = sum(f.calls for f in forecasters)
+    rows0 = sum(f.rows_run for f in forecasters)
+    stop = time.monotonic() + seconds
+
+    def client(k: int) -> None:
+        f = forecasters[k % len(forecasters)]
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            f.submit(ForecastJob(context, HORIZON)).result()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    calls = sum(f.calls for f in forecasters) - calls0
+    return {
+        "req_s": len(latencies) / wall,
+        "series_s": len(latencies) * series / wall,
+        "p50_ms": 1000 * float(np.median(latencies)),
+        "rows_per_call": (sum(f.rows_run for f in forecasters) - rows0) / max(1, calls),
+    }
+
+
+def one_series_ms(f: BatchingForecaster, n: int = 15) -> float:
+    context = np.sin(np.arange(LENGTH) / 9.0)[None, :]
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        f.submit(ForecastJob(context, HORIZON)).result()
+        times.append(time.perf_counter() - started)
+    return 1000 * float(np.median(times))
+
+
+def measure(name: str, runner, plugins: int, seconds: float, rows: list,  # type: ignore[no-untyped-def]
+            concurrency: int = 1) -> None:
+    limits = BatchLimits(max_cells=MAX_CELLS, concurrency=concurrency)
+    forecasters = [BatchingForecaster(f"{name}-{p}", runner, limits=limits) for p in range(plugins)]
+    try:
+        single = one_series_ms(forecasters[0])
+        for series, clients in ((1, 16), (1, 64), (64, 16), (64, 64)):
+            r = load(forecasters, series, clients, seconds)
+            rows.append(
+                {
+                    "backend": name if concurrency == 1 else f"{name} ×{concurrency} in flight",
+                    "plugins": plugins,
+                    "series": series,
+                    "clients": clients,
+                    "single_ms": single,
+                    **r,
+                }
+            )
+            print(rows[-1], file=sys.stderr, flush=True)
+    finally:
+        for f in forecasters:
+            f.close()
+
+
+def wait_ready(runner: RemoteRunner, seconds: float = 300) -> None:
+    give_up = time.monotonic() + seconds
+    while not probe(runner, timeout_s=2).ready:
+        if time.monotonic() > give_up:
+            raise RuntimeError(f"{runner.address} never became ready")
+        time.sleep(1)
+
+
+def inside(args: argparse.Namespace) -> list[dict]:
+    from toto_datasource.serving.engine import ServingEngine, ServingOptions
+
+    rows: list[dict] = []
+    if "ray2" in args.only:
+        return ray_two_replicas(args, rows)
+    engine = ServingEngine(ServingOptions(CHECKPOINT, device="cpu")).load()
+    measure("in-process", engine.run, 1, args.seconds, rows)
+    engine.loaded = None  # idle from here on: the engines get the cores
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toto_datasource",
+            "serve-model",
+            "--device=cpu",
+            f"--checkpoint={CHECKPOINT}",
+            f"--address=127.0.0.1:{PLAIN_PORT}",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        plain = RemoteRunner(RemoteSettings(f"127.0.0.1:{PLAIN_PORT}"))
+        wait_ready(plain)
+        measure("plain grpc", plain, 1, args.seconds, rows, args.concurrency)
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+    cluster = RayServeCluster(
+        CHECKPOINT,
+        replicas=1,
+        num_cpus=2,
+        cluster_cpus=4,  # see above
+        netns_name=args.inside,
+        batch_wait_ms=args.batch_wait_ms,
+    )
+    try:
+        cluster.start()
+        ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
+        wait_ready(ray)
+        measure("ray 1×2cpu", ray, 1, args.seconds, rows, args.concurrency)
+        if "quick" in args.only:
+            return rows
+        measure("ray 1×2cpu", ray, 2, args.seconds, rows, args.concurrency)
+        cluster.deploy(2, 1.0)
+        wait_ready(ray)
+        measure("ray 2×1cpu", ray, 2, args.seconds, rows, args.concurrency)
+        print(f"ray timings: {cluster.timings}", file=sys.stderr)
+    finally:
+        cluster.stop()
+    return rows
+
+
+def ray_two_replicas(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
+    """--only ray2: 2 replicas × 1 CPU deployed directly (no redeploy), 2 plugins."""
+    cluster = RayServeCluster(
+        CHECKPOINT, replicas=2, num_cpus=1, netns_name=args.inside, batch_wait_ms=args.batch_wait_ms
+    )
+    try:
+        cluster.start()
+        ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
+        wait_ready(ray)
+        measure("ray 2×1cpu", ray, 2, args.seconds, rows, args.concurrency)
+        print(f"ray timings: {cluster.timings}", file=sys.stderr)
+    finally:
+        cluster.stop()
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    ref = {(r["series"], r["clients"]): r for r in rows if r["backend"] == "in-process"}
+    if not ref:  # --only: no reference in this run
+        ref = {(r["series"], r["clients"]): r for r in rows}
+    single = next((r["single_ms"] for r in rows if r["backend"] == "in-process"), rows[0]["single_ms"])
+    out = [
+        "| backend | plugins | series/req | clients | req/s | series/s | × in-process | p50 (ms) "
+        "| rows/call | 1-series latency (ms) | overhead (ms) |",
+        "|" + "---|" * 11,
+    ]
+    for r in rows:
+        base = ref[(r["series"], r["clients"])]
+        out.append(
+            f"| {r['backend']} | {r['plugins']} | {r['series']} | {r['clients']} | {r['req_s']:.1f} "
+            f"| {r['series_s']:.1f} | {r['series_s'] / base['series_s']:.2f} | {r['p50_ms']:.0f} "
+            f"| {r['rows_per_call']:.1f} | {r['single_ms']:.1f} | {r['single_ms'] - single:+.1f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--results", action="store_true")
+    parser.add_argument("--only", default="",
+                        help="ray2: only the 2-replica Ray run (no reference rows); quick: in-process, "
+                             "plain grpc and one Ray replica with one plugin")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="remote calls in flight per plugin (the remote backend's default)")
+    parser.add_argument("--inside", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        import json
+
+        print("ROWS " + json.dumps(inside(args)), flush=True)
+        return
+    if why := netns.available():
+        sys.exit(f"bench/remote.py needs a loopback-only network namespace: {why}")
+    name = f"totobench{os.getpid()}"
+    netns.create(name)
+    started, load0 = time.time(), os.getloadavg()
+    try:
+        out = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                name,
+                sys.executable,
+                __file__,
+                "--inside",
+                name,
+                f"--seconds={args.seconds}",
+                f"--batch-wait-ms={args.batch_wait_ms}",
+                f"--only={args.only}",
+                f"--concurrency={args.concurrency}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        netns.delete(name)
+    import json
+
+    rows = json.loads(next(line for line in out.splitlines() if line.startswith("ROWS "))[5:])
+    load1 = os.getloadavg()
+    only = f" --only {args.only}" if args.only else ""
+    section = (
+        f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — `bench/remote.py --seconds {args.seconds:g}{only}`\n\n"
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU; shared: "
+        f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end (1-min). 4m random checkpoint, "
+        f"context {LENGTH}, horizon {HORIZON}, Serve batch wait {args.batch_wait_ms:g} ms, "
+        f"remote calls in flight per plugin {args.concurrency}, "
+        f"total {time.time() - started:.0f} s.\n\n{table(rows)}\n"
+    )
+    print(section)
+    if args.results:
+        with open(ROOT / "bench/RESULTS.md", "a") as f:
+            f.write(section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The remote model backend: one registry entry (engine/registry.py) that runs Toto on an Open
+Inference Protocol v2 engine (Ray Serve, KServe, Triton) instead of in this process.
+
+The plugin keeps everything next to Grafana — fetch, preparation, the scheduler's grouping and
+memory cap, the result cache, deadlines, frames — and only the model call crosses the network
+(`RemoteRunner`). Unlike the in-process model, calls may overlap: each is an RPC, and an engine
+with several replicas serves them in parallel, so the scheduler keeps `concurrency` calls in
+flight (TOTO_REMOTE_CONCURRENCY, default 4; bench/RESULTS.md "remote"). Loading never fails
+because the engine is down: queries then get per-query 503s naming the engine's address and
+CheckHealth says which step failed, and both recover as soon as the engine is back (no minute-long
+failed-load retry).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any
+
+from ...backend.settings import ModelSettings, RawSettings
+from ..backends import LoadedBackend, Probe
+from ..cache import CachingForecaster
+from ..scheduler import BatchingForecaster, BatchLimits
+from .client import RemoteRunner
+from .health import RemoteHealth, probe
+from .settings import BACKEND, DEFAULT_CONCURRENCY, remote_model_settings, remote_settings
+
+# Rows × length per scheduled call; the runner splits further by the engine's `max_rows`, and
+# the engine by its own memory cap, so this only bounds one request's size on the wire.
+REMOTE_MAX_CELLS = 256 * 2048
+PROBE_TIMEOUT_S = 5.0
+
+
+def remote_info(health: RemoteHealth) -> dict[str, Any]:
+    """What frames, health and /models show about the engine's model (from ModelMetadata)."""
+    info: dict[str, Any] = {"remote": health.address, "engineModel": health.model}
+    if health.ready:
+        meta = health.info
+        info.update({k: meta[k] for k in ("checkpoint", "device", "dtype", "parameters", "maxRows")
+                     if meta.get(k) not in (None, "")})
+        props = meta.get("properties", {})
+        if props.get("random_weights") == "true":
+            info["randomWeights"] = True
+        if props.get("device_name"):
+            info["deviceName"] = props["device_name"]
+    return info
+
+
+class RemoteBackend:
+    name = BACKEND
+    instant = False
+    query_model = None
+
+    def __init__(self) -> None:
+        self._runners: weakref.WeakKeyDictionary[Any, RemoteRunner] = weakref.WeakKeyDictionary()
+
+    def model_settings(
+        self, raw: RawSettings, settings: ModelSettings, environ: Any = None
+    ) -> ModelSettings:
+        """Settings hook: a data source with an inference URL runs on this backend."""
+        return remote_model_settings(raw, settings, environ)
+
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+        runner = RemoteRunner(remote_settings(settings))
+        health = probe(runner, PROBE_TIMEOUT_S)  # the engine warms itself up; this only reads metadata
+        info = remote_info(health)
+        concurrency = int(os.environ.get("TOTO_REMOTE_CONCURRENCY", 0)) or DEFAULT_CONCURRENCY
+        limits = BatchLimits(max_cells=REMOTE_MAX_CELLS, concurrency=concurrency,
+                             max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)))
+        model = BatchingForecaster(f"remote:{runner.settings.model}@{runner.address}", runner,
+                                   limits=limits, info=info)
+        cached = CachingForecaster(model)
+        info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
+        info["concurrency"] = concurrency
+
+        def close() -> None:
+            model.close()
+            runner.close()
+
+        self._runners[model] = runner  # probe() reuses the channel
+        return LoadedBackend(cached, model, info, close=close)
+
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+        runner = self._runners[loaded.model]
+        health = probe(runner, PROBE_TIMEOUT_S)
+        if health.ready:  # the engine may have been down at load, or redeployed since
+            loaded.info.update(remote_info(health))
+        message = health.message
+        if health.ready and loaded.info.get("randomWeights"):
+            message += " — WARNING: random-weight test checkpoint, not a forecasting model"
+        return Probe(health.ready, message, remote_info(health))

@@ -1,0 +1,159 @@
+"""The model side of remote inference: the SAME engine code as in-process, behind OIP.
+
+`ServingEngine` loads Toto with engine/toto.py's `load_toto` and runs `run_forecast` (same
+FORECAST_KWARGS) on each decoded PreparedBatch, so a remote answer equals the in-process one
+bit for bit (the quantiles travel as the FP32 the model computed). It also merges several
+requests' batches into one model call (exact for Toto: rows are independent and left padding
+with masked zeros does not change a row's forecast), and splits a call under a memory cap.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..backend.settings import ModelSettings
+from ..engine.batch import PreparedBatch
+from ..engine.remote import contract
+
+# Rows × variates × length per model call; the plugin's own limits (engine/registry.py).
+GPU_MAX_CELLS = 1024 * 2048
+CPU_MAX_CELLS = 32 * 2048
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    checkpoint: str
+    device: str = "auto"
+    dtype: str = "float32"
+    model_name: str = "toto"
+    token: str = ""  # required `authorization: Bearer` value; empty = no check
+    max_rows: int = 256  # advertised to clients: they split larger jobs
+    max_cells: int = 0  # 0: by device
+    warmup: bool = True
+
+
+@dataclass
+class ServingEngine:
+    options: ServingOptions
+    loaded: Any = None
+    max_cells: int = 0
+    calls: int = 0
+    rows: int = 0
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def load(self) -> ServingEngine:
+        from ..engine.toto import load_toto
+
+        o = self.options
+        self.loaded = load_toto(ModelSettings(o.checkpoint, o.device, o.dtype))
+        self.max_cells = o.max_cells or (
+            GPU_MAX_CELLS if self.loaded.device.startswith("cuda") else CPU_MAX_CELLS
+        )
+        info = self.loaded.describe()
+        self.properties = {
+            contract.PROP_CHECKPOINT: info["checkpoint"],
+            contract.PROP_DEVICE: info["device"],
+            contract.PROP_DTYPE: info["dtype"],
+            contract.PROP_PARAMETERS: str(info["parameters"]),
+            contract.PROP_MAX_ROWS: str(o.max_rows),
+            "device_name": info["deviceName"],
+            "random_weights": str(info["randomWeights"]).lower(),
+            "max_cells": str(self.max_cells),
+            "pid": str(os.getpid()),
+        }
+        if o.warmup:
+            self.warm_up()
+        return self
+
+    def warm_up(self) -> float:
+        """One call per path (complete and padded) so the first real request pays no first-call cost."""
+        started = time.perf_counter()
+        for length, missing in ((128, False), (96, True)):
+            padded = -(-length // 32) * 32
+            values = np.zeros((2, 1, padded), np.float32)
+            values[..., padded - length :] = np.sin(np.arange(length) / 10.0)
+            mask = np.zeros_like(values, bool)
+            mask[..., padded - length :] = True
+            self.run(PreparedBatch(values, mask, np.zeros((2, 1), np.int64), 64, missing))
+        return time.perf_counter() - started
+
+    def authorized(self, metadata: Sequence[tuple[str, Any]]) -> bool:
+        if not self.options.token:
+            return True
+        sent = next((str(v) for k, v in metadata if k.lower() == "authorization"), "")
+        return hmac.compare_digest(sent.encode(), f"Bearer {self.options.token}".encode())
+
+    def run(self, batch: PreparedBatch) -> np.ndarray:
+        """(9, B, V, H) float32, split into calls of at most `max_cells` rows × variates × length."""
+        from ..engine.toto import run_forecast
+
+        rows, variates, length = batch.values.shape
+        per_call = max(1, self.max_cells // max(1, variates * length))
+        outputs = []
+        for i in range(0, rows, per_call):
+            out = run_forecast(
+                self.loaded,
+                batch.values[i : i + per_call],
+                batch.mask[i : i + per_call],
+                batch.series_ids[i : i + per_call],
+                batch.horizon,
+                has_missing_values=batch.has_missing_values,
+                decode_block_size=batch.decode_block_size,
+            )
+            self.calls += 1
+            self.rows += out.shape[1]
+            outputs.append(out.astype(np.float32))  # exact: run_forecast widened the model's float32
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
+
+
+def merge_key(batch: PreparedBatch) -> tuple[int, int | None, int, int]:
+    """Batches that can share one model call: same variates per row and decoding mode, and the
+    same power-of-two buckets (in patches) of length and horizon, as the plugin's scheduler groups."""
+    length, horizon = batch.values.shape[2], batch.horizon
+    return (
+        batch.values.shape[1],
+        batch.decode_block_size,
+        math.ceil(math.log2(max(1, length // 32))),
+        math.ceil(math.log2(max(1, math.ceil(horizon / 32)))),
+    )
+
+
+def run_merged(engine: ServingEngine, batches: list[PreparedBatch]) -> list[np.ndarray]:
+    """Run many requests' batches as few model calls; each gets back its own (9, b, V, h) slice."""
+    results: list[np.ndarray | None] = [None] * len(batches)
+    groups: dict[tuple[int, int | None, int, int], list[int]] = {}
+    for i, b in enumerate(batches):
+        groups.setdefault(merge_key(b), []).append(i)
+    for members in groups.values():
+        if len(members) == 1:
+            results[members[0]] = engine.run(batches[members[0]])
+            continue
+        parts = [batches[i] for i in members]
+        length = max(p.values.shape[2] for p in parts)
+        horizon = max(p.horizon for p in parts)
+
+        def left_pad(a: np.ndarray, length: int = length) -> np.ndarray:
+            return np.pad(a, ((0, 0), (0, 0), (length - a.shape[2], 0)))
+
+        merged = PreparedBatch(
+            np.concatenate([left_pad(p.values) for p in parts]),
+            np.concatenate([left_pad(p.mask) for p in parts]),
+            np.concatenate([p.series_ids for p in parts]),
+            horizon,
+            any(p.has_missing_values or p.values.shape[2] < length for p in parts),
+            parts[0].decode_block_size,
+        )
+        out = engine.run(merged)
+        start = 0
+        for i, p in zip(members, parts, strict=True):
+            results[i] = out[:, start : start + p.rows, :, : p.horizon]
+            start += p.rows
+    return results  # type: ignore[return-value]

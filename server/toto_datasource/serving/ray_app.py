@@ -1,0 +1,155 @@
+"""The reference Ray Serve deployment: Toto behind OIP v2, through Serve's gRPC proxy.
+
+Serve's proxy takes our generated `add_GRPCInferenceServiceServicer_to_server` (gRPC options
+`grpc_servicer_functions`, serve_config.yaml) and routes each OIP method by name to the
+method of the same name here. ModelInfer decodes the request and joins a `@serve.batch`
+queue that counts rows (`batch_size_fn`), not requests: one model call takes up to
+`max_batch_rows` rows from any number of concurrent requests, merged by `run_merged` exactly
+as the plugin's scheduler merges jobs, and split under the memory cap. The model runs in a
+worker thread so the replica's event loop keeps answering health and metadata meanwhile.
+
+`batch_wait_timeout_s` (default 5 ms): a lone request waits that long for company. Measured
+on 2 cores (issue 15): 5 ms gave 16 direct callers 1.1–1.3 rows per call, 50 ms gave 6–7 but
+charged every lone request 50 ms. With the plugin in front, its own scheduler already merges a
+Grafana's concurrent jobs into one batch per call, so Serve's wait only has to catch batches
+from different plugins; 5 ms keeps the 1-series overhead under the 10 ms target
+(bench/RESULTS.md, "remote inference").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import grpc
+import numpy as np
+from ray import serve
+
+from .._proto.inference import grpc_predict_v2_pb2 as pb
+from ..engine.batch import PreparedBatch
+from ..engine.remote import contract
+from .engine import ServingEngine, ServingOptions, run_merged
+from .oip import SERVER_NAME, SERVER_VERSION
+
+log = logging.getLogger(__name__)
+SERVICER_FUNCTION = (
+    "toto_datasource._proto.inference.grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server"
+)
+DEFAULT_BATCH_WAIT_S = 0.005
+
+
+def _rows(batches: list[PreparedBatch]) -> int:
+    return sum(b.rows for b in batches)
+
+
+@serve.deployment(
+    name="TotoOIP", max_ongoing_requests=256, health_check_period_s=5, health_check_timeout_s=30
+)
+class TotoOIP:
+    def __init__(
+        self,
+        checkpoint: str,
+        device: str = "auto",
+        dtype: str = "float32",
+        model_name: str = "toto",
+        token_env: str = "",
+        max_rows: int = 256,
+        max_cells: int = 0,
+        max_batch_rows: int = 128,
+        batch_wait_timeout_s: float = DEFAULT_BATCH_WAIT_S,
+    ) -> None:
+        token = os.environ.get(token_env, "") if token_env else ""  # a secret stays out of the config
+        self.engine = ServingEngine(
+            ServingOptions(checkpoint, device, dtype, model_name, token, max_rows, max_cells)
+        ).load()
+        self._batched.set_max_batch_size(max_batch_rows)
+        self._batched.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        self.in_flight = 0
+        self.model_calls = 0
+        log.info("TotoOIP replica ready", extra={"kv": self.engine.properties})
+
+    # -- helpers --------------------------------------------------------------------------
+    def _refuse(self, grpc_context: Any, model: str | None) -> bool:
+        """Set an error status on the call when it is not for us; True = answer empty."""
+        if not self.engine.authorized(grpc_context.invocation_metadata()):
+            grpc_context.set_code(grpc.StatusCode.UNAUTHENTICATED)
+            grpc_context.set_details("missing or wrong bearer token")
+            return True
+        if model is not None and model != self.engine.options.model_name:
+            grpc_context.set_code(grpc.StatusCode.NOT_FOUND)
+            grpc_context.set_details(f"model {model!r} is not served here")
+            return True
+        return False
+
+    def _properties(self) -> dict[str, str]:
+        return {
+            **self.engine.properties,
+            "in_flight": str(self.in_flight),
+            "model_calls": str(self.engine.calls),
+            "model_rows": str(self.engine.rows),
+        }
+
+    # -- OIP v2 (names must match the service's methods) ----------------------------------
+    async def ServerLive(self, request: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: pb.ServerReadyRequest, grpc_context: Any) -> pb.ServerReadyResponse:
+        if self._refuse(grpc_context, None):
+            return pb.ServerReadyResponse()
+        return pb.ServerReadyResponse(ready=True)  # a replica exists only once its model is loaded
+
+    async def ModelReady(self, request: pb.ModelReadyRequest, grpc_context: Any) -> pb.ModelReadyResponse:
+        if self._refuse(grpc_context, request.name):
+            return pb.ModelReadyResponse()
+        return pb.ModelReadyResponse(ready=True)
+
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, grpc_context: Any
+    ) -> pb.ServerMetadataResponse:
+        if self._refuse(grpc_context, None):
+            return pb.ServerMetadataResponse()
+        return pb.ServerMetadataResponse(name=f"{SERVER_NAME}-ray-serve", version=SERVER_VERSION)
+
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, grpc_context: Any
+    ) -> pb.ModelMetadataResponse:
+        if self._refuse(grpc_context, request.name):
+            return pb.ModelMetadataResponse()
+        return contract.model_metadata(self.engine.options.model_name, self._properties(), "toto-2/ray-serve")
+
+    async def ModelInfer(self, request: pb.ModelInferRequest, grpc_context: Any) -> pb.ModelInferResponse:
+        if self._refuse(grpc_context, request.model_name):
+            return pb.ModelInferResponse()
+        try:
+            batch = contract.decode_request(request)
+        except contract.ContractError as exc:
+            grpc_context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+            grpc_context.set_details(str(exc))
+            return pb.ModelInferResponse()
+        if batch.rows > self.engine.options.max_rows:
+            grpc_context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
+            grpc_context.set_details(f"{batch.rows} rows; this engine takes {self.engine.options.max_rows}")
+            return pb.ModelInferResponse()
+        self.in_flight += 1
+        try:
+            quantiles = await self._batched(batch)
+        finally:
+            self.in_flight -= 1
+        return contract.encode_response(quantiles, request)
+
+    @serve.batch(max_batch_size=128, batch_wait_timeout_s=DEFAULT_BATCH_WAIT_S, batch_size_fn=_rows)
+    async def _batched(self, batches: list[PreparedBatch]) -> list[np.ndarray]:
+        return await asyncio.to_thread(run_merged, self.engine, batches)
+
+
+def build_app(args: dict[str, Any]) -> Any:
+    """Application builder for `serve deploy` / `serve run` (import_path ...ray_app:build_app).
+
+    args: checkpoint (required), device, dtype, model_name, token_env (the name of an env var
+    holding the bearer token), max_rows, max_cells, max_batch_rows, batch_wait_timeout_s.
+    """
+    if "checkpoint" not in args:
+        raise ValueError("the Toto Serve app needs args.checkpoint (a directory or a hub id)")
+    return TotoOIP.bind(**args)
