@@ -4,12 +4,16 @@ Grafana sends the settings with every request (PluginContext.dataSourceInstanceS
 plugin edge turns them into `RawSettings`; `parse_settings` types the generic fields and asks
 each registered source provider to parse its own part, so adding a source never edits this file.
 Secrets are wrapped in `Secret` and credentials in a URL are shown as `***`, so a log line or an
-error message that formats settings never shows them.
+error message that formats settings never shows them. Every secret parsed is also remembered by
+`redact.KNOWN_SECRETS`, the process-wide redactor that the plugin edge applies to every message
+it sends and every log line (issue 13: a token pasted with a trailing newline came back in full).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -17,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import bad_request
+from .errors import BackendError, bad_request
+from .redact import KNOWN_SECRETS, SecretValueError, clean_header_name, clean_secret
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Datadog/Toto-2.0-22m"
 DEFAULT_CONTEXT_LENGTH = 2048
@@ -25,6 +32,9 @@ MIN_CONTEXT_LENGTH = 32
 MAX_CONTEXT_LENGTH = 8192
 DTYPES = ("float32", "bfloat16", "int8")  # int8: dynamic quantisation on the CPU, opt-in
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:[0-9]{1,2})?)$")
+# query.limits.MAX_HORIZON_STEPS (the query model is a layer above; tests check they agree).
+MAX_HORIZON_SETTING_STEPS = 8192
+_DURATION_SETTING = re.compile(r"^\s*([0-9]{1,9}(?:\.[0-9]{1,6})?)\s*(ms|s|m|h|d|w)\s*$")
 
 
 class Secret:
@@ -132,7 +142,8 @@ def model_settings(
     def pick(env_name: str, key: str, default: str) -> str:
         return env_setting(env_name, environ) or str(json_data.get(key) or "") or default
 
-    device, dtype = pick("device", "device", "auto"), pick("dtype", "dtype", "float32")
+    device = pick("device", "device", "auto").strip().lower()
+    dtype = pick("dtype", "dtype", "float32").strip().lower()
     if not _DEVICE.match(device):
         raise bad_request(f"data source setting device: {device[:40]!r} is not a device; "
                           "expected auto, cpu, cuda or cuda:N")
@@ -148,11 +159,11 @@ def number_setting(json_data: Mapping[str, object], key: str, default: float, lo
         return default
     try:
         value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise bad_request(
-            f"data source setting {key}: {raw!r} is not a number; expected {lo:g}-{hi:g}"
+            f"data source setting {key}: {str(raw)[:40]!r} is not a number; expected {lo:g}-{hi:g}"
         ) from None
-    if not lo <= value <= hi:
+    if not lo <= value <= hi:  # NaN fails this too
         raise bad_request(f"data source setting {key}: {value:g} is out of range; expected {lo:g}-{hi:g}")
     return value
 
@@ -163,11 +174,75 @@ def json_data_of(raw: bytes | str | Mapping[str, object]) -> dict[str, Any]:
             data = json.loads(raw or "{}")
         except json.JSONDecodeError as exc:
             raise bad_request(f"data source jsonData is not valid JSON: {exc.msg}") from None
+        except (UnicodeDecodeError, ValueError):
+            raise bad_request("data source jsonData is not valid UTF-8 JSON") from None
+        except RecursionError:
+            raise bad_request("data source jsonData is nested too deeply") from None
     else:
         data = dict(raw)
     if not isinstance(data, dict):
         raise bad_request("data source jsonData must be a JSON object")
     return data
+
+
+def clean_secure(raw: RawSettings, key: str, *, header: bool = True) -> Secret:
+    """A secure field as it will be sent, wrapped: surrounding whitespace stripped, refused (400
+    naming the field, never the value) when it holds a line break or cannot go in an HTTP header."""
+    return Secret(clean_text(key, raw.secure.get(key, ""), header=header))
+
+
+def clean_text(key: str, value: object, *, header: bool = True) -> str:
+    """`redact.clean_secret` with its refusal as a 400."""
+    try:
+        return clean_secret(key, value, header=header)
+    except SecretValueError as exc:
+        raise bad_request(str(exc)) from None
+
+
+def header_name(raw: RawSettings, key: str) -> str:
+    """An HTTP header name from jsonData, or a 400 naming the field."""
+    try:
+        return clean_header_name(key, raw.json_data.get(key) or "")
+    except SecretValueError as exc:
+        raise bad_request(str(exc)) from None
+
+
+def flag_setting(json_data: Mapping[str, object], key: str) -> bool:
+    """A JSON boolean; the strings "true"/"false" too. bool("false") is True, which made
+    `"tlsSkipVerify": "false"` turn certificate verification off."""
+    raw = json_data.get(key, False)
+    if isinstance(raw, bool) or raw is None:
+        return bool(raw)
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false", ""):
+        return raw.strip().lower() == "true"
+    raise bad_request(f"data source setting {key}: {str(raw)[:40]!r} is not true or false")
+
+
+def default_horizon_setting(raw: object) -> str:
+    """jsonData.defaultHorizon: 1-8192 steps or a duration such as 6h, checked once here (issue 13:
+    "forever" or 99999 made every query without its own horizon fail with a 500)."""
+    if raw in (None, ""):
+        return ""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise bad_request("data source setting defaultHorizon: expected a number of steps or a duration")
+    text = str(raw).strip()
+    if isinstance(raw, (int, float)) or text.isdigit():
+        try:
+            steps = float(text)
+        except (ValueError, OverflowError):
+            steps = math.nan
+        if not (math.isfinite(steps) and steps == int(steps) and 1 <= steps <= MAX_HORIZON_SETTING_STEPS):
+            raise bad_request(
+                f"data source setting defaultHorizon: {text[:40]} steps is out of range; "
+                f"expected 1-{MAX_HORIZON_SETTING_STEPS} steps or a duration such as 6h"
+            )
+        return str(int(steps))
+    if not _DURATION_SETTING.match(text):
+        raise bad_request(
+            f"data source setting defaultHorizon: {text[:40]!r} is not a duration such as 30m, 6h, 7d "
+            "or a number of steps"
+        )
+    return text
 
 
 def parse_settings(
@@ -177,7 +252,30 @@ def parse_settings(
     model: Callable[[RawSettings, ModelSettings], ModelSettings] | None = None,
 ) -> DataSourceSettings:
     """Type the generic settings and each source's part; raises BackendError(400) on invalid values.
-    `model` lets a model backend entry adjust the model settings (e.g. a remote engine's URL)."""
+    `model` lets a model backend entry adjust the model settings (e.g. a remote engine's URL).
+    Every secret seen is remembered by the process redactor, even when the settings are refused."""
+    KNOWN_SECRETS.remember(v.strip() for v in raw.secure.values() if isinstance(v, str))
+    try:
+        result = _parse_settings(raw, parts, environ, model)
+    except BackendError:
+        raise
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        # A source's parser met a shape it did not expect (a list where a string belongs): the
+        # admin's 400, never a 500 on every query. The value is not quoted (it may be a secret);
+        # the traceback goes to the log (redacted) in case it is our bug.
+        log.warning("data source settings could not be parsed", exc_info=True)
+        raise bad_request(f"data source settings could not be read ({type(exc).__name__}); "
+                          "check the data source configuration") from None
+    KNOWN_SECRETS.remember_settings(result)
+    return result
+
+
+def _parse_settings(
+    raw: RawSettings,
+    parts: Mapping[str, SettingsParser] | None,
+    environ: Mapping[str, str] | None,
+    model: Callable[[RawSettings, ModelSettings], ModelSettings] | None,
+) -> DataSourceSettings:
     data = raw.json_data
     parsed = [(name, parse(raw)) for name, parse in (parts or {}).items()]
     models = model_settings(data, environ)
@@ -193,6 +291,6 @@ def parse_settings(
         default_context_length=int(number_setting(
             data, "defaultContextLength", DEFAULT_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH
         )),
-        default_horizon=str(data.get("defaultHorizon") or ""),
+        default_horizon=default_horizon_setting(data.get("defaultHorizon")),
         max_query_patches=int(number_setting(data, "maxQueryPatches", 100_000, 1_000, 100_000_000)),
     )

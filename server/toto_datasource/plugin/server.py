@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -21,6 +21,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
 from ..service import ForecastDataSource
+from .admission import AdmissionInterceptor, Limits
+from .executor import ElasticThreadPool
+from .memory import trim_heap
 from .servicers import ControllerServicer, DataServicer, DiagnosticsServicer, ResourceServicer
 
 MAGIC_COOKIE_KEY = "grafana_plugin_type"
@@ -28,6 +31,12 @@ MAGIC_COOKIE_VALUE = "datasource"
 APP_PROTOCOL_VERSION = "2"
 CORE_PROTOCOL_VERSION = "1"
 MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+# Threads for RPCs. Data calls may take all but RESERVED_THREADS; CheckHealth at most
+# HEALTH_THREADS of those; the rest always answer grpc.health, CollectMetrics and Shutdown.
+MAX_RPC_THREADS = 256
+RESERVED_THREADS = 8
+HEALTH_THREADS = 4
+SHUTDOWN_DEADLINE_S = 1.5  # go-plugin kills 2 s after Shutdown; the process is gone before
 NOT_A_PLUGIN = (
     "This is a Grafana backend plugin: Grafana starts it. To run the server by hand, use "
     "`toto-datasource serve --address 127.0.0.1:50051`."
@@ -52,8 +61,11 @@ def check_environment(environ: dict[str, str]) -> None:
 
 
 def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdown: bool) -> grpc.Server:
+    threads = rpc_threads(dict(os.environ))
+    limits = Limits(data=threads - RESERVED_THREADS, health=HEALTH_THREADS)
     server = grpc.server(
-        ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
+        ElasticThreadPool(threads, name="grpc", on_idle=trim_heap),
+        interceptors=[AdmissionInterceptor(limits)],
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.max_send_message_length", -1),
@@ -68,6 +80,16 @@ def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdo
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server
+
+
+def rpc_threads(environ: dict[str, str]) -> int:
+    """GF_PLUGIN_MAX_RPC_THREADS (grafana.ini `[plugin.toto-forecast-datasource] max_rpc_threads`)."""
+    raw = environ.get("GF_PLUGIN_MAX_RPC_THREADS") or environ.get("TOTO_MAX_RPC_THREADS") or ""
+    try:
+        value = int(raw) if raw.strip() else MAX_RPC_THREADS
+    except ValueError:
+        value = MAX_RPC_THREADS
+    return max(RESERVED_THREADS + 2, min(value, 4096))
 
 
 def socket_path(environ: dict[str, str]) -> str:
@@ -89,6 +111,10 @@ def serve_plugin(ds: ForecastDataSource, on_ready: threading.Thread | None = Non
     environ = dict(os.environ)
     check_environment(environ)
     stop = threading.Event()
+    # Before the handshake: a SIGTERM right after it (`docker stop` of Grafana's container) must
+    # already find the handler that removes the socket.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server = build_server(ds, stop, honour_shutdown=True)
     path = socket_path(environ)
     server.add_insecure_port(f"unix:{path}")
@@ -101,14 +127,26 @@ def serve_plugin(ds: ForecastDataSource, on_ready: threading.Thread | None = Non
         os.chmod(path, 0o660)
     sys.stdout.write(f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{path}|grpc|\n")
     send_stdout_to_stderr()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if on_ready is not None:
         on_ready.start()
     stop.wait()
-    server.stop(grace=1).wait(1.5)
+    exit_within(server, path, SHUTDOWN_DEADLINE_S)
+
+
+def exit_within(server: grpc.Server, path: str, budget_s: float) -> None:
+    """End the process within `budget_s` whatever is in flight: the socket goes first (nothing new
+    can connect), in-flight calls get what is left of the budget to finish, then os._exit (a
+    stuck worker thread or a non-daemon library thread cannot keep the process alive)."""
+    started = time.monotonic()
+    watchdog = threading.Timer(budget_s + 0.2, os._exit, args=(0,))
+    watchdog.daemon = True
+    watchdog.start()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    sys.stderr.flush()
+    grace = max(0.0, budget_s - 0.5)
+    server.stop(grace=grace).wait(max(0.0, budget_s - (time.monotonic() - started)))
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
     os._exit(0)
 
 

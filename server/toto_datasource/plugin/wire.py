@@ -39,6 +39,8 @@ def raw_settings(ctx: pb.PluginContext) -> RawSettings:
         json_data = json.loads(text or "{}")
     except json.JSONDecodeError as exc:
         raise bad_request(f"data source jsonData is not valid JSON: {exc.msg}") from None
+    except RecursionError:  # "[[[[..." 100,000 deep
+        raise bad_request("data source jsonData is nested too deeply") from None
     if not isinstance(json_data, dict):
         raise bad_request("data source jsonData must be a JSON object")
     return RawSettings(

@@ -10,13 +10,18 @@ from typing import Any
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$")
 DURATION_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w)\s*$"  # the schema's form of _DURATION
+# Longer than every limit a caller checks (a step, a horizon, an anomaly window): a duration
+# beyond it is clamped here, so "9999...9w" (float inf, int() overflowed into a 500 in issue 13)
+# reaches the caller's range check and its 400 naming the field.
+DURATION_CAP_MS = 10_000 * 366 * 86_400_000
 
 
 def parse_duration_ms(text: str) -> int:
     m = _DURATION.match(text)
     if not m:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 7d")
-    return int(float(m.group(1)) * _UNITS_MS[m.group(2)])
+        raise ValueError(f"{text[:40]!r} is not a duration such as 30s, 15m, 2h, 7d")
+    ms = float(m.group(1)) * _UNITS_MS[m.group(2)]
+    return DURATION_CAP_MS if not ms <= DURATION_CAP_MS else int(ms)
 
 
 def format_duration(ms: float) -> str:

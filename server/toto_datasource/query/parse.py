@@ -19,7 +19,7 @@ from jsonschema.exceptions import best_match
 from ..backend.errors import bad_request
 from ..backend.quantiles import DEFAULT_QUANTILES
 from ..backend.settings import DataSourceSettings
-from .durations import format_duration, parse_duration_ms, span
+from .durations import Span, format_duration, parse_duration_ms, span
 from .model import ForecastQuery
 from .schema import SchemaPart, build_schema, describe, validator
 
@@ -70,6 +70,12 @@ def _duration_field(obj: Mapping[str, Any], key: str) -> int | None:
     return ms
 
 
+def settings_span(text: str) -> Span | None:
+    """The data source's defaultHorizon (checked at settings parse): a step count or a duration."""
+    text = text.strip()
+    return Span(steps=int(text)) if text.isdigit() else span(text or None)
+
+
 def parse_query(
     raw: bytes | str,
     *,
@@ -105,7 +111,7 @@ def parse_query(
     qtype = obj.get("queryType") or next(iter(query_types))
     quantiles = tuple(sorted({round(float(q), 1) for q in obj.get("quantiles", DEFAULT_QUANTILES)} | {0.5}))
     try:
-        horizon = span(obj.get("horizon")) or span(settings.default_horizon or None)
+        horizon = span(obj.get("horizon")) or settings_span(settings.default_horizon)
     except ValueError:
         raise bad_request(f"data source setting defaultHorizon: {settings.default_horizon!r} is not a "
                           "duration such as 2h or a number of steps") from None

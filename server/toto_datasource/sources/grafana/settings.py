@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...backend.errors import bad_request
-from ...backend.settings import RawSettings, Secret, number_setting, redact_url
+from ...backend.settings import RawSettings, Secret, clean_text, number_setting, redact_url
 
 DEFAULT_MAX_RESPONSE_MB = 64.0
 
@@ -34,7 +34,7 @@ def parse_grafana_settings(raw: RawSettings) -> GrafanaSettings | None:
     explicit = data.get("grafanaUrl") or ""
     if not isinstance(explicit, str):
         raise bad_request(f"data source setting grafanaUrl: {explicit!r} is not a URL such as http://grafana:3000")
-    token = raw.secure.get("grafanaToken", "")
+    token = clean_text("grafanaToken", raw.secure.get("grafanaToken", ""))  # stripped; no CR/LF
     if not token and not explicit.strip():
         return None
     url = (explicit.strip() or raw.grafana_app_url.strip()).rstrip("/")

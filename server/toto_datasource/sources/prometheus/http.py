@@ -2,6 +2,12 @@
 
 Every upstream fault becomes a downstream `BackendError` whose message says what happened without
 ever quoting a secret: configured secrets and URL credentials are redacted from upstream bodies.
+
+Each call has one total budget, connect + TLS + headers + body (sources/http_budget.py): the
+caller's deadline is min(timeoutSeconds, the request's deadline). httpx alone times out per socket
+operation, so headers sent at 1 byte/s took 71 s under a 5 s timeout (issue 13). At most
+`FETCH_SLOTS` calls per data source are in flight; a call that cannot get a slot within its
+budget is a 504 too, so 80 queries on one stuck upstream hold 16 connections, not 80.
 """
 
 from __future__ import annotations
@@ -17,12 +23,24 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import httpx
 
 from ...backend.errors import BackendError, bad_request, downstream
+from ...backend.redact import Redactor
 from ...backend.settings import redact_url
+from ..http_budget import (
+    DEFAULT_FETCHES_PER_SOURCE,
+    BodyTooLarge,
+    Budget,
+    BudgetExceeded,
+    FetchLimiter,
+    FetchSlotsExhausted,
+    budget_transport,
+    fetch_within,
+)
 from .settings import PrometheusSettings
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 512 * 1024 * 1024  # a runaway answer must not take the plugin process down with it
+FETCH_SLOTS = DEFAULT_FETCHES_PER_SOURCE
 
 
 class NotFound(BackendError):
@@ -45,10 +63,9 @@ class PrometheusHttp:
         self.url = redact_url(settings.url).rstrip("/")
         userinfo = urlsplit(settings.url)
         # Values that must never reach a message or a log line (upstream error bodies are redacted too).
-        self._secrets = [s for s in (settings.basic_password.reveal(), settings.bearer_token.reveal()) if s]
-        self._secrets += [v.reveal() for _, v in settings.headers if v]
-        self._secrets += [p for p in (userinfo.password, unquote(userinfo.password or "")) if p]
+        self._redactor = Redactor.for_settings(settings)
         self._clock = clock
+        self._limiter = FetchLimiter(FETCH_SLOTS)
         self._headers = {name: value.reveal() for name, value in settings.headers}
         self._auth: httpx.Auth | None = None
         if settings.auth == "basic":
@@ -60,7 +77,10 @@ class PrometheusHttp:
         self._owns_client = client is None
         self._client = client or httpx.Client(
             timeout=httpx.Timeout(settings.timeout_s),
-            verify=self._verify(settings),
+            # The transport caps every socket operation at what is left of the call's budget; it
+            # owns the TLS settings (a Client's verify= does not reach a transport passed in).
+            transport=budget_transport(verify=self._verify(settings), limits=httpx.Limits(
+                max_connections=FETCH_SLOTS, max_keepalive_connections=FETCH_SLOTS)),
             follow_redirects=True,
             # Prometheus gzips a 4.7 MB answer (100 series x 2048 points) in ~0.45 s on 2 cores but
             # sends it uncompressed in ~0.08 s: on the LAN/cluster links a data source uses,
@@ -138,11 +158,11 @@ class PrometheusHttp:
     def send(
         self, method: str, path: str, params: Mapping[str, str] | None, deadline: float
     ) -> tuple[bytes, int]:
-        """Send and read the whole body before `deadline`: httpx timeouts are per operation, so a
-        server that trickles bytes is cut off here rather than after timeout × chunks."""
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise self._timeout()
+        """Send and read the whole body before `deadline` (on this source's clock), within one of
+        the data source's fetch slots."""
+        budget = self.budget(deadline)
+        if budget.seconds <= 0:
+            raise self._timeout(BudgetExceeded(budget))
         form = method == "POST"
         log.debug("prometheus %s %s %s", method, path, {k: v for k, v in (params or {}).items()})
         try:
@@ -152,43 +172,41 @@ class PrometheusHttp:
                 params=[*self._base_params, *(() if form else (params or {}).items())] or None,
                 data=params if form else None,
                 headers=self._headers,
-                timeout=httpx.Timeout(remaining),
             )
-            resp = self._client.send(req, stream=True, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
-            try:
-                parts: list[bytes] = []
-                size = 0
-                for part in resp.iter_bytes():
-                    size += len(part)
-                    if size > MAX_BODY_BYTES:
-                        raise downstream(
-                            f"Prometheus at {self.url} sent more than {MAX_BODY_BYTES >> 20} MiB; "
-                            "narrow the selector or use a coarser step",
-                            502,
-                        )
-                    parts.append(part)
-                    if self._clock() > deadline:
-                        raise self._timeout()
-                return b"".join(parts), resp.status_code
-            finally:
-                resp.close()
-        except BackendError:
-            raise
+            with self._limiter.slot(budget, self._clock):
+                fetched = fetch_within(self._client, req, budget, max_body_bytes=MAX_BODY_BYTES,
+                                       auth=self._auth or httpx.USE_CLIENT_DEFAULT, clock=self._clock)
+            return fetched.body, fetched.status
+        except BudgetExceeded as exc:
+            raise self._timeout(exc) from None
+        except FetchSlotsExhausted as exc:
+            raise downstream(f"Prometheus at {self.url} is busy: {exc}", 504) from None
+        except BodyTooLarge:
+            raise downstream(
+                f"Prometheus at {self.url} sent more than {MAX_BODY_BYTES >> 20} MiB; "
+                "narrow the selector or use a coarser step",
+                502,
+            ) from None
         except httpx.TimeoutException:
-            raise self._timeout() from None
+            raise self._timeout(BudgetExceeded(budget)) from None
         except httpx.ConnectError as exc:
             raise downstream(f"cannot reach Prometheus at {self.url}: {self._reason(exc)}", 502) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise downstream(
                 f"request to Prometheus at {self.url} failed: {self._reason(exc)}", 502
             ) from None
 
-    def _timeout(self) -> BackendError:
-        return downstream(
-            f"Prometheus at {self.url} did not answer within {self.settings.timeout_s:g}s "
-            "(timeout setting of the data source)",
-            504,
-        )
+    def budget(self, deadline: float) -> Budget:
+        """The call's budget: what is left until `deadline`, and which limit set that deadline."""
+        left = deadline - self._clock()
+        if left >= self.settings.timeout_s - 0.05:
+            reason = f"the data source's timeout of {self.settings.timeout_s:g}s"
+        else:
+            reason = "what was left of Grafana's deadline for the request"
+        return Budget(max(0.0, left), deadline, reason)
+
+    def _timeout(self, exc: BudgetExceeded) -> BackendError:
+        return downstream(f"Prometheus at {self.url} {exc}", 504)
 
     def bad_response(self, why: str) -> BackendError:
         return downstream(f"Prometheus at {self.url} sent an invalid response: {why}", 502)
@@ -211,8 +229,7 @@ class PrometheusHttp:
         return self.redact(text) or "(empty body)"
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if len(secret) >= 3:
-                text = text.replace(secret, "***")
-        return text
+        """This data source's secrets (and their Basic/percent forms) and secret-shaped text, such
+        as an upstream echoing the request's `?token=` or `Authorization: Basic` back."""
+        return self._redactor(text)
 

@@ -1,0 +1,206 @@
+"""Mixed dashboard load against a plugin process: do 1-series interactive queries wait behind bulk?
+
+The plugin is started as Grafana starts it (PluginProcess, GF_PLUGIN_MODEL = the 4m random-weight
+checkpoint by default). Clients, each a thread with one request in flight at a time, for
+`--seconds`:
+  * interactive — one demo series, horizon 1h at 1m (what a single panel sends);
+  * bulk        — inline 32 series x 2048 points, horizon 256 (a big "all hosts" panel);
+  * anomaly     — demo, queryType anomaly over 6 h (rolling windows).
+Mix by `--clients` and `--bulk-share` / `--anomaly-share`. Reported: p50/p99 of interactive
+latency idle (alone, before the burst) and under load, status counts, the plugin's RSS and thread
+count before, at peak, and `--settle` seconds after the burst (read from /proc/<pid>/status), and
+the machine's load average (the machine is shared: numbers are only comparable within one run).
+
+    .venv/bin/python bench/load_mixed.py --clients 200 --seconds 30 [--results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "server"))
+
+import grpc  # noqa: E402
+from toto_datasource._proto.pluginv2 import backend_pb2 as pb  # noqa: E402
+from toto_datasource.plugin.host import PluginProcess  # noqa: E402
+
+HOUR = 3_600_000
+STEP = 60_000
+
+
+def ctx() -> pb.PluginContext:
+    s = pb.DataSourceInstanceSettings(uid="bench", name="bench", jsonData=b"{}")
+    return pb.PluginContext(pluginId="toto-forecast-datasource", dataSourceInstanceSettings=s)
+
+
+def request(kind: str, now_ms: int, salt: int) -> pb.QueryDataRequest:
+    if kind == "interactive":
+        # a context length per request: the 30 s result cache must not answer for the model
+        body = {"source": "demo", "scenario": "cpu", "horizon": "1h", "contextLength": 256 + salt % 3000}
+        frm, to = now_ms - 6 * HOUR, now_ms + HOUR
+    elif kind == "bulk":
+        ts = [now_ms - (2048 - i) * STEP for i in range(2048)]
+        series = [{"name": f"host{j}", "labels": {"host": f"h{j}"}, "timestamps": ts,
+                   "values": [float((i * (j + 1) + salt) % 97) for i in range(2048)]} for j in range(32)]
+        body = {"source": "inline", "series": series, "horizon": 256, "contextLength": 2048}
+        frm, to = now_ms - 2048 * STEP, now_ms
+    else:
+        body = {"source": "demo", "queryType": "anomaly", "scenario": "postgres-load",
+                "contextLength": 256 + salt % 3000}
+        frm, to = now_ms - 6 * HOUR, now_ms
+    q = pb.DataQuery(refId="A", json=json.dumps(body).encode(), intervalMS=STEP, maxDataPoints=1000,
+                     timeRange=pb.TimeRange(fromEpochMS=frm, toEpochMS=to))
+    return pb.QueryDataRequest(pluginContext=ctx(), queries=[q])
+
+
+def proc_status(pid: int) -> tuple[float, int]:
+    """(RSS MB, threads) of a process, from /proc."""
+    rss = threads = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return rss / 1024, threads
+
+
+@dataclass
+class Samples:
+    latency: dict[str, list[float]] = field(
+        default_factory=lambda: {"interactive": [], "bulk": [], "anomaly": []}
+    )
+    statuses: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, seconds: float, status: str) -> None:
+        with self.lock:
+            self.latency[kind].append(seconds)
+            self.statuses[f"{kind}:{status}"] += 1
+
+
+def one(p: PluginProcess, kind: str, salt: int, samples: Samples, timeout: float) -> None:
+    started = time.monotonic()
+    try:
+        r = p.data.QueryData(request(kind, int(time.time() * 1000), salt), timeout=timeout)
+        status = str(r.responses["A"].status)
+    except grpc.RpcError as exc:
+        status = exc.code().name
+    samples.add(kind, time.monotonic() - started, status)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--bulk-share", type=float, default=0.1)
+    ap.add_argument("--anomaly-share", type=float, default=0.1)
+    ap.add_argument("--idle-requests", type=int, default=20)
+    ap.add_argument("--settle", type=float, default=60, help="seconds after the burst before RSS 'after'")
+    ap.add_argument("--timeout", type=float, default=30, help="gRPC deadline per request (Grafana: 30 s)")
+    ap.add_argument("--model", default=str(ROOT / "var/checkpoints/toto-2.0-4m-random"))
+    ap.add_argument("--results", action="store_true", help="append the table to bench/RESULTS.md")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment for the plugin (e.g. MALLOC_ARENA_MAX=2, TOTO_NO_TRIM=1)")
+    args = ap.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
+
+    with PluginProcess(env={"GF_PLUGIN_MODEL": args.model, **extra}) as p:
+        health = p.wait_until_loaded(ctx())
+        assert health.status == pb.CheckHealthResponse.OK, health.message
+        idle = Samples()
+        for i in range(args.idle_requests):
+            one(p, "interactive", 100_000 + i * 17, idle, args.timeout)
+        rss_before, threads_before = proc_status(p.proc.pid)
+        load_before = os.getloadavg()[0]
+
+        n_bulk = round(args.clients * args.bulk_share)
+        n_anomaly = round(args.clients * args.anomaly_share)
+        n_interactive = args.clients - n_bulk - n_anomaly
+        kinds = ["bulk"] * n_bulk + ["anomaly"] * n_anomaly + ["interactive"] * n_interactive
+        load = Samples()
+        stop = time.monotonic() + args.seconds
+        peak = [rss_before, threads_before]
+
+        def client(kind: str, k: int) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                one(p, kind, k * 7919 + i * 13, load, args.timeout)
+                i += 1
+
+        workers = [threading.Thread(target=client, args=(k, n), daemon=True) for n, k in enumerate(kinds)]
+        for w in workers:
+            w.start()
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.5):  # a sampling interval, not synchronisation
+                rss, threads = proc_status(p.proc.pid)
+                peak[0], peak[1] = max(peak[0], rss), max(peak[1], threads)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        for w in workers:
+            w.join()
+        burst_end = time.monotonic()
+        load_peak = os.getloadavg()[0]
+        done.set()
+        watcher.join()
+        time.sleep(max(0.0, args.settle - (time.monotonic() - burst_end)))  # the "a minute after" wait
+        rss_after, threads_after = proc_status(p.proc.pid)
+
+    rows = [
+        ("interactive, idle", idle.latency["interactive"]),
+        ("interactive, under load", load.latency["interactive"]),
+        ("bulk, under load", load.latency["bulk"]),
+        ("anomaly, under load", load.latency["anomaly"]),
+    ]
+    idle_p99 = pct(idle.latency["interactive"], 99)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    lines = [
+        f"### {stamp} — `bench/load_mixed.py --clients {args.clients} --seconds {args.seconds:g} "
+        f"--settle {args.settle:g}`",
+        "",
+        f"Machine: {os.cpu_count()} cores, load average {load_before:.1f} before / {load_peak:.1f} at the "
+        f"end of the burst (shared). Model {Path(args.model).name}. Env {extra or '-'}. "
+        f"Clients: {n_interactive} interactive, {n_bulk} bulk, {n_anomaly} anomaly; "
+        f"gRPC deadline {args.timeout:g} s.",
+        "",
+        "| queries | n | p50 (s) | p99 (s) | p99 / idle p99 |",
+        "|---|---|---|---|---|",
+        *(f"| {name} | {len(v)} | {pct(v, 50):.3f} | {pct(v, 99):.3f} | {pct(v, 99) / idle_p99:.1f} |"
+          for name, v in rows),
+        "",
+        f"Statuses: {dict(sorted(load.statuses.items()))}",
+        "",
+        "| plugin process | before | peak | after settle |",
+        "|---|---|---|---|",
+        f"| RSS (MB) | {rss_before:.0f} | {peak[0]:.0f} | {rss_after:.0f} |",
+        f"| threads | {threads_before} | {peak[1]} | {threads_after} |",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.results:
+        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+            f.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The total budget per upstream call, against loopback servers that misbehave.
+
+No timing asserts: a server that trickles its headers sets `finished` only when it sent them all,
+so "the client gave up first" is an ordering (finished still unset when the error arrives).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+from toto_datasource.sources.http_budget import (
+    BodyTooLarge,
+    Budget,
+    BudgetExceeded,
+    FetchLimiter,
+    FetchSlotsExhausted,
+    budget_for,
+    budget_transport,
+    fetch_within,
+)
+
+from .fault_servers import blackhole, echo_request, huge_body, slow_headers
+
+
+def client() -> httpx.Client:
+    return httpx.Client(transport=budget_transport(), timeout=httpx.Timeout(30))
+
+
+def test_budget_is_the_smaller_of_timeout_and_deadline() -> None:
+    now = 100.0
+    b = budget_for(5, None, clock=lambda: now)
+    assert (b.seconds, b.deadline) == (5, 105.0) and "timeout of 5s" in b.reason
+    b = budget_for(30, now + 10, margin_s=1, clock=lambda: now)
+    assert b.seconds == 9 and "deadline" in b.reason
+    b = budget_for(30, now + 1, margin_s=1, clock=lambda: now)
+    assert b.seconds == 0.5  # little left: spend half, never all of it
+    assert budget_for(30, now - 1, clock=lambda: now).seconds == 0
+
+
+def test_slow_headers_end_at_the_budget_not_after_every_byte() -> None:
+    with slow_headers(interval_s=0.5) as server, client() as c:  # headers would take > 50 s
+        request = c.build_request("GET", server.url + "/api/v1/query")
+        with pytest.raises(BudgetExceeded) as err:
+            fetch_within(c, request, budget_for(0.6, None), max_body_bytes=1 << 20)
+        assert not server.finished.is_set()
+    assert str(err.value) == "did not answer within 0.6s (the data source's timeout of 0.6s)"
+
+
+def test_plain_httpx_per_phase_timeouts_do_not_bound_slow_headers() -> None:
+    """Why the transport exists: with a read timeout far above the byte interval, httpx waits
+    for the whole trickle (here 0.02 s x ~120 bytes) and then succeeds."""
+    with slow_headers(interval_s=0.02) as server, httpx.Client(timeout=httpx.Timeout(0.2)) as c:
+        assert c.get(server.url + "/").status_code == 200
+        assert server.finished.is_set()
+
+
+def test_blackhole_ends_at_the_budget() -> None:
+    with blackhole() as server, client() as c:
+        request = c.build_request("POST", server.url + "/api/v1/query_range", data={"query": "up"})
+        with pytest.raises(BudgetExceeded):
+            fetch_within(c, request, Budget(0.3, _soon(0.3), "t"), max_body_bytes=1 << 20)
+        assert server.requests  # it was reached
+
+
+def _soon(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+def test_huge_body_is_cut_at_the_limit() -> None:
+    with huge_body() as server, client() as c:
+        request = c.build_request("GET", server.url + "/")
+        with pytest.raises(BodyTooLarge):
+            fetch_within(c, request, Budget(20, _soon(20), "t"), max_body_bytes=4 << 20)
+
+
+def test_echoing_upstream_body_is_returned_for_the_caller_to_redact() -> None:
+    from toto_datasource.backend.redact import Redactor
+
+    with echo_request() as server, client() as c:
+        auth = {"Authorization": "Basic dTpzZWNyZXQx"}
+        request = c.build_request("GET", server.url + "/api/v1/query?token=QueryTok99", headers=auth)
+        fetched = fetch_within(c, request, Budget(10, _soon(10), "t"), max_body_bytes=1 << 20)
+    text = fetched.body.decode()
+    assert fetched.status == 502 and "QueryTok99" in text and "dTpzZWNyZXQx" in text
+    clean = Redactor()(text)
+    assert "QueryTok99" not in clean and "dTpzZWNyZXQx" not in clean
+
+
+def test_transport_hook_still_exists() -> None:
+    """budget_transport replaces a private attribute; an httpx upgrade that moves it fails here."""
+    t = budget_transport()
+    assert type(t._pool._network_backend).__name__ == "_Backend"
+
+
+def test_fetch_limiter_waits_within_budget_then_refuses() -> None:
+    limiter = FetchLimiter(limit=2)
+    inside = threading.Barrier(3)
+    release = threading.Event()
+
+    def hold() -> None:
+        with limiter.slot(Budget(10, _soon(10), "t")):
+            inside.wait()
+            release.wait(10)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    inside.wait()
+    with (
+        pytest.raises(FetchSlotsExhausted, match="2 requests to this data source"),
+        limiter.slot(Budget(0.05, _soon(0.05), "t")),
+    ):
+        pass
+    release.set()
+    for t in threads:
+        t.join()
+    with limiter.slot(Budget(1, _soon(1), "t")):
+        pass
