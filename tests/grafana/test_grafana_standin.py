@@ -3,6 +3,8 @@ stand-in to the real Prometheus compared with querying Prometheus directly."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from prometheus import prom_testkit
@@ -136,6 +138,18 @@ def test_slow_answer_is_504_within_the_budget(grafana: standin.Standin) -> None:
             fetch(grafana.url, scenario, timeout_s=0.5, **kw)
         assert (err.value.status, err.value.source) == (504, "downstream"), scenario
         assert "within 0.5s" in err.value.message
+
+
+def test_the_querys_deadline_bounds_the_call_before_the_timeout(grafana: standin.Standin) -> None:
+    """timeoutSeconds 30 but Grafana's deadline leaves 0.5 s: the 504 comes within the deadline."""
+    client = GrafanaClient(grafana.url, standin.TOKEN, timeout_s=30.0)
+    try:
+        with pytest.raises(BackendError) as err:
+            client.query(DS, {"scenario": "slow", "delayMs": 30_000}, "A", FROM, TO, STEP, 1000,
+                         deadline=time.monotonic() + 0.5)
+    finally:
+        client.close()
+    assert err.value.status == 504 and "the query's deadline came first" in err.value.message
 
 
 def test_huge_answer_is_400_naming_the_limit(grafana: standin.Standin) -> None:

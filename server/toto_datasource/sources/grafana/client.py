@@ -103,8 +103,10 @@ class GrafanaClient:
         to_ms: int,
         interval_ms: int,
         max_data_points: int,
+        deadline: float | None = None,
     ) -> DecodedResult:
-        """Run the target's query over [from_ms, to_ms] at interval_ms and decode its series."""
+        """Run the target's query over [from_ms, to_ms] at interval_ms and decode its series, within
+        timeoutSeconds or before `deadline` (time.monotonic(): the query's own), whichever is first."""
         uid, kind = str(datasource.get("uid") or ""), str(datasource.get("type") or "")
         if kind == OWN_PLUGIN_ID:
             raise bad_request(
@@ -116,7 +118,7 @@ class GrafanaClient:
         body = self.request_body(
             datasource, source_query, ref_id, from_ms, to_ms, interval_ms, max_data_points
         )
-        status, raw = self._call("POST", "/api/ds/query", body)
+        status, raw = self._call("POST", "/api/ds/query", body, deadline=deadline)
         if status in (401, 403, 404) or status not in RESULT_STATUSES:
             raise self._status_error(status, raw, target)
         doc = self._json(raw)
@@ -155,21 +157,26 @@ class GrafanaClient:
 
     # ---- HTTP --------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Any, auth: bool = True) -> tuple[int, bytes]:
-        """One request under one deadline; the caller never waits longer than timeout_s."""
+    def _call(self, method: str, path: str, body: Any, auth: bool = True,
+              deadline: float | None = None) -> tuple[int, bytes]:
+        """One request under one budget: timeout_s, or less when the query's deadline comes first."""
+        budget = self.timeout_s
+        if deadline is not None:
+            budget = max(0.0, min(budget, deadline - time.monotonic()))
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
         cancelled = threading.Event()
-        future = self._pool.submit(self._send, method, path, body, headers, cancelled)
+        future = self._pool.submit(self._send, method, path, body, headers, cancelled, budget)
         try:
-            return future.result(timeout=self.timeout_s)
+            return future.result(timeout=budget)
         except FutureTimeout:
             cancelled.set()
-            raise self._timeout() from None
+            raise self._timeout(budget) from None
 
     def _send(
-        self, method: str, path: str, body: Any, headers: dict[str, str], cancelled: threading.Event
+        self, method: str, path: str, body: Any, headers: dict[str, str], cancelled: threading.Event,
+        budget: float,
     ) -> tuple[int, bytes]:
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + budget
         try:
             req = self._client.build_request(method, self.url + path, json=body, headers=headers)
             resp = self._client.send(req, stream=True)
@@ -192,7 +199,7 @@ class GrafanaClient:
         except (BackendError, _Cancelled):
             raise
         except httpx.TimeoutException:
-            raise self._timeout() from None
+            raise self._timeout(budget) from None
         except httpx.ConnectError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else self._redact(str(exc))
             raise downstream(f"cannot reach Grafana at {self.url}: {reason}", 502) from None
@@ -201,10 +208,9 @@ class GrafanaClient:
                 f"request to Grafana at {self.url} failed: {self._redact(str(exc))}", 502
             ) from None
 
-    def _timeout(self) -> BackendError:
-        return downstream(
-            f"Grafana at {self.url} did not answer within {self.timeout_s:g}s (timeoutSeconds)", 504
-        )
+    def _timeout(self, budget: float) -> BackendError:
+        why = "(timeoutSeconds)" if budget >= self.timeout_s else "(the query's deadline came first)"
+        return downstream(f"Grafana at {self.url} did not answer within {budget:.3g}s {why}", 504)
 
     def _status_error(self, status: int, raw: bytes, target: str) -> BackendError:
         if status == 401:

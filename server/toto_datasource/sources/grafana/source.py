@@ -84,12 +84,13 @@ class GrafanaSource:
         self._client.close()
 
     def _query(
-        self, spec: GrafanaSpec, ref_id: str, grid: TimeGrid, step_ms: int, points: int
+        self, spec: GrafanaSpec, ref_id: str, grid: TimeGrid, step_ms: int, points: int,
+        deadline: float | None = None,
     ) -> DecodedResult:
         if not self.settings.token:
             raise bad_request(f"source: grafana needs a Grafana service-account token: {TOKEN_HELP}")
         return self._client.query(spec.datasource, spec.source_query, ref_id or "A",
-                                  grid.start_ms, grid.end_ms, step_ms, points)
+                                  grid.start_ms, grid.end_ms, step_ms, points, deadline)
 
     def fetch(self, request: HistoryRequest) -> History:
         spec = spec_of(request, GrafanaSpec)
@@ -97,7 +98,7 @@ class GrafanaSource:
         if grid.count <= 0 or grid.step_ms <= 0:
             raise bad_request(f"invalid history grid: {grid.count} points every {grid.step_ms} ms")
         ref_id = request.query.ref_id if request.query is not None else "A"
-        decoded = self._query(spec, ref_id, grid, grid.step_ms, grid.count)
+        decoded = self._query(spec, ref_id, grid, grid.step_ms, grid.count, request.deadline)
         if len(decoded.series) > self.max_series:
             raise bad_request(
                 f"{spec.target} returned {len(decoded.series)} series; the data source allows at most "
