@@ -29,6 +29,8 @@ import numpy as np
 from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, Probe
 from .baseline import observed_part, seasonal_naive
+from .harmonic import harmonic_fit
+from .harmonic import periods as harmonic_periods
 from .seasons import detect_seasons, forward_fill
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
@@ -70,13 +72,18 @@ def fit_trend(y: np.ndarray, horizon: int) -> _Trend:
     t = np.arange(n, dtype=np.float64) - (n - 1)
     detrended = w - slope * t
     level = float(np.median(detrended[-LEVEL_POINTS:]))
-    recent = detrended[-min(n, 256) :]
+    q, walk_sd = _band(detrended[-min(n, 256) :])
+    return _Trend(level, slope, q, walk_sd)
+
+
+def _band(recent: np.ndarray) -> tuple[np.ndarray, float]:
+    """Quantile offsets of recent residuals (around their median) and the sd of their level
+    wander: what the one-step changes hold beyond what white noise would give (var 2σ²)."""
     q = np.quantile(recent, QUANTILE_LEVELS)
     q = q - q[4]
     steps = np.diff(recent)
-    # Level wander: what the one-step changes hold beyond what white noise would give (var 2σ²).
     walk_var = max(0.0, float(np.var(steps)) - 2.0 * float(np.var(recent))) if steps.size else 0.0
-    return _Trend(level, slope, q, float(np.sqrt(walk_var)) + 1e-3 * float(np.std(recent)))
+    return q, float(np.sqrt(walk_var)) + 1e-3 * float(np.std(recent))
 
 
 class _AugursTrend:
@@ -103,25 +110,55 @@ class _AugursTrend:
         return augurs.Forecast(point=self._y.copy())
 
 
-def selected_forecast(history: np.ndarray, horizon: int, step_ms: int) -> tuple[str, np.ndarray]:
-    """The better of MSTL and seasonal-naive on a holdout of the context's end, refitted on all.
+CANDIDATES = ("harmonic", "mstl", "seasonal-naive")
+WARM_ROUNDS = 3  # LAD reweightings of the final harmonic fit, started from the holdout fit
 
-    Why a selection: neither wins everywhere (bench/RESULTS.md). Seasonal-naive with drift is
-    exact on a deterministic line + daily cycle (disk-fill) and echoes the overload spikes' season
-    (postgres-load); MSTL with a detected season is far better across a restart sawtooth
-    (memory-leak at 5 min: MASE 0.77 vs 74) and on a period the calendar does not hold. The
-    holdout is the last min(horizon, T/4) points; the winner has the lower median MAE there.
+
+def selected_forecast(history: np.ndarray, horizon: int, step_ms: int) -> tuple[str, np.ndarray]:
+    """The best of the candidates on a holdout of the context's end, refitted on all of it.
+
+    Why a selection: none wins everywhere (bench/RESULTS.md). The calendar harmonic regression
+    places a day the context holds less than twice (every 1-minute setting); seasonal-naive with
+    drift is exact on a deterministic line + daily cycle and echoes a season's shape that a few
+    sinusoids do not draw; MSTL with a season found in the data is far better across a restart
+    sawtooth (memory-leak at 5 min: MASE 0.77 vs 74 for seasonal-naive) and on a period the
+    calendar does not hold, and without a season it is the robust local trend that follows a
+    level shift. The holdout is the last min(horizon, T/4) points; the winner has the lowest mean
+    absolute error of its median there (ties: the order of CANDIDATES).
+
+    Cost: MSTL (~2.5-4 ms a fit) is a candidate only where it can add something: no season (then
+    it is the cheap trend alone) or a season that is not an hour / day / week the harmonic
+    regression already holds twice. The final harmonic fit starts from the holdout fit.
     """
     x = observed_part(history)
+    if int(np.isfinite(x).sum()) < 16:
+        return "seasonal-naive", seasonal_naive(history, horizon, step_ms)
+    seasons = detect_seasons(forward_fill(x), step_ms)
     hold = min(horizon, x.size // 4)
-    if hold >= 8 and np.isfinite(x[-hold:]).sum() >= hold // 2:
-        actual = x[-hold:]
-        ok = np.isfinite(actual)
-        mstl_err = np.abs(mstl_forecast(x[:-hold], hold, step_ms)[4] - actual)[ok].mean()
-        naive_err = np.abs(seasonal_naive(x[:-hold], hold, step_ms)[4] - actual)[ok].mean()
-        if naive_err < mstl_err:
-            return "seasonal-naive", seasonal_naive(x, horizon, step_ms)
-    return "mstl", mstl_forecast(x, horizon, step_ms)
+    if hold < 8 or np.isfinite(x[-hold:]).sum() < hold // 2:
+        return "mstl", mstl_forecast(x, horizon, step_ms, seasons)
+    actual = x[-hold:]
+    ok = np.isfinite(actual)
+    head = x[:-hold]
+    point, fitted = harmonic_fit(head, hold, step_ms)
+    medians = {"harmonic": point, "seasonal-naive": seasonal_naive(head, hold, step_ms)[4]}
+    if _mstl_adds(seasons, x.size, step_ms):
+        medians["mstl"] = mstl_forecast(head, hold, step_ms, seasons)[4]
+    errors = {name: float(np.abs(medians[name] - actual)[ok].mean()) for name in medians}
+    best = min((name for name in CANDIDATES if name in errors), key=lambda name: errors[name])
+    if best == "harmonic":
+        start = np.r_[fitted, point]
+        final = harmonic_fit(x, horizon, step_ms, start=start, rounds=WARM_ROUNDS)
+        return best, _harmonic_quantiles(x, *final, horizon)
+    if best == "mstl":
+        return best, mstl_forecast(x, horizon, step_ms, seasons)
+    return best, seasonal_naive(x, horizon, step_ms)
+
+
+def _mstl_adds(seasons: list[int], n: int, step_ms: int) -> bool:
+    """Whether MSTL is worth its cost as a candidate (see selected_forecast)."""
+    held = [p for p, _ in harmonic_periods(n, step_ms) if n >= 2 * p]
+    return not seasons or any(all(abs(s - p) > 0.02 * p for p in held) for s in seasons)
 
 
 def statistical_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
@@ -129,13 +166,32 @@ def statistical_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.
     return selected_forecast(history, horizon, step_ms)[1]
 
 
-def mstl_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
-    """(9, horizon) quantiles from MSTL + robust trend; seasonal-naive when augurs is missing."""
+def harmonic_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
+    """(9, horizon) quantiles of the calendar harmonic regression alone (engine/harmonic.py)."""
+    x = observed_part(history)
+    if int(np.isfinite(x).sum()) < 16:
+        return seasonal_naive(history, horizon, step_ms)
+    return _harmonic_quantiles(x, *harmonic_fit(x, horizon, step_ms), horizon)
+
+
+def _harmonic_quantiles(x: np.ndarray, point: np.ndarray, fitted: np.ndarray, horizon: int) -> np.ndarray:
+    """The point forecast with a band from the recent residuals' spread, widened like fit_trend's."""
+    residuals = (x - fitted)[np.isfinite(x)]
+    q, walk_sd = _band(residuals[-256:])
+    return np.sort(_Trend(0.0, 0.0, q, walk_sd).quantiles(horizon) + point[None, :], axis=0)
+
+
+def mstl_forecast(history: np.ndarray, horizon: int, step_ms: int,
+                  seasons: list[int] | None = None) -> np.ndarray:
+    """(9, horizon) quantiles from MSTL + robust trend; seasonal-naive when augurs is missing.
+    `seasons`: already detected on this series (else detect_seasons)."""
     x = forward_fill(np.asarray(history, dtype=np.float64))
     finite = int(np.isfinite(np.asarray(history, dtype=np.float64)).sum())
     if finite < 16:
         return seasonal_naive(history, horizon, step_ms)
-    seasons = detect_seasons(x, step_ms)
+    if seasons is None:
+        seasons = detect_seasons(x, step_ms)
+    seasons = [p for p in seasons if 2 * p <= x.size]
     if not seasons:
         trend = fit_trend(x, horizon)
         return np.sort(trend.quantiles(horizon), axis=0)
