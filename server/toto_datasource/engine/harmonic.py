@@ -19,10 +19,10 @@ The model, on the context's own index t (phases are free, so no timestamps are n
   (a partial cycle cannot place more), capped below the period's Nyquist limit;
 - the quadratic term only where the horizon is at most 1/8 of the context (a short extrapolation
   of the curvature; the week seen over 34 hours is such a curve);
-- fitted by least absolute deviations (iteratively reweighted least squares, 8 rounds, ~0.1 ms
-  each on 2048 × ~16): the demo PostgreSQL load at 5 minutes spends 36 % of its time in overload
-  spikes, which pull a least-squares (or Huber) fit ~70 QPS above the calm level; the median
-  regression stays on it (MASE 7.81 → 6.43).
+- fitted by least absolute deviations (iteratively reweighted least squares, 5 rounds of ~0.2 ms
+  on 2048 × ~17; 8 rounds gave the same MASE to ±0.03): the demo PostgreSQL load at 5 minutes
+  spends 36 % of its time in overload spikes, which pull a least-squares (or Huber) fit ~70 QPS
+  above the calm level; the median regression stays on it (MASE 7.81 → 6.43, harmonic alone).
 
 It is one candidate of engine/statistical.py's holdout selection, not a model of its own: a
 sawtooth (a restart every 3 days) or a level shift is left to MSTL there.
@@ -40,7 +40,7 @@ PARTIAL_HARMONICS = 1
 MIN_COVER = 0.5  # the context holds at least half a cycle
 MIN_PERIOD = 4.0  # steps per cycle
 QUADRATIC_MAX_HORIZON = 1 / 8  # of the context length
-LAD_ROUNDS = 8
+LAD_ROUNDS = 5
 
 
 def periods(n: int, step_ms: int) -> list[tuple[float, int]]:
