@@ -93,9 +93,9 @@ def toto_model() -> SeriesModel | None:
     checkpoint = ROOT / "var" / "checkpoints" / "toto-2.0-4m-random"
     if not (checkpoint / "model.safetensors").exists():
         return None
+    from toto_datasource.backend.settings import ModelSettings
     from toto_datasource.engine.prepare import prepare_context
     from toto_datasource.engine.toto import load_toto, run_forecast
-    from toto_datasource.settings import ModelSettings
 
     loaded = load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"))
 

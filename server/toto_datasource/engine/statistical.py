@@ -1,21 +1,34 @@
-"""The statistical fallback (`model: statistical`): MSTL seasons found in the data + a robust trend.
+"""The statistical fallback (`model: statistical`): per series, the best on a holdout of a calendar
+harmonic regression, MSTL on seasons found in the data, and seasonal-naive.
 
 What every user sees until the Toto weights are in place. Chosen by measurement (bench/accuracy.py,
 bench/RESULTS.md "Accuracy"): the library peers are accurate but far too slow for a panel of 100
-series (CPU ms per 2048-point series: statsforecast AutoETS(ZZN) ~240, MSTL(60)+AutoETS ~260,
-MSTL(60,720) ~2850; augurs MSTL.ets ~56; all measured on this 2-core machine under load), so the
-expensive part — the ETS trend fit — is replaced by a closed-form robust trend, and the seasonal
-decomposition is left to augurs (Grafana's Rust library; MSTL decomposition ~3-7 ms):
+series (CPU ms per 2048-point series: statsforecast AutoETS(ZZN) ~240, MSTL(60)+AutoETS ~260-1200,
+MSTL(60,720) ~2850; augurs AutoETS(ZZN) on 256 points alone ~10; augurs MSTL ~2-4).
 
-1. seasons: engine/seasons.py detect_seasons (autocorrelation, calendar-snapped); none → trend only;
-2. augurs MSTL with those periods decomposes the series and repeats the seasonal components;
-3. the trend (deseasonalised series) is a level plus a slope estimated as the median of lag-k
-   changes over the recent window — a median, so one restart drop or overload spike does not
-   bend it — kept only when the trend over k steps exceeds the noise of k-step changes;
-4. the band is the recent residuals' quantiles, widened with the horizon like a random walk
-   whose step is the residuals' one-step change;
-5. per series, that MSTL forecast or seasonal-naive, whichever has the lower error on a holdout
-   of the context's last min(horizon, T/4) points (selected_forecast): ~2× the cost of one fit.
+The 2026-12-01 table showed where MSTL + a robust linear trend lost to statsforecast's MSTL +
+AutoETS: every 1-minute setting (cpu 1.15 vs 0.81, latency-p99 2.06 vs 0.98, disk-fill 17.8 vs
+3.6, Prometheus load 3.2-3.8 vs 1.0-1.4). There a 2048-point context holds 34 hours: the day does
+not fit twice, no decomposition sees it, and the part of it in the context is a curve that a linear
+trend over the last hours extrapolates the wrong way. ETS follows the curve's local slope; a
+sinusoid with the calendar's period places it (engine/harmonic.py), and did better than ETS there
+(Prometheus load at 1 minute: 0.71-0.77 against sf MSTL's 1.00-1.43). So:
+
+1. harmonic: engine/harmonic.py, a least-absolute-deviation fit of a trend (+ curvature) and
+   hour / day / week sinusoids, whose errors are an AR(1) (_ar1_correction: a level off the fit
+   at the origin is followed and forgotten at the rate the residuals forget);
+2. mstl: seasons from engine/seasons.py detect_seasons (autocorrelation, calendar-snapped);
+   augurs MSTL decomposes with them and repeats the seasonal components, and the deseasonalised
+   series gets a level plus a slope (median of lag-k changes over the recent window, kept only
+   when clearer than the noise of those changes); no season → that trend alone. It is what wins
+   across a restart sawtooth (memory-leak) and after a level shift;
+3. seasonal-naive with drift (engine/baseline.py), exact on a noise-free line + daily cycle;
+4. the band: the recent residuals' quantiles, widened with the horizon like a random walk whose
+   step is the residuals' one-step change;
+5. selected_forecast picks per series on a holdout of the context's last min(horizon, T/4)
+   points. Measured after the change (bench/RESULTS.md, 2026-12-02): no worse than the best of
+   seasonal-naive and statsforecast MSTL on all 15 demo and 6 Prometheus settings, at ~5-7 ms
+   CPU a series (2 MSTL fits only where a season the harmonic regression lacks is found).
 """
 
 from __future__ import annotations
@@ -126,7 +139,10 @@ def selected_forecast(history: np.ndarray, horizon: int, step_ms: int) -> tuple[
     sawtooth (memory-leak at 5 min: MASE 0.77 vs 74 for seasonal-naive) and on a period the
     calendar does not hold, and without a season it is the robust local trend that follows a
     level shift. The holdout is the last min(horizon, T/4) points; the winner has the lowest mean
-    absolute error of its median there (ties: the order of CANDIDATES).
+    absolute error of its median there (ties: the order of CANDIDATES). Seasonal-naive's counts
+    SWITCH_MARGIN more: it echoes one past season's noise and wins single holdouts by chance
+    (PostgreSQL load at 1 / 15 min: MASE 2.64 → 2.47, 3.86 → 3.75 with the margin); the same
+    margin against MSTL lost memory-leak at 1 minute (11.2 → 30.0), so MSTL has none.
 
     Cost: MSTL (~2.5-4 ms a fit) is a candidate only where it can add something: no season (then
     it is the cheap trend alone) or a season that is not an hour / day / week the harmonic
@@ -257,7 +273,8 @@ def method() -> str:
     try:
         import augurs  # noqa: F401
 
-        return "augurs MSTL + robust trend (seasons from the ACF) or seasonal-naive, by holdout"
+        return ("calendar harmonic regression, augurs MSTL + robust trend (seasons from the ACF) or "
+                "seasonal-naive, by holdout")
     except ImportError:
         return "seasonal-naive (augurs not installed)"
 
