@@ -27,8 +27,9 @@ sinusoid with the calendar's period places it (engine/harmonic.py), and did bett
    step is the residuals' one-step change;
 5. selected_forecast picks per series on a holdout of the context's last min(horizon, T/4)
    points. Measured after the change (bench/RESULTS.md, 2026-12-02): no worse than the best of
-   seasonal-naive and statsforecast MSTL on all 15 demo and 6 Prometheus settings, at ~5-7 ms
-   CPU a series (2 MSTL fits only where a season the harmonic regression lacks is found).
+   seasonal-naive and statsforecast MSTL on all 15 demo and 6 Prometheus settings, at 6.1 ms
+   CPU a series (median over settings; max 11.3 at memory-leak @5m, where a 3-day season brings
+   in MSTL's two fits).
 """
 
 from __future__ import annotations
