@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-# torch.compile of the model (engine/compiled.py) costs ~30 s of CPU per shape bucket: off for every
-# model and plugin the suite starts, except where a test asks for it (tests/test_model_speedups.py).
+# torch.compile of the model (engine/compiled.py) costs ~30 s of CPU per shape bucket: off (also the
+# default) for every model and plugin the suite starts, except where a test asks for it
+# (tests/test_model_speedups.py).
 os.environ.setdefault("TOTO_COMPILE", "0")
 
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb

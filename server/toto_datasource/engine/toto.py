@@ -46,7 +46,7 @@ class LoadedModel:
     load_seconds: float
     # {"relative": …, "absolute": …} vs the unfolded model, or {"off": reason}
     fold: dict[str, Any] = field(default_factory=dict)
-    compiled: BucketedTransformer | None = None  # None: compilation off (TOTO_COMPILE=0, not fp32, …)
+    compiled: BucketedTransformer | None = None  # None: compilation off (the default, not fp32, …)
     int8_error: dict[str, float] | None = None  # dtype int8: error vs the folded fp32 model
 
     def describe(self) -> dict[str, Any]:
@@ -148,7 +148,8 @@ def load_toto(
     Then fold the unit-scaling constants into the weights (exact, verified on a probe batch),
     quantise to int8 when dtype is "int8" (CPU only, approximate, never the default), and put the
     bucketed compiled transformer in place (fp32 only; `compile=None` follows TOTO_COMPILE, default
-    on). Compilation itself happens later, in the background, bucket by bucket (engine/compiled.py).
+    off: engine/compiled.py says why). Compilation itself happens later, in the background, bucket
+    by bucket.
     `compiler` replaces torch.compile (tests inject a failing one).
     """
     started = time.perf_counter()
