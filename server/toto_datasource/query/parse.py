@@ -21,7 +21,7 @@ from ..backend.quantiles import DEFAULT_QUANTILES
 from ..backend.settings import DataSourceSettings
 from .durations import Span, format_duration, parse_duration_ms, span
 from .model import ForecastQuery
-from .schema import SchemaPart, build_schema, describe, validator
+from .schema import SchemaPart, compiled_schema, describe
 
 # Epoch milliseconds a time range may use: 1970 to 2200. Anything else is not a dashboard range
 # (Grafana sends -2^63 for a broken one) and would overflow nanosecond timestamps.
@@ -94,10 +94,10 @@ def parse_query(
     obj = _load(raw)
     if query_type and not obj.get("queryType"):
         obj["queryType"] = query_type
-    schema = build_schema(sources.values(), query_types.values(), models)
+    schema, check = compiled_schema(sources.values(), query_types.values(), models)
     source_name = obj.get("source") or next(iter(sources))
     stripped = sources[source_name].strip_for_schema(obj) if source_name in sources else obj
-    error = best_match(validator(schema).iter_errors(stripped))
+    error = best_match(check.iter_errors(stripped))
     if error is not None:
         raise bad_request(describe(error, schema))
     for name, value in (("timeRange.from", from_ms), ("timeRange.to", to_ms)):

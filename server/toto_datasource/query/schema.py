@@ -114,6 +114,25 @@ def validator(schema: dict[str, Any]) -> Draft202012Validator:
     return _validator_for(json.dumps(schema, sort_keys=True))
 
 
+_COMPILED: dict[tuple[Any, ...], tuple[tuple[object, ...], dict[str, Any], Draft202012Validator]] = {}
+
+
+def compiled_schema(sources: Iterable[SchemaPart], query_types: Iterable[SchemaPart], models: Iterable[str]
+                    ) -> tuple[dict[str, Any], Draft202012Validator]:
+    """The schema and its validator for these registered parts, built once per set of parts.
+
+    Why: building and serialising the schema to find its cached validator was a fifth of the
+    non-model time of a one-series query (0.16 of 0.8 ms to parse it)."""
+    sources, query_types, models = tuple(sources), tuple(query_types), tuple(models)
+    parts = (*sources, *query_types)
+    key = (tuple(map(id, parts)), models)
+    hit = _COMPILED.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[0], parts, strict=True)):
+        schema = build_schema(sources, query_types, models)
+        hit = _COMPILED[key] = (parts, schema, validator(schema))
+    return hit[1], hit[2]
+
+
 def short(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, (bytes, bytearray)) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
