@@ -6,10 +6,13 @@ checkpoint by default). Clients, each a thread with one request in flight at a t
   * interactive — one demo series, horizon 1h at 1m (what a single panel sends);
   * bulk        — inline 32 series x 2048 points, horizon 256 (a big "all hosts" panel);
   * anomaly     — demo, queryType anomaly over 6 h (rolling windows).
-Mix by `--clients` and `--bulk-share` / `--anomaly-share`. Reported: p50/p99 of interactive
-latency idle (alone, before the burst) and under load, status counts, the plugin's RSS and thread
-count before, at peak, and `--settle` seconds after the burst (read from /proc/<pid>/status), and
-the machine's load average (the machine is shared: numbers are only comparable within one run).
+Mix by `--clients` and `--bulk-share` / `--anomaly-share`; `--panels N` lets the interactive
+clients share N panel queries (a dashboard many people watch), else every request is distinct and
+costs a model row. Reported: p50/p99 of interactive latency idle (alone, cold cache, before the
+burst) and under load, status counts, the model's busy share, rows per call and rows/s during the
+burst with the Little's-law floor they put under a closed loop of interactive clients, the
+plugin's RSS and thread count before, at peak, and `--settle` seconds after the burst (from
+/proc/<pid>/status), and the load average (numbers are only comparable within one run).
 
     .venv/bin/python bench/load_mixed.py --clients 200 --seconds 30 [--results]
 """
@@ -101,6 +104,17 @@ def one(p: PluginProcess, kind: str, salt: int, samples: Samples, timeout: float
     samples.add(kind, time.monotonic() - started, status)
 
 
+def engine_counters(p: PluginProcess) -> dict[str, float]:
+    """The plugin's own model counters (CollectMetrics): seconds inside model calls, calls, rows."""
+    text = p.diagnostics.CollectMetrics(pb.CollectMetricsRequest()).metrics.prometheus.decode()
+    out = {}
+    for line in text.splitlines():
+        for key in ("toto_inference_seconds_sum", "toto_inference_seconds_count", "toto_batch_rows_sum"):
+            if line.startswith(key + " "):
+                out[key] = float(line.split()[1])
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -114,6 +128,9 @@ def main() -> None:
     ap.add_argument("--idle-requests", type=int, default=20)
     ap.add_argument("--settle", type=float, default=60, help="seconds after the burst before RSS 'after'")
     ap.add_argument("--timeout", type=float, default=30, help="gRPC deadline per request (Grafana: 30 s)")
+    ap.add_argument("--panels", type=int, default=0,
+                    help="interactive clients share this many distinct panel queries (dashboards viewed by "
+                         "many: result-cache hits and coalescing); 0 = every request distinct (worst case)")
     ap.add_argument("--model", default=str(ROOT / "var/checkpoints/toto-2.0-4m-random"))
     ap.add_argument("--results", action="store_true", help="append the table to bench/RESULTS.md")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -129,6 +146,7 @@ def main() -> None:
             one(p, "interactive", 100_000 + i * 17, idle, args.timeout)
         rss_before, threads_before = proc_status(p.proc.pid)
         load_before = os.getloadavg()[0]
+        engine_before = engine_counters(p)
 
         n_bulk = round(args.clients * args.bulk_share)
         n_anomaly = round(args.clients * args.anomaly_share)
@@ -141,7 +159,8 @@ def main() -> None:
         def client(kind: str, k: int) -> None:
             i = 0
             while time.monotonic() < stop:
-                one(p, kind, k * 7919 + i * 13, load, args.timeout)
+                shared = kind == "interactive" and args.panels > 0
+                one(p, kind, (k % args.panels) * 101 if shared else k * 7919 + i * 13, load, args.timeout)
                 i += 1
 
         workers = [threading.Thread(target=client, args=(k, n), daemon=True) for n, k in enumerate(kinds)]
@@ -160,6 +179,8 @@ def main() -> None:
             w.join()
         burst_end = time.monotonic()
         load_peak = os.getloadavg()[0]
+        engine_after = engine_counters(p)
+        burst_s = burst_end - (stop - args.seconds)
         done.set()
         watcher.join()
         time.sleep(max(0.0, args.settle - (time.monotonic() - burst_end)))  # the "a minute after" wait
@@ -172,14 +193,24 @@ def main() -> None:
         ("anomaly, under load", load.latency["anomaly"]),
     ]
     idle_p99 = pct(idle.latency["interactive"], 99)
+    d = {k: engine_after.get(k, 0.0) - engine_before.get(k, 0.0) for k in engine_after}
+    calls = d.get("toto_inference_seconds_count", 0.0)
+    model_rows = d.get("toto_batch_rows_sum", 0.0)
+    busy = d.get("toto_inference_seconds_sum", 0.0) / burst_s
+    served = len(load.latency["interactive"]) / burst_s
+    # Little's law for a closed loop: N clients each with one request in flight see a mean latency
+    # of N / throughput, so the interactive latency under load cannot be below this floor.
+    floor = n_interactive / served if served else float("nan")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     lines = [
         f"### {stamp} — `bench/load_mixed.py --clients {args.clients} --seconds {args.seconds:g} "
-        f"--settle {args.settle:g}`",
+        f"--settle {args.settle:g}{f' --panels {args.panels}' if args.panels else ''}`",
         "",
         f"Machine: {os.cpu_count()} cores, load average {load_before:.1f} before / {load_peak:.1f} at the "
         f"end of the burst (shared). Model {Path(args.model).name}. Env {extra or '-'}. "
-        f"Clients: {n_interactive} interactive, {n_bulk} bulk, {n_anomaly} anomaly; "
+        f"Clients: {n_interactive} interactive "
+        f"({f'sharing {args.panels} panel queries' if args.panels else 'every request distinct'}), "
+        f"{n_bulk} bulk, {n_anomaly} anomaly; "
         f"gRPC deadline {args.timeout:g} s.",
         "",
         "| queries | n | p50 (s) | p99 (s) | p99 / idle p99 |",
@@ -188,6 +219,12 @@ def main() -> None:
           for name, v in rows),
         "",
         f"Statuses: {dict(sorted(load.statuses.items()))}",
+        "",
+        f"Model during the burst: busy {busy:.0%} of the time, {calls:.0f} calls, "
+        f"{model_rows / calls if calls else float('nan'):.1f} rows per call, "
+        f"{model_rows / burst_s:.1f} rows/s. "
+        f"Interactive answered {served:.1f}/s; with {n_interactive} closed-loop clients Little's law "
+        f"puts their mean latency at {floor:.2f} s at that rate.",
         "",
         "| plugin process | before | peak | after settle |",
         "|---|---|---|---|",
