@@ -51,9 +51,12 @@ def autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 def _detrend(x: np.ndarray) -> np.ndarray:
-    t = np.arange(x.size, dtype=np.float64)
-    slope, intercept = np.polyfit(t, x, 1)
-    return x - (slope * t + intercept)
+    """x minus its least-squares line (closed form: np.polyfit's 0.25 ms was a fifth of
+    detect_seasons)."""
+    t = np.arange(x.size, dtype=np.float64) - 0.5 * (x.size - 1)
+    tt = float(np.dot(t, t))
+    slope = float(np.dot(t, x)) / tt if tt > 0 else 0.0
+    return x - (slope * t + float(x.mean()))
 
 
 def high_pass(x: np.ndarray, window: int) -> np.ndarray:
