@@ -196,3 +196,62 @@ def test_demo_postgres_forecast_starts_at_the_observed_level() -> None:
         # Noise sd 9 QPS, the hourly swing up to 2 QPS a step: within 3 sd of the last 4 points.
         assert abs(median[0] - np.mean(x[-4:])) < 27, (i, median[0], x[-4:])
         assert out.level(0.9)[0, 0] < 500
+
+
+# --- the cost work (issue 14, fallback target ≤ 10 ms a series): same answers, cheaper ---
+
+
+def test_fast_quantiles_match_numpy() -> None:
+    from toto_datasource.engine.baseline import QUANTILE_LEVELS, quantiles
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 10, 256, 2047):
+        x = rng.normal(0, 1e3, n)
+        assert np.array_equal(quantiles(x), np.quantile(x, QUANTILE_LEVELS)), n
+    assert np.array_equal(quantiles(np.arange(11.0), np.array([0.0, 0.25, 1.0])), [0.0, 2.5, 10.0])
+
+
+def test_seasonal_naive_median_is_the_median_row() -> None:
+    from toto_datasource.engine.baseline import seasonal_naive_median
+
+    rng = np.random.default_rng(8)
+    t = np.arange(2000)
+    x = 10 + 0.01 * t + np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.3, t.size)
+    x[50:60] = np.nan
+    for step_ms in (300_000, 7 * 60_000):
+        assert np.array_equal(seasonal_naive_median(x, 144, step_ms), seasonal_naive(x, 144, step_ms)[4])
+
+
+def test_closed_form_detrend_and_small_solve_match_numpy() -> None:
+    from toto_datasource.engine.harmonic import _solve
+    from toto_datasource.engine.seasons import _detrend
+
+    rng = np.random.default_rng(9)
+    x = 3 + 0.2 * np.arange(500) + rng.normal(0, 1, 500)
+    t = np.arange(500.0)
+    assert np.allclose(_detrend(x), x - np.polyval(np.polyfit(t, x, 1), t), atol=1e-9)
+    assert np.allclose(_detrend(np.ones(1)), 0.0)
+    a = rng.normal(size=(300, 17))
+    gram, rhs = a.T @ a, rng.normal(size=17)
+    assert np.allclose(_solve(gram, rhs), np.linalg.solve(gram, rhs), rtol=1e-12, atol=1e-12)
+
+
+def test_long_season_holdout_is_fitted_at_a_coarser_resolution() -> None:
+    """A 3-day sawtooth at 5 minutes (864 steps): the holdout's MSTL runs on means of 4 points
+    and stays close to the full-resolution fit (the final forecast is always full resolution)."""
+    from toto_datasource.engine.statistical import holdout_mstl, mstl_forecast, selected_forecast
+
+    rng = np.random.default_rng(10)
+    t = np.arange(2048 + 144)
+    x = (t % 864) * 0.1 + rng.normal(0, 0.5, t.size)
+    head, hold, actual = x[:1904], 144, x[1904:2048]
+    coarse = holdout_mstl(head, hold, 300_000, [864])
+    full = mstl_forecast(head, hold, 300_000, [864])[4]
+    assert coarse.shape == (hold,) and not np.array_equal(coarse, full)
+    assert np.abs(coarse - actual).mean() < 1.2 * np.abs(full - actual).mean() + 0.1
+    # A short season is not decimated (17 steps: fewer than HOLDOUT_SEASON_POINTS per cycle).
+    short = np.sin(2 * np.pi * np.arange(1904) / 17)
+    same = mstl_forecast(short, hold, 300_000, [17])[4]
+    assert np.array_equal(holdout_mstl(short, hold, 300_000, [17]), same)
+    name, q = selected_forecast(x[:2048], 144, 300_000)
+    assert name == "mstl" and np.abs(q[4] - x[2048:]).mean() < 1.0
