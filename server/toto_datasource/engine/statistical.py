@@ -26,10 +26,10 @@ sinusoid with the calendar's period places it (engine/harmonic.py), and did bett
 4. the band: the recent residuals' quantiles, widened with the horizon like a random walk whose
    step is the residuals' one-step change;
 5. selected_forecast picks per series on a holdout of the context's last min(horizon, T/4)
-   points. Measured after the change (bench/RESULTS.md, 2026-12-02): no worse than the best of
-   seasonal-naive and statsforecast MSTL on all 15 demo and 6 Prometheus settings, at 6.1 ms
-   CPU a series (median over settings; max 11.3 at memory-leak @5m, where a 3-day season brings
-   in MSTL's two fits).
+   points. Measured (bench/RESULTS.md, 2026-12-02 02:30): no worse than the best of
+   seasonal-naive and statsforecast MSTL on all 15 demo and 6 Prometheus settings, at 4.4 ms
+   CPU a series (median over settings; max 6.0 at memory-leak @15m, where a 3-day season brings
+   in MSTL: a coarse holdout fit and the full final fit; it was 11.3 ms with two full fits).
 """
 
 from __future__ import annotations
