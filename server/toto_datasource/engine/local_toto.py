@@ -18,6 +18,7 @@ from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
 from .prepare import magnitude_factors, restore_magnitudes
 from .scheduler import BatchingForecaster, BatchLimits
+from .threads import governed, governor_for, pin_threads_from_environment
 from .types import ForecastJob
 
 # Rows × length per model call. A GPU gains from big batches; a CPU does not: on 2 cores the
@@ -103,9 +104,13 @@ class LocalTotoBackend:
             hub = not path.startswith(("/", ".", "~")) and not os.path.isdir(path)
             raise BackendError(str(exc), 502, "downstream") if hub else BackendError(str(exc), 400) from None
         info = loaded.describe()
+        pin_threads_from_environment()
+        governor = governor_for(loaded.device)
+        if governor is not None:
+            info["intraOpThreads"] = f"adaptive, 1-{governor.cores} (the cores other processes leave free)"
+        run = governed(lambda batch: run_batch(loaded, batch), governor)
         model = BatchingForecaster(
-            f"toto:{loaded.checkpoint}", in_data_units(lambda batch: run_batch(loaded, batch)),
-            limits=default_limits(loaded.device), info=info,
+            f"toto:{loaded.checkpoint}", in_data_units(run), limits=default_limits(loaded.device), info=info,
         )
         if warmup:
             info["warmupSeconds"] = round(warm_up(model), 3)

@@ -50,9 +50,11 @@ class ServingEngine:
     properties: dict[str, str] = field(default_factory=dict)
 
     def load(self) -> ServingEngine:
+        from ..engine.threads import pin_threads_from_environment
         from ..engine.toto import load_toto
 
         o = self.options
+        pin_threads_from_environment()  # TOTO_TORCH_THREADS=N, as in the plugin
         self.loaded = load_toto(ModelSettings(o.checkpoint, o.device, o.dtype))
         self.max_cells = o.max_cells or (
             GPU_MAX_CELLS if self.loaded.device.startswith("cuda") else CPU_MAX_CELLS
