@@ -407,6 +407,29 @@ def test_cache_shares_in_flight_work_and_cancels_only_when_nobody_waits() -> Non
     assert len(inner.jobs) == 3  # the cancelled computation was not cached
 
 
+def test_later_deadlines_join_in_flight_work_and_resubmit_if_it_is_dropped() -> None:
+    """Under load identical panels must share one job even though each later arrival has a later
+    deadline; if the shared job is dropped at the first caller's deadline (504), the others, whose
+    deadlines have not passed, get a job of their own instead of that 504."""
+    inner = CountingForecaster(hold=True)
+    cache = CachingForecaster(inner, ttl_s=30, max_entries=8, clock=Clock())
+    ctx = series(1, 128)
+    now = time.monotonic()
+    first = cache.submit(ForecastJob(ctx, 8, deadline=now + 0.5))
+    later = [cache.submit(ForecastJob(ctx, 8, deadline=now + 30 + i)) for i in range(3)]
+    assert len(inner.jobs) == 1  # all four share the one in flight
+    inner.futures[0].set_exception(DeadlineExceeded())  # the engine dropped it at first's deadline
+    with pytest.raises(DeadlineExceeded):
+        first.result(timeout=WAIT)
+    assert len(inner.jobs) == 2  # the three later callers resubmitted once, together
+    assert not any(f.done() for f in later)
+    CountingForecaster.finish(inner.futures[1], inner.jobs[1])
+    for f in later:
+        np.testing.assert_allclose(f.result(timeout=WAIT).quantiles[:, 0, :], expected(ctx[0], 8), atol=1e-9)
+    other = cache.submit(ForecastJob(ctx, 8, deadline=now + 60))
+    assert other.result(timeout=WAIT) is not None and len(inner.jobs) == 2  # then a plain cache hit
+
+
 def test_cache_over_the_batching_engine(engines) -> None:
     runner = FakeRunner()
     cache = CachingForecaster(engines(runner), ttl_s=30, max_entries=8, clock=Clock())
@@ -505,3 +528,23 @@ def test_a_small_job_waits_one_call_behind_a_bulk_job_not_all_of_it(engines) -> 
     assert len(runner.calls) == 11
     assert runner.calls[1]["last"] == [[pytest.approx(small_row[-1])]]  # the very next call
     assert out.queue_wait_s >= 0 and bulk.result().queue_wait_s >= 0
+
+
+def test_one_series_jobs_of_other_lengths_share_the_call(engines) -> None:
+    """Room under the cap goes to compatible rows of other length buckets (left-padded, exact), so
+    one-series panels with different context lengths do not take turns call by call."""
+    runner = FakeRunner(gate=True)
+    engine = engines(runner)
+    first = engine.submit(ForecastJob(series(1, 64), 8))
+    assert runner.entered.wait(WAIT)
+    contexts = {n: series(1, n, start=float(n)) for n in (100, 600, 2048)}
+    futures = {n: engine.submit(ForecastJob(ctx, 8)) for n, ctx in contexts.items()}
+    other = engine.submit(ForecastJob(series(1, 600), 300))  # another horizon bucket: not mixed in
+    runner.release.set()
+    for n, f in futures.items():
+        np.testing.assert_allclose(f.result(timeout=WAIT).quantiles[:, 0, :], expected(contexts[n][0], 8),
+                                   atol=1e-5)
+    first.result(timeout=WAIT)
+    other.result(timeout=WAIT)
+    shapes = [(c["rows"], c["length"], c["horizon"]) for c in runner.calls[1:]]
+    assert shapes == [(3, 2048, 8), (1, 608, 300)]

@@ -8,17 +8,24 @@ computed). Entries live `ttl_s` seconds from the submission that computed them; 
 `max_entries` are kept, least recently used first out.
 Failures are never cached. Each caller gets its own future: cancelling one caller's future
 cancels the shared computation only when no other caller still waits for it.
+
+A caller joins a computation still in flight whatever its deadline; should the computation be
+dropped at its first caller's deadline (a 504), a joiner whose own deadline is later submits
+again. Why: refusing to join a computation with an earlier deadline — every later arrival with the
+same timeout — made each of 160 clients watching 20 panels its own job under load; 250 one-series
+jobs queued at once and some waited out the whole burst (bench/load_mixed.py --panels 20).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +33,7 @@ import numpy as np
 
 from .. import metrics
 from ..backend.cancel import track, untracked
+from ..backend.errors import BackendError
 from .types import Forecaster, ForecastJob, ForecastOutput
 
 DEFAULT_TTL_S = 30.0
@@ -98,16 +106,32 @@ class CachingForecaster:
                     self._entries.popitem(last=False)
             with entry.lock:
                 entry.waiters += 1
-        return track(self._proxy(key, entry))
+        return track(self._proxy(key, entry, job))
 
     def _usable(self, entry: _Entry, job: ForecastJob, now: float) -> bool:
         f = entry.future
-        if now >= entry.expires or f.cancelled() or (f.done() and f.exception() is not None):
-            return False
-        if not f.done() and entry.deadline is not None:
-            # joining a computation that may be dropped at an earlier deadline than ours: don't
-            return job.deadline is not None and job.deadline <= entry.deadline
-        return True
+        return not (now >= entry.expires or f.cancelled() or (f.done() and f.exception() is not None))
+
+    def _retry(self, job: ForecastJob, proxy: Future[ForecastOutput]) -> None:
+        """The shared computation was dropped at an earlier caller's deadline: submit ours."""
+        try:
+            with untracked():
+                again = self.submit(job)
+        except Exception as exc:  # queue full, shutting down: this caller's answer
+            proxy.set_exception(exc)
+            return
+        proxy.add_done_callback(lambda p: again.cancel() if p.cancelled() else None)
+
+        def transfer(f: Future[ForecastOutput]) -> None:
+            with contextlib.suppress(InvalidStateError):  # the caller cancelled meanwhile
+                if f.cancelled():
+                    proxy.cancel()
+                elif (exc := f.exception()) is not None:
+                    proxy.set_exception(exc)
+                else:
+                    proxy.set_result(f.result())
+
+        again.add_done_callback(transfer)
 
     def _settled(self, key: CacheKey, entry: _Entry, f: Future[ForecastOutput]) -> None:
         if f.cancelled() or f.exception() is not None:
@@ -118,15 +142,21 @@ class CachingForecaster:
             if self._entries.get(key) is entry:
                 del self._entries[key]
 
-    def _proxy(self, key: CacheKey, entry: _Entry) -> Future[ForecastOutput]:
+    def _proxy(self, key: CacheKey, entry: _Entry, job: ForecastJob) -> Future[ForecastOutput]:
         proxy: Future[ForecastOutput] = Future()
 
         def deliver(f: Future[ForecastOutput]) -> None:
+            exc = None if f.cancelled() else f.exception()
+            if (isinstance(exc, BackendError) and exc.status == 504 and job.deadline != entry.deadline
+                    and (job.deadline is None or job.deadline > time.monotonic())):
+                if not proxy.done():
+                    self._retry(job, proxy)
+                return
             if not proxy.set_running_or_notify_cancel():
                 return
             if f.cancelled():
                 proxy.set_exception(CancelledError())
-            elif (exc := f.exception()) is not None:
+            elif exc is not None:
                 proxy.set_exception(exc)
             else:
                 out = f.result()
