@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..backend.cpu import released
 from ..backend.errors import BackendError
 from ..engine.types import PATCH, Forecaster, ForecastJob, ForecastOutput
 from ..frames.forecast import FrameContext
@@ -122,7 +123,8 @@ def await_output(future: Future[ForecastOutput], timeout: float | None,
     """Wait for a job; past the deadline the job is cancelled so the engine drops it unrun. The
     time the job queued for the model goes into the frames' meta (`queueWaitMs`)."""
     try:
-        out = future.result(timeout=timeout)
+        with released():  # no CPU slot is held while the model works
+            out = future.result(timeout=timeout)
         if ctx is not None:
             wait_ms = round(out.queue_wait_s * 1000, 1)
             ctx.custom["queueWaitMs"] = max(wait_ms, ctx.custom.get("queueWaitMs", 0.0))

@@ -20,6 +20,7 @@ from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
 from ..backend.cancel import cancel_scope
+from ..backend.cpu import cpu_slot
 from ..backend.errors import BackendError
 from ..backend.settings import DataSourceSettings
 from ..backend.types import QueryResult
@@ -53,6 +54,11 @@ class DataServicer(pb_grpc.DataServicer):
         self.ds = ds
 
     def QueryData(self, request: pb.QueryDataRequest, context: grpc.ServicerContext) -> pb.QueryDataResponse:
+        with cpu_slot():  # Python work holds a CPU slot; every wait inside gives it back
+            return self._query_data(request, context)
+
+    def _query_data(self, request: pb.QueryDataRequest, context: grpc.ServicerContext
+                    ) -> pb.QueryDataResponse:
         queries = wire.query_inputs(request)
         try:
             settings = settings_for(self.ds, request.pluginContext)

@@ -29,6 +29,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from ..backend.cpu import released
+
 DEADLINE_MARGIN_S = 1.0  # kept back from the gRPC deadline: frames, encoding, the response itself
 MIN_MARGIN_FRACTION = 0.5  # with less than 2 x margin left, spend half of what is left
 DEFAULT_FETCHES_PER_SOURCE = 16
@@ -181,7 +183,7 @@ def fetch_within(
     if left <= 0:
         raise BudgetExceeded(budget)
     request.extensions["timeout"] = httpx.Timeout(max(left, 0.001)).as_dict()
-    with _deadline(time.monotonic() + left):
+    with _deadline(time.monotonic() + left), released():  # no CPU slot held while the upstream answers
         try:
             response = client.send(request, stream=True, auth=auth)
         except httpx.TimeoutException:
@@ -230,7 +232,9 @@ class FetchLimiter:
 
     @contextlib.contextmanager
     def slot(self, budget: Budget, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
-        if not self._sem.acquire(timeout=max(0.0, budget.remaining(clock))):
+        with released():
+            got = self._sem.acquire(timeout=max(0.0, budget.remaining(clock)))
+        if not got:
             raise FetchSlotsExhausted(self.limit, budget)
         try:
             yield

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from ...backend.cpu import released
 from ...backend.errors import BackendError, bad_request, downstream
 from ..base import SourceHealth
 from .frames import DecodedResult, decode_result
@@ -167,7 +168,8 @@ class GrafanaClient:
         cancelled = threading.Event()
         future = self._pool.submit(self._send, method, path, body, headers, cancelled, budget)
         try:
-            return future.result(timeout=budget)
+            with released():  # no CPU slot held while Grafana answers
+                return future.result(timeout=budget)
         except FutureTimeout:
             cancelled.set()
             raise self._timeout(budget) from None
