@@ -7,7 +7,9 @@ Everything is measured side by side in one run on one machine:
                 context 2048, horizon 256, history frames included), result cache off;
   * naive     — one `forecast()` call per request, serialised, in-process (no protocol cost at all);
   * overhead  — for 64 series × 2048 points: end-to-end QueryData time minus the time inside the
-                model call (from the plugin's own toto_inference_seconds metric), as a share.
+                model call (from the plugin's own toto_inference_seconds metric), as a share; for one
+                series: QueryData end to end minus the direct model call on the same prepared input
+                (medians; the direct calls run before the plugin starts, so the two never compete).
 Prints a Markdown table and, with --results, appends it to bench/RESULTS.md.
 
     .venv/bin/python bench/run.py --model-size 4m --model-size 22m [--quick]
@@ -239,6 +241,9 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
         "p99": percentile(list(naive_lat.values()), 99),
     }
     single_direct = [direct_call(loaded, r.values, args.horizon) for r in pools[1]]
+    for _ in range(3):
+        direct_call(loaded, one.values, args.horizon)
+    one_direct = [direct_call(loaded, one.values, args.horizon) for _ in range(args.one_series_repeats)]
     del loaded
 
     print(f"[{size}] starting the plugin ...", flush=True)
@@ -286,12 +291,17 @@ def bench_size(size: str, args: argparse.Namespace) -> dict:
             shares.append(((e2e - model) / e2e, e2e, model, resp.ByteSize()))
         share, e2e, model, size_b = sorted(shares)[len(shares) // 2]
         res["overhead"] = {"share": share, "e2e": e2e, "model": model, "bytes": size_b}
+        # One series: QueryData end to end vs the direct model call on the same prepared input
+        # (measured above, before the plugin started: the two never compete for the cores).
+        for _ in range(3):
+            plugin.data.QueryData(one.message, timeout=600)
         lone = []
-        for _ in range(args.repeats + 2):
+        for _ in range(args.one_series_repeats):
             t = time.perf_counter()
             plugin.data.QueryData(one.message, timeout=600)
             lone.append(time.perf_counter() - t)
         res["one_series_ms"] = 1000 * float(np.median(lone))
+        res["one_direct_ms"] = 1000 * float(np.median(one_direct))
         res["server_peak_rss_mb"] = peak_rss_mb(plugin.proc.pid)
     res["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return res
@@ -328,15 +338,18 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
                      + " | ".join(f"{v:.1f}" for v in r["rows_per_call"].values()) + " |")
     lines.append("")
     lines.append(
-        "| model | single request: direct model call (ms, median) | server extra (ms, median) | "
+        "| model | 1 series: direct model call (ms, median) | 1 series: QueryData (ms, median) | "
+        "1 series: overhead (ms) | 1–20-series request: direct (ms, median) | server extra (ms, median) | "
         "64×2048 e2e (s) | of which model (s) | protocol+frames share | response bytes | "
         "server peak RSS (MB) |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         o = r["overhead"]
         lines.append(
-            f"| {r['size']} | {r['single_direct_ms']:.1f} | {r['single_extra_ms']:+.1f} | {o['e2e']:.3f} | "
+            f"| {r['size']} | {r['one_direct_ms']:.1f} | {r['one_series_ms']:.1f} | "
+            f"{r['one_series_ms'] - r['one_direct_ms']:+.1f} | "
+            f"{r['single_direct_ms']:.1f} | {r['single_extra_ms']:+.1f} | {o['e2e']:.3f} | "
             f"{o['model']:.3f} | {100 * o['share']:.1f} % | {o['bytes'] / 1e6:.1f} MB | "
             f"{r['server_peak_rss_mb']:.0f} |"
         )
@@ -359,7 +372,7 @@ def main() -> None:
         help="random-weight checkpoint architecture (repeatable; default 4m and 22m)",
     )
     p.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
-    p.add_argument("--clients", default="1,8,64", help="concurrency levels")
+    p.add_argument("--clients", default="1,8,32,64", help="concurrency levels")
     p.add_argument("--context", type=int, default=2048)
     p.add_argument("--horizon", type=int, default=256)
     p.add_argument("--requests-per-client", type=int, default=2)
@@ -368,6 +381,7 @@ def main() -> None:
     args.model_size = args.model_size or ["4m", "22m"]
     args.clients = [int(x) for x in args.clients.split(",")]
     args.single_requests = 4 if args.quick else 8
+    args.one_series_repeats = 7 if args.quick else 21
     args.naive_requests = 8 if args.quick else 32
     args.offline_batch = 128  # "one large batch", as the serving issue defines the upper bound
     args.rows_sweep = [1, 8, 16, 32, 128]
