@@ -40,6 +40,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from results_file import publish
     from run import machine  # the serving bench's machine line
     from toto_datasource.backend.settings import ModelSettings
     from toto_datasource.engine.threads import ThreadGovernor, governed
@@ -106,11 +107,7 @@ def main() -> None:
           for name, (a, b) in results.items()),
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.results:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write("\n" + text + "\n")
+    publish("\n".join(lines), args.results)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
 import grpc  # noqa: E402
+from results_file import publish  # noqa: E402  (bench/, the script's own directory)
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb  # noqa: E402
 from toto_datasource.plugin.host import PluginProcess  # noqa: E402
 
@@ -232,11 +233,7 @@ def main() -> None:
         f"| threads | {threads_before} | {peak[1]} | {threads_after} |",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if args.results:
-        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write("\n" + text + "\n")
+    publish("\n".join(lines), args.results)
 
 
 if __name__ == "__main__":
