@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 
 // pluginJSON reads the built plugin.json and resolves the executable like Grafana does:
 // <plugin dir>/<executable>_<GOOS>_<GOARCH>.
-func pluginJSON(t *testing.T) map[string]any {
+func pluginJSON(t testing.TB) map[string]any {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(pluginDir, "plugin.json"))
 	if err != nil {
@@ -70,7 +70,7 @@ func pluginJSON(t *testing.T) map[string]any {
 	return pj
 }
 
-func executablePath(t *testing.T) string {
+func executablePath(t testing.TB) string {
 	t.Helper()
 	if executable == "" {
 		prefix, _ := pluginJSON(t)["executable"].(string)
@@ -111,7 +111,7 @@ type pluginProcess struct {
 // launch starts the executable with the ClientConfig Grafana's plugin manager builds
 // (pkg/plugins/backendplugin/grpcplugin/client.go): the SDK's handshake constants, protocol
 // version 2 only, gRPC only, SkipHostEnv, cmd.Env = env.
-func launch(t *testing.T, env []string, args ...string) *pluginProcess {
+func launch(t testing.TB, env []string, args ...string) *pluginProcess {
 	t.Helper()
 	cmd := exec.Command(executablePath(t), args...)
 	cmd.Env = env
@@ -181,7 +181,7 @@ func sharedPlugin(t *testing.T) *pluginProcess {
 }
 
 // waitHealthy polls CheckHealth until the plugin reports OK: the model loads after the handshake.
-func waitHealthy(t *testing.T, p *pluginProcess) *pluginv2.CheckHealthResponse {
+func waitHealthy(t testing.TB, p *pluginProcess) *pluginv2.CheckHealthResponse {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
