@@ -55,6 +55,8 @@ plugin: install
 bench: install $(TINY)
 	$(PY) bench/run.py
 	$(PY) bench/model_speed.py
+	$(PY) bench/cpu_contention.py
+	$(PY) bench/grafana_overhead.py
 
 # The query schema is generated from the registered sources and query types; a test checks the
 # committed file is current, and the frontend's tests validate the editors' output against it.
