@@ -11,9 +11,7 @@ of engine/threads.py — the median time of one model call (Toto, `--rows` × 20
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import multiprocessing as mp
-import os
 import sys
 import time
 from pathlib import Path
@@ -40,15 +38,13 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from results_file import publish
-    from run import machine  # the serving bench's machine line
+    from results_file import heading, publish
+    from run import machine, random_checkpoint
     from toto_datasource.backend.settings import ModelSettings
     from toto_datasource.engine.threads import ThreadGovernor, governed
-    from toto_datasource.engine.toto import load_toto, run_forecast, write_random_checkpoint
+    from toto_datasource.engine.toto import load_toto, run_forecast
 
-    checkpoint = ROOT / "var" / "checkpoints" / f"toto-2.0-{args.size}-random"
-    if not (checkpoint / "model.safetensors").exists():
-        write_random_checkpoint(checkpoint, args.size)
+    checkpoint = random_checkpoint(args.size)
     loaded = load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"), compile=False)
     cores = torch.get_num_threads()
     rng = np.random.default_rng(0)
@@ -93,13 +89,10 @@ def main() -> None:
         print(f"{name}: alone {alone:.3f} s, with a busy process {loaded_s:.3f} s", flush=True)
 
     best_alone = min(a for a, _ in results.values())
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     lines = [
-        f"### {stamp} — `bench/cpu_contention.py --size {args.size} --rows {args.rows}`",
-        "",
-        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}. One call: {args.rows} rows × 2048 "
-        f"points, horizon 256, folded eager model, median of {args.repeats}. \"Busy\": another process "
-        "spinning on one core.",
+        *heading(f"bench/cpu_contention.py --size {args.size} --rows {args.rows}", machine()),
+        f"One call: {args.rows} rows × 2048 points, horizon 256, folded eager model, median of "
+        f"{args.repeats}. \"Busy\": another process spinning on one core.",
         "",
         "| intra-op threads | alone (s) | with a busy process (s) | busy / alone | × best alone |",
         "|---|---|---|---|---|",

@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
-from results_file import publish  # noqa: E402
-from run import direct_call, load_model, machine  # noqa: E402
+from results_file import heading, publish  # noqa: E402
+from run import direct_call, load_model, machine, random_checkpoint  # noqa: E402
 
 STEP_MS = 60_000
 
@@ -50,11 +50,7 @@ def main() -> None:
     ap.add_argument("--results", action="store_true")
     args = ap.parse_args()
 
-    checkpoint = ROOT / "var" / "checkpoints" / f"toto-2.0-{args.size}-random"
-    if not (checkpoint / "model.safetensors").exists():
-        from toto_datasource.engine.toto import write_random_checkpoint
-
-        write_random_checkpoint(checkpoint, args.size)
+    checkpoint = random_checkpoint(args.size)
     values = series(args.context)
     end_ms = (int(dt.datetime.now(dt.UTC).timestamp() * 1000) // STEP_MS) * STEP_MS
     timestamps = [end_ms - (args.context - 1 - i) * STEP_MS for i in range(args.context)]
@@ -85,13 +81,11 @@ def main() -> None:
                  f"{out.stderr[-3000:]}")
     go_ms, go_p10, beyond_ms = (float(m.group(1)) for m in found if m)
 
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     lines = [
-        f"### {stamp} — `bench/grafana_overhead.py --size {args.size} --repeats {args.repeats}`",
-        "",
-        f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f}. One inline series × {args.context} "
-        f"points, horizon {args.horizon}, history frame included, result cache off; plugin started by "
-        "go-plugin with Grafana's environment, called with the Go SDK's pluginv2 client.",
+        *heading(f"bench/grafana_overhead.py --size {args.size} --repeats {args.repeats}", machine()),
+        f"One inline series × {args.context} points, horizon {args.horizon}, history frame included, "
+        "result cache off; plugin started by go-plugin with Grafana's environment, called with the Go "
+        "SDK's pluginv2 client.",
         "",
         "| model | direct model call (ms, median) | QueryData via Grafana's Go client (ms, median / p10) "
         "| e2e − direct (ms) | e2e − the plugin's own model time, same call (ms, median) |",

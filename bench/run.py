@@ -184,12 +184,18 @@ def wait_ready(plugin: PluginProcess, timeout_s: float = 600) -> str:
     return health.message
 
 
-def bench_size(size: str, args: argparse.Namespace) -> dict:
+def random_checkpoint(size: str) -> Path:
+    """The random-weight checkpoint of this architecture under var/ (written on first use)."""
     checkpoint = ROOT / "var" / "checkpoints" / f"toto-2.0-{size}-random"
     if not (checkpoint / "model.safetensors").exists():
         from toto_datasource.engine.toto import write_random_checkpoint
 
         write_random_checkpoint(checkpoint, size)
+    return checkpoint
+
+
+def bench_size(size: str, args: argparse.Namespace) -> dict:
+    checkpoint = random_checkpoint(size)
     rng = np.random.default_rng(42)
     levels = args.clients
     per_level = {n: max(n, args.requests_per_client * n) if n > 1 else args.single_requests for n in levels}
