@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, Probe
+from .seasons import forward_fill
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
 _SEASONS_MS = (7 * 86_400_000, 86_400_000, 3_600_000)
@@ -32,19 +33,6 @@ def season_steps(step_ms: int, observed: int) -> int:
             if steps >= 2 and 2 * steps <= observed:
                 return int(steps)
     return 1
-
-
-def _ffill(x: np.ndarray) -> np.ndarray:
-    out = x.copy()
-    finite = np.isfinite(out)
-    if not finite.any():
-        return np.zeros_like(out)
-    idx = np.where(finite, np.arange(out.size), 0)
-    np.maximum.accumulate(idx, out=idx)
-    out = out[idx]
-    first = np.flatnonzero(finite)[0]
-    out[:first] = out[first]
-    return out
 
 
 def observed_part(history: np.ndarray) -> np.ndarray:
@@ -89,7 +77,7 @@ def quantiles(x: np.ndarray, levels: np.ndarray = QUANTILE_LEVELS) -> np.ndarray
 def _seasonal_naive_parts(history: np.ndarray, horizon: int, step_ms: int):  # type: ignore[no-untyped-def]
     x = observed_part(history)
     observed = int(np.isfinite(x).sum())
-    x = _ffill(x)
+    x = forward_fill(x)
     s = season_steps(step_ms, observed)
     h = np.arange(horizon)
     changes = x[s:] - x[:-s] if len(x) > s else np.zeros(1)

@@ -236,14 +236,6 @@ def statistical_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.
     return selected_forecast(history, horizon, step_ms)[1]
 
 
-def harmonic_forecast(history: np.ndarray, horizon: int, step_ms: int) -> np.ndarray:
-    """(9, horizon) quantiles of the calendar harmonic regression alone (engine/harmonic.py)."""
-    x = observed_part(history)
-    if int(np.isfinite(x).sum()) < 16:
-        return seasonal_naive(history, horizon, step_ms)
-    return _harmonic_quantiles(x, *harmonic_fit(x, horizon, step_ms), horizon)
-
-
 def _harmonic_quantiles(x: np.ndarray, point: np.ndarray, fitted: np.ndarray, horizon: int) -> np.ndarray:
     """The point forecast with a band from the recent residuals' spread, widened like fit_trend's."""
     residuals = (x - fitted)[np.isfinite(x)]

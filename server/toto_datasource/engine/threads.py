@@ -72,9 +72,15 @@ class ThreadGovernor:
         return self.threads
 
 
+def pinned_threads() -> int | None:
+    """TOTO_TORCH_THREADS=N (N > 0): a fixed intra-op thread count, no governor."""
+    raw = os.environ.get("TOTO_TORCH_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 def governor_for(device: str) -> ThreadGovernor | None:
     """A governor for a CPU model, or None: on a GPU, or with TOTO_TORCH_THREADS pinning the count."""
-    if device != "cpu" or os.environ.get("TOTO_TORCH_THREADS", "").strip():
+    if device != "cpu" or pinned_threads() is not None:
         return None
     import torch
 
@@ -82,12 +88,10 @@ def governor_for(device: str) -> ThreadGovernor | None:
 
 
 def pin_threads_from_environment() -> None:
-    """TOTO_TORCH_THREADS=N: a fixed intra-op thread count (no governor)."""
-    raw = os.environ.get("TOTO_TORCH_THREADS", "").strip()
-    if raw.isdigit() and int(raw) > 0:
+    if (threads := pinned_threads()) is not None:
         import torch
 
-        torch.set_num_threads(int(raw))
+        torch.set_num_threads(threads)
 
 
 def governed(run: Callable[[Any], Any], governor: ThreadGovernor | None) -> Callable[[Any], Any]:

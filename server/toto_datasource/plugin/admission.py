@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from .._proto.pluginv2 import backend_pb2 as pb
-from ..backend.redact import redact
+from ..backend.redact import KNOWN_SECRETS, redact
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +89,8 @@ def redact_health(response: pb.CheckHealthResponse) -> pb.CheckHealthResponse:
 def redact_resource(response: pb.CallResourceResponse) -> pb.CallResourceResponse:
     content_type = " ".join(v for vals in response.headers.values() for v in vals.values).lower()
     if "json" in content_type or "text" in content_type:
-        response.body = _redact_bytes(response.body)
+        response.body = KNOWN_SECRETS.redactor.bytes(response.body)
     return response
-
-
-def _redact_bytes(body: bytes) -> bytes:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body
-    out = redact(text)
-    return body if out == text else out.encode("utf-8")
 
 
 class AdmissionInterceptor(grpc.ServerInterceptor):
