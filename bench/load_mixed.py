@@ -8,11 +8,15 @@ checkpoint by default). Clients, each a thread with one request in flight at a t
   * anomaly     — demo, queryType anomaly over 6 h (rolling windows).
 Mix by `--clients` and `--bulk-share` / `--anomaly-share`; `--panels N` lets the interactive
 clients share N panel queries (a dashboard many people watch), else every request is distinct and
-costs a model row. Reported: p50/p99 of interactive latency idle (alone, cold cache, before the
-burst) and under load, status counts, the model's busy share, rows per call and rows/s during the
-burst with the Little's-law floor they put under a closed loop of interactive clients, the
-plugin's RSS and thread count before, at peak, and `--settle` seconds after the burst (from
-/proc/<pid>/status), and the load average (numbers are only comparable within one run).
+costs a model row. `--refresh S` paces each client like a dashboard on auto-refresh: it sends its
+query on its own tick every S seconds (ticks offset at random; a tick missed while the previous
+answer was still out is skipped, as a browser does), instead of the closed loop's next request the
+moment the last one returns — Grafana's smallest auto-refresh is 5 s. Reported: p50/p99 of
+interactive latency idle (alone, cold cache, before the burst) and under load, status counts, the
+model's busy share, rows per call and rows/s during the burst with the Little's-law floor they put
+under a closed loop of interactive clients, the plugin's RSS and thread count before, at peak, and
+`--settle` seconds after the burst (from /proc/<pid>/status), and the load average (numbers are only
+comparable within one run).
 
     .venv/bin/python bench/load_mixed.py --clients 200 --seconds 30 [--results]
 """
@@ -132,6 +136,9 @@ def main() -> None:
     ap.add_argument("--panels", type=int, default=0,
                     help="interactive clients share this many distinct panel queries (dashboards viewed by "
                          "many: result-cache hits and coalescing); 0 = every request distinct (worst case)")
+    ap.add_argument("--refresh", type=float, default=0,
+                    help="seconds between a client's queries (dashboard auto-refresh, ticks offset at "
+                         "random); 0 = closed loop, the next query as soon as the last returns")
     ap.add_argument("--model", default=str(ROOT / "var/checkpoints/toto-2.0-4m-random"))
     ap.add_argument("--results", action="store_true", help="append the table to bench/RESULTS.md")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -157,14 +164,26 @@ def main() -> None:
         stop = time.monotonic() + args.seconds
         peak = [rss_before, threads_before]
 
+        pacing = np.random.default_rng(7).uniform(0, args.refresh or 1, len(kinds))
+        begin = time.monotonic()
+
         def client(kind: str, k: int) -> None:
             i = 0
+            tick = begin + pacing[k] if args.refresh else begin
             while time.monotonic() < stop:
+                if args.refresh:
+                    now = time.monotonic()
+                    while tick < now:  # a tick missed while the last answer was out is skipped
+                        tick += args.refresh
+                    if tick >= stop:
+                        return
+                    time.sleep(tick - now)  # pacing the load generator, not synchronisation
                 shared = kind == "interactive" and args.panels > 0
                 one(p, kind, (k % args.panels) * 101 if shared else k * 7919 + i * 13, load, args.timeout)
                 i += 1
 
-        workers = [threading.Thread(target=client, args=(k, n), daemon=True) for n, k in enumerate(kinds)]
+        workers = [threading.Thread(target=client, args=(kind, n), daemon=True)
+                   for n, kind in enumerate(kinds)]
         for w in workers:
             w.start()
         done = threading.Event()
@@ -202,16 +221,19 @@ def main() -> None:
     # Little's law for a closed loop: N clients each with one request in flight see a mean latency
     # of N / throughput, so the interactive latency under load cannot be below this floor.
     floor = n_interactive / served if served else float("nan")
+    loop = (f"paced: each client queries every {args.refresh:g} s (dashboard auto-refresh)" if args.refresh
+            else "closed loop: each client's next query as soon as its last returns")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     lines = [
         f"### {stamp} — `bench/load_mixed.py --clients {args.clients} --seconds {args.seconds:g} "
-        f"--settle {args.settle:g}{f' --panels {args.panels}' if args.panels else ''}`",
+        f"--settle {args.settle:g}{f' --panels {args.panels}' if args.panels else ''}"
+        f"{f' --refresh {args.refresh:g}' if args.refresh else ''}`",
         "",
         f"Machine: {os.cpu_count()} cores, load average {load_before:.1f} before / {load_peak:.1f} at the "
         f"end of the burst (shared). Model {Path(args.model).name}. Env {extra or '-'}. "
         f"Clients: {n_interactive} interactive "
         f"({f'sharing {args.panels} panel queries' if args.panels else 'every request distinct'}), "
-        f"{n_bulk} bulk, {n_anomaly} anomaly; "
+        f"{n_bulk} bulk, {n_anomaly} anomaly; {loop}; "
         f"gRPC deadline {args.timeout:g} s.",
         "",
         "| queries | n | p50 (s) | p99 (s) | p99 / idle p99 |",
@@ -224,8 +246,9 @@ def main() -> None:
         f"Model during the burst: busy {busy:.0%} of the time, {calls:.0f} calls, "
         f"{model_rows / calls if calls else float('nan'):.1f} rows per call, "
         f"{model_rows / burst_s:.1f} rows/s. "
-        f"Interactive answered {served:.1f}/s; with {n_interactive} closed-loop clients Little's law "
-        f"puts their mean latency at {floor:.2f} s at that rate.",
+        f"Interactive answered {served:.1f}/s"
+        + (f"; with {n_interactive} closed-loop clients Little's law puts their mean latency at "
+           f"{floor:.2f} s at that rate." if not args.refresh else "."),
         "",
         "| plugin process | before | peak | after settle |",
         "|---|---|---|---|",

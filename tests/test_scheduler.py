@@ -548,3 +548,42 @@ def test_one_series_jobs_of_other_lengths_share_the_call(engines) -> None:
     other.result(timeout=WAIT)
     shapes = [(c["rows"], c["length"], c["horizon"]) for c in runner.calls[1:]]
     assert shapes == [(3, 2048, 8), (1, 608, 300)]
+
+
+def test_bulk_calls_are_sliced_only_while_panels_are_being_looked_at(engines, monkeypatch) -> None:
+    """A model call cannot be preempted: while one-series panels keep arriving, a call that
+    carries only bulk rows is cut to `slice_cells`, so the next panel waits for a slice, not for
+    the whole bulk call. Without panel traffic bulk runs in full calls; a call that carries a
+    panel's row is filled up to the full cap. Sliced or not, every row's answer is the same."""
+    from toto_datasource.engine import scheduler
+
+    monkeypatch.setattr(scheduler, "INTERACTIVE_RECENT_S", 3600.0)  # "recent" must not depend on speed
+    bulk_rows = series(16, 256, start=500.0)
+
+    quiet = FakeRunner()
+    engine = engines(quiet, max_cells=16 * 256, slice_cells=4 * 256)
+    out = engine.submit(ForecastJob(bulk_rows, 4)).result(timeout=WAIT)
+    assert [c["rows"] for c in quiet.calls] == [16]  # no panel seen: one full call
+
+    busy = FakeRunner(gate=True)
+    engine = engines(busy, max_cells=16 * 256, slice_cells=4 * 256)
+    panel = engine.submit(ForecastJob(series(1, 256), 4))
+    assert busy.entered.wait(WAIT)  # the panel's call runs; bulk arrives behind it
+    bulk = engine.submit(ForecastJob(bulk_rows, 4))
+    busy.release.set()
+    panel.result(timeout=WAIT)
+    sliced = bulk.result(timeout=WAIT)
+    assert [c["rows"] for c in busy.calls] == [1, 4, 4, 4, 4]
+    np.testing.assert_allclose(sliced.quantiles, out.quantiles, atol=1e-6)
+
+    mixed = FakeRunner(gate=True)
+    engine = engines(mixed, max_cells=16 * 256, slice_cells=4 * 256)
+    first = engine.submit(ForecastJob(series(1, 256), 4))
+    assert mixed.entered.wait(WAIT)
+    bulk = engine.submit(ForecastJob(bulk_rows, 4))
+    late_panel = engine.submit(ForecastJob(series(1, 256, start=9.0), 4))
+    mixed.release.set()
+    for f in (first, bulk, late_panel):
+        f.result(timeout=WAIT)
+    # the panel goes first and its call is filled with 15 bulk rows; the last bulk row is alone
+    assert [c["rows"] for c in mixed.calls] == [1, 16, 1]

@@ -26,6 +26,9 @@ from .types import ForecastJob
 # 25-30 % fewer at 128 (bench/RESULTS.md, "rows per call").
 GPU_MAX_BATCH_CELLS = 1024 * 2048
 CPU_MAX_BATCH_CELLS = 32 * 2048
+# A bulk-only call while panels are being looked at (engine/scheduler.py BatchLimits): 8 rows of
+# 2048 points, a quarter of a full CPU call.
+CPU_SLICE_CELLS = 8 * 2048
 PROBE_TIMEOUT_S = 60.0
 
 
@@ -44,8 +47,11 @@ def default_limits(device: str) -> BatchLimits:
         GPU_MAX_BATCH_CELLS if device.startswith("cuda") else CPU_MAX_BATCH_CELLS
     )
     window = float(os.environ.get("TOTO_BATCH_WINDOW_MS", 0)) / 1000
+    raw_slice = os.environ.get("TOTO_SLICE_CELLS", "").strip()
+    slice_cells = int(raw_slice) if raw_slice else (0 if device.startswith("cuda") else CPU_SLICE_CELLS)
     return BatchLimits(
-        max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window
+        max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window,
+        slice_cells=slice_cells,
     )
 
 
