@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
-from jsonschema.exceptions import best_match
 
 from ..backend.errors import bad_request
 from ..backend.quantiles import DEFAULT_QUANTILES
@@ -94,12 +93,12 @@ def parse_query(
     obj = _load(raw)
     if query_type and not obj.get("queryType"):
         obj["queryType"] = query_type
-    schema, check = compiled_schema(sources.values(), query_types.values(), models)
+    check = compiled_schema(sources.values(), query_types.values(), models)
     source_name = obj.get("source") or next(iter(sources))
     stripped = sources[source_name].strip_for_schema(obj) if source_name in sources else obj
-    error = best_match(check.iter_errors(stripped))
+    error = check.first_error(stripped)
     if error is not None:
-        raise bad_request(describe(error, schema))
+        raise bad_request(describe(error, check.schema))
     for name, value in (("timeRange.from", from_ms), ("timeRange.to", to_ms)):
         _bounded(name, value, 0, MAX_EPOCH_MS, " ms")
     if from_ms > to_ms:

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Protocol
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 
 from ..backend.quantiles import DEFAULT_QUANTILES, QUANTILE_LEVELS
 from ..backend.settings import DEFAULT_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH
@@ -114,12 +115,35 @@ def validator(schema: dict[str, Any]) -> Draft202012Validator:
     return _validator_for(json.dumps(schema, sort_keys=True))
 
 
-_COMPILED: dict[tuple[Any, ...], tuple[tuple[object, ...], dict[str, Any], Draft202012Validator]] = {}
+class QueryValidator:
+    """jsonschema is the reference and writes the messages; fastjsonschema (the same schema
+    compiled to Python code) answers the common case, a valid query, in 0.07 ms instead of
+    jsonschema's 0.55 ms (one-series inline query; a tenth of the handler's non-model time).
+    Only a query the compiled check refuses is walked by jsonschema, and jsonschema's verdict
+    stands: a query is refused only with jsonschema's message."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.check = validator(schema)
+        # No defaults written into the query, no format assertions (jsonschema asserts none),
+        # and draft 7 semantics: the keywords this schema uses mean the same in 2020-12.
+        plain = {k: v for k, v in schema.items() if k != "$schema"}
+        self._fast = fastjsonschema.compile(plain, use_default=False, use_formats=False)
+
+    def first_error(self, instance: Any) -> ValidationError | None:
+        try:
+            self._fast(instance)
+            return None
+        except fastjsonschema.JsonSchemaException:
+            return best_match(self.check.iter_errors(instance))
+
+
+_COMPILED: dict[tuple[Any, ...], tuple[tuple[object, ...], QueryValidator]] = {}
 
 
 def compiled_schema(sources: Iterable[SchemaPart], query_types: Iterable[SchemaPart], models: Iterable[str]
-                    ) -> tuple[dict[str, Any], Draft202012Validator]:
-    """The schema and its validator for these registered parts, built once per set of parts.
+                    ) -> QueryValidator:
+    """The schema and its validators for these registered parts, built once per set of parts.
 
     Why: building and serialising the schema to find its cached validator was a fifth of the
     non-model time of a one-series query (0.16 of 0.8 ms to parse it)."""
@@ -128,9 +152,8 @@ def compiled_schema(sources: Iterable[SchemaPart], query_types: Iterable[SchemaP
     key = (tuple(map(id, parts)), models)
     hit = _COMPILED.get(key)
     if hit is None or any(a is not b for a, b in zip(hit[0], parts, strict=True)):
-        schema = build_schema(sources, query_types, models)
-        hit = _COMPILED[key] = (parts, schema, validator(schema))
-    return hit[1], hit[2]
+        hit = _COMPILED[key] = (parts, QueryValidator(build_schema(sources, query_types, models)))
+    return hit[1]
 
 
 def short(value: Any) -> str:
