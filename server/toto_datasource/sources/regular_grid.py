@@ -87,7 +87,12 @@ def _assign(ts: np.ndarray, anchor_ms: int, step_ms: int, half: bool) -> np.ndar
 
 
 def _choose_half(series_ts: Sequence[np.ndarray], anchor_ms: int, step_ms: int) -> bool:
-    """True when nearest-grid-time buckets beat start-of-step buckets (fewer merges, then less moved)."""
+    """True when nearest-grid-time buckets beat start-of-step buckets (fewer merges, then less moved).
+
+    Points that all sit on grid times land in the same buckets either way (a tie: False); checking
+    that first skips the scoring, two thirds of this function's cost on regular data."""
+    if all(not np.mod(ts - anchor_ms, step_ms).any() for ts in series_ts):
+        return False
     scores = []
     for half in (False, True):
         merges = 0
@@ -132,9 +137,12 @@ def place(
         if (np.diff(ts) < 0).any():
             order = np.argsort(ts, kind="stable")  # stable: of equal times the later point stays last
             ts, vals = ts[order], vals[order]
+        finite = np.isfinite(vals)
+        if finite.all():  # the common case: no copies
+            clean.append((ts, vals, 0))
+            continue
         inf = np.isinf(vals)
-        keep = ~np.isnan(vals) & ~inf
-        clean.append((ts[keep], vals[keep], int(inf.sum())))
+        clean.append((ts[finite], vals[finite], int(inf.sum())))
     half = _choose_half([c[0] for c in clean], grid.start_ms, grid.step_ms)
     out = [_place_one(grid, ts, vals, infinite, merge, half) for ts, vals, infinite in clean]
     return RegularGrid(grid, out, _notices(grid, out, merge, list(names)))
