@@ -53,7 +53,10 @@ class ModelBackend(Protocol):
 
     def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend: ...
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe: ...
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None
+              ) -> Probe:
+        """The loaded model's health for CheckHealth, by `deadline` (time.monotonic()) when given."""
+        ...
 
 
 class ModelSettingsHook(Protocol):

@@ -131,10 +131,11 @@ class GrafanaClient:
 
     # ---- health ------------------------------------------------------------------------------
 
-    def check(self) -> SourceHealth:
-        """Reachable (version from /api/health), then the token (GET /api/org: any org member may)."""
+    def check(self, deadline: float | None = None) -> SourceHealth:
+        """Reachable (version from /api/health), then the token (GET /api/org: any org member may),
+        each within timeoutSeconds and both before `deadline` (time.monotonic()) when given."""
         try:
-            status, raw = self._call("GET", "/api/health", None, auth=False)
+            status, raw = self._call("GET", "/api/health", None, auth=False, deadline=deadline)
             info = self._json(raw)
             version = str(info.get("version", "")) if isinstance(info, dict) else ""
             if status != 200 or not version:
@@ -145,7 +146,7 @@ class GrafanaClient:
                 return SourceHealth(
                     False, f"Grafana {version} reachable, but no token is set: {TOKEN_HELP}", version
                 )
-            status, raw = self._call("GET", "/api/org", None)
+            status, raw = self._call("GET", "/api/org", None, deadline=deadline)
         except BackendError as exc:
             return SourceHealth(False, exc.message)
         if status == 401:

@@ -134,8 +134,8 @@ class GrafanaSource:
         step = max(grid.step_ms, -(-span // PREVIEW_POINTS))
         return len(self._query(spec, "preview", grid, step, PREVIEW_POINTS).series)
 
-    def check(self) -> SourceHealth:
-        return self._client.check()
+    def check(self, deadline: float | None = None) -> SourceHealth:
+        return self._client.check(deadline)
 
     def routes(self) -> Mapping[str, ResourceRoute]:
         return {}
