@@ -17,6 +17,7 @@ from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, Probe
 from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
+from .devices import device_problem
 from .prepare import magnitude_factors, restore_magnitudes
 from .scheduler import BatchingForecaster, BatchLimits
 from .threads import governed, governor_for, pin_threads_from_environment
@@ -105,6 +106,10 @@ class LocalTotoBackend:
     name = "local"
     instant = False
     query_model = None
+
+    def settings_problem(self, settings: ModelSettings) -> BackendError | None:
+        """Checked before the load starts, so the first query gets the 400, not 503 "loading"."""
+        return device_problem(settings.device)
 
     def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
         from .toto import CheckpointError, load_toto, run_batch
