@@ -80,6 +80,11 @@ class GrafanaSource:
             settings.url, settings.token.reveal(), settings.timeout_s, settings.max_response_bytes
         )
 
+    @property
+    def url(self) -> str:
+        """Grafana's URL, as health messages name it."""
+        return self._client.url
+
     def close(self) -> None:
         self._client.close()
 
