@@ -64,7 +64,7 @@ class SawSource(StaticSource):
     def series_count(self, spec: Any, grid: TimeGrid) -> int:
         return spec.teeth
 
-    def check(self) -> SourceHealth:
+    def check(self, deadline: float | None = None) -> SourceHealth:
         return SourceHealth(True, f"sawtooth at {self.label} sharp", "1.0")
 
     def routes(self) -> Mapping[str, Any]:
@@ -132,7 +132,7 @@ class LastPlusLevelBackend:
         model = LastPlusLevel()
         return LoadedBackend(model, model, {"name": model.name})
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
         return Probe(True, "toy backend ready")
 
 

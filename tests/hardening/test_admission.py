@@ -38,7 +38,7 @@ class BlockingSource:
         error = BackendError(f"upstream said Bearer {SECRET}", 502)
         return {q.ref_id: QueryResult(error=error) for q in queries}
 
-    def check_health(self, settings):  # type: ignore[no-untyped-def]
+    def check_health(self, settings, deadline=None):  # type: ignore[no-untyped-def]
         return HealthResult(False, f"Prometheus at http://u:{SECRET}@h/?token={SECRET} failed")
 
 

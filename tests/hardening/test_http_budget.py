@@ -11,6 +11,8 @@ import time
 
 import httpx
 import pytest
+from toto_datasource.backend.errors import BackendError
+from toto_datasource.sources.grafana.client import GrafanaClient
 from toto_datasource.sources.http_budget import (
     BodyTooLarge,
     Budget,
@@ -119,3 +121,31 @@ def test_fetch_limiter_waits_within_budget_then_refuses() -> None:
         t.join()
     with limiter.slot(Budget(1, _soon(1), "t")):
         pass
+
+
+def test_grafana_api_calls_share_the_per_data_source_fetch_bound() -> None:
+    """The grafana source fetches through the same machinery as Prometheus: with one slot and a
+    stuck upstream, a second query never reaches the upstream and gets Prometheus's 504 "busy"."""
+    target = {"uid": "prom", "type": "prometheus"}
+    outcome: list[BackendError] = []
+    with blackhole() as hole:
+        client = GrafanaClient(hole.url, "PlantedGrafanaTok1", timeout_s=30, fetch_slots=1)
+
+        def stuck() -> None:
+            try:
+                client.query(target, {"expr": "up"}, "A", 0, 600_000, 60_000, 10, deadline=_soon(30))
+            except BackendError as exc:
+                outcome.append(exc)
+
+        first = threading.Thread(target=stuck)
+        first.start()
+        assert hole.requests.wait_for(1, timeout=10)
+        with pytest.raises(BackendError) as err:
+            client.query(target, {"expr": "up"}, "B", 0, 600_000, 60_000, 10, deadline=_soon(0.3))
+        assert len(hole.requests) == 1  # the second call waited for the slot, never reached Grafana
+    first.join(10)  # leaving the blackhole hangs up on the stuck call
+    client.close()
+    assert (err.value.status, err.value.source) == (504, "downstream")
+    assert err.value.message.startswith(f"Grafana at {hole.url} is busy: 1 requests to this data source were "
+                                        "already in flight and none finished within"), err.value.message
+    assert not first.is_alive() and outcome and outcome[0].status == 502

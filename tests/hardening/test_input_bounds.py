@@ -151,3 +151,20 @@ def test_default_horizon_in_steps_or_duration() -> None:
     assert parse(
         "{}", settings=parse_settings(json_data={"defaultHorizon": "6h"})
     ).horizon.ms == 6 * H  # type: ignore[union-attr]
+
+
+def test_a_gpu_that_does_not_exist_is_a_400_from_the_first_query() -> None:
+    """Not 503 "loading" once and then 400: the device is checked before the load starts. On this
+    CPU-only machine torch.cuda.device_count() is 0, so cuda:7 does not exist (nor on a 1-7 GPU box)."""
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a GPU 7")
+    ds = ForecastDataSource(ModelRegistry(warmup=False), clock=lambda: NOW / 1000)
+    settings = parse_settings(json_data={"device": "cuda:7"})
+    q = DataQueryInput("A", "", json.dumps({"source": "demo"}).encode(), NOW - 6 * H, NOW, 60_000, 1000)
+    error = ds.query_data(settings, [q])["A"].error
+    assert error is not None and error.status == 400, error
+    assert error.message.startswith("data source setting device: 'cuda:7' names no such GPU"), error.message
+    health = ds.check_health(settings)
+    assert not health.ok and "no such GPU" in health.message

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..backend.errors import BackendError
 from ..backend.settings import ModelSettings, RawSettings
 from .types import Forecaster
 
@@ -53,7 +54,23 @@ class ModelBackend(Protocol):
 
     def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend: ...
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe: ...
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None
+              ) -> Probe:
+        """The loaded model's health for CheckHealth, by `deadline` (time.monotonic()) when given."""
+        ...
+
+
+class SettingsCheckHook(Protocol):
+    """Optional on a backend: a fast check of the model settings before the background load
+    starts (the local backend: does the configured GPU exist?), so the first query gets the
+    configuration error instead of 503 "loading"."""
+
+    def settings_problem(self, settings: ModelSettings) -> BackendError | None: ...
+
+
+def settings_problem(backend: ModelBackend, settings: ModelSettings) -> BackendError | None:
+    check = getattr(backend, "settings_problem", None)
+    return check(settings) if callable(check) else None
 
 
 class ModelSettingsHook(Protocol):

@@ -133,5 +133,5 @@ class SeasonalNaiveBackend:
         model = SeasonalNaiveForecaster()
         return LoadedBackend(model, model, {"name": model.name, "baseline": True})
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
         return Probe(True, "seasonal-naive baseline ready (no checkpoint needed)")

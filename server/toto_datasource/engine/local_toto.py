@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..backend.settings import ModelSettings
 from .backends import LoadedBackend, Probe
 from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
+from .devices import device_problem
 from .prepare import magnitude_factors, restore_magnitudes
 from .scheduler import BatchingForecaster, BatchLimits
 from .threads import governed, governor_for, pin_threads_from_environment
@@ -84,12 +86,25 @@ def warm_up(forecaster: BatchingForecaster) -> float:
     return time.perf_counter() - started
 
 
-def probe_forecast(model: object) -> float:
-    """Milliseconds for a tiny test forecast straight on the model (the cache is bypassed)."""
+class ProbeTimeout(Exception):
+    pass
+
+
+def probe_forecast(model: object, deadline: float | None = None) -> float:
+    """Milliseconds for a tiny test forecast straight on the model (the cache is bypassed), waited
+    for at most PROBE_TIMEOUT_S or until `deadline` (time.monotonic()); a job still queued then is
+    cancelled."""
     started = time.perf_counter()
-    model.submit(ForecastJob([[float(i % 7) for i in range(64)]], 32)).result(  # type: ignore[attr-defined]
-        timeout=PROBE_TIMEOUT_S
-    )
+    wait_s = PROBE_TIMEOUT_S
+    if deadline is not None:
+        wait_s = max(0.0, min(wait_s, deadline - time.monotonic()))
+    future = model.submit(ForecastJob([[float(i % 7) for i in range(64)]], 32))  # type: ignore[attr-defined]
+    try:
+        future.result(timeout=wait_s)
+    except FutureTimeout:
+        future.cancel()
+        why = "Grafana's deadline for the health check" if wait_s < PROBE_TIMEOUT_S else "the probe's limit"
+        raise ProbeTimeout(f"did not finish within {wait_s:.1f}s ({why}); is the model busy?") from None
     return (time.perf_counter() - started) * 1000
 
 
@@ -97,6 +112,10 @@ class LocalTotoBackend:
     name = "local"
     instant = False
     query_model = None
+
+    def settings_problem(self, settings: ModelSettings) -> BackendError | None:
+        """Checked before the load starts, so the first query gets the 400, not 503 "loading"."""
+        return device_problem(settings.device)
 
     def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
         from .toto import CheckpointError, load_toto, run_batch
@@ -130,9 +149,9 @@ class LocalTotoBackend:
 
         return LoadedBackend(cached, model, info, close=close)
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
         try:
-            latency_ms = probe_forecast(loaded.model)
+            latency_ms = probe_forecast(loaded.model, deadline)
         except Exception as exc:
             return Probe(False, f"the model is loaded but a test forecast failed: {exc}")
         info = loaded.info

@@ -19,7 +19,7 @@ from .. import metrics
 from ..backend.errors import BackendError
 from ..backend.registry import Registry
 from ..backend.settings import ModelSettings
-from .backends import LoadedBackend, ModelBackend
+from .backends import LoadedBackend, ModelBackend, settings_problem
 from .baseline import SeasonalNaiveBackend
 from .local_toto import LocalTotoBackend
 from .remote import RemoteBackend
@@ -82,22 +82,35 @@ class ModelRegistry:
         return ["toto", *(b.query_model for b in self.backends.values() if b.query_model)]
 
     def ensure(self, settings: ModelSettings, backend: ModelBackend | None = None) -> ModelSlot:
-        """Return the slot for these settings, starting a load when needed."""
+        """Return the slot for these settings, starting a load when needed. A configuration the
+        backend can refuse at once (a GPU that does not exist) fails the slot before any load."""
         backend = backend or self.backend_for(settings)
         key = (backend.name, settings if not backend.instant else ModelSettings(backend=backend.name))
         with self._lock:
             slot = self._slots.get(key)
-            stale = slot is not None and slot.state == SlotState.FAILED and (
-                time.monotonic() - slot.changed_at > RETRY_FAILED_AFTER_S
-            )
-            if slot is None or stale:
+            if slot is not None and not self._stale(slot):
+                return slot
+        problem = None if backend.instant else settings_problem(backend, key[1])  # may import torch
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None or self._stale(slot):
                 slot = self._slots[key] = ModelSlot(backend, key[1])
-                if backend.instant:
+                if problem is not None:
+                    slot.error, slot.state = problem, SlotState.FAILED
+                    slot.ready.set()
+                    log.error("model settings refused",
+                              extra={"kv": {"checkpoint": key[1].checkpoint, "error": problem.message}})
+                elif backend.instant:
                     self._load(slot)
                 else:
                     loader = threading.Thread(target=self._load, args=(slot,), name="loader", daemon=True)
                     loader.start()
             return slot
+
+    @staticmethod
+    def _stale(slot: ModelSlot) -> bool:
+        """A failed slot is retried after a while (the checkpoint or the network may be fixed)."""
+        return slot.state == SlotState.FAILED and time.monotonic() - slot.changed_at > RETRY_FAILED_AFTER_S
 
     def forecaster(self, settings: ModelSettings, backend: ModelBackend | None = None) -> Forecaster:
         slot = self.ensure(settings, backend)

@@ -332,5 +332,5 @@ class StatisticalBackend:
         model = StatisticalForecaster()
         return LoadedBackend(model, model, model.describe())
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
         return Probe(True, f"statistical fallback ready ({method()}; no checkpoint needed)")

@@ -83,7 +83,10 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
         self, request: pb.CheckHealthRequest, context: grpc.ServicerContext
     ) -> pb.CheckHealthResponse:
         try:
-            result = self.ds.check_health(settings_for(self.ds, request.pluginContext))
+            # Grafana's deadline (Save & test) may be shorter than timeoutSeconds: every probe is
+            # bounded by it and the answer is ERROR naming the slow upstream, never DEADLINE_EXCEEDED.
+            result = self.ds.check_health(settings_for(self.ds, request.pluginContext),
+                                          deadline=_deadline(context))
         except Exception as exc:
             log.exception("CheckHealth failed")
             return pb.CheckHealthResponse(

@@ -32,7 +32,7 @@ from ..query import ForecastQuery, Plan, format_duration, parse_query, plan_quer
 from ..query.schema import build_schema
 from ..sources.base import History, HistoryRequest, HistorySource, SourceProvider
 from ..sources.registry import builtin_sources
-from .health import check_health, model_list
+from .health import check_health_within, model_list
 from .instances import InstanceManager
 
 
@@ -232,8 +232,10 @@ class ForecastDataSource:
         return notices
 
     # -- health and resources (service/health.py, service/resources.py) -------------------
-    def check_health(self, settings: DataSourceSettings | BackendError) -> HealthResult:
-        return check_health(self.registry, self.sources, self.instances, settings)
+    def check_health(self, settings: DataSourceSettings | BackendError,
+                     deadline: float | None = None) -> HealthResult:
+        """Answered by `deadline` (time.monotonic()), whatever an upstream does (service/health.py)."""
+        return check_health_within(self.registry, self.sources, self.instances, settings, deadline)
 
     def models(self) -> list[dict[str, object]]:
         return model_list(self.registry)

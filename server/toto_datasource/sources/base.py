@@ -83,8 +83,10 @@ class HistorySource(Protocol):
         """How many series fetch() would return (the editor's preview; may be approximate)."""
         ...
 
-    def check(self) -> SourceHealth | None:
-        """The upstream's health for CheckHealth, or None when there is no upstream."""
+    def check(self, deadline: float | None = None) -> SourceHealth | None:
+        """The upstream's health for CheckHealth, or None when there is no upstream. Answers by
+        `deadline` (time.monotonic(), Grafana's deadline for the check) when it comes before the
+        source's own timeout, with an unhealthy result naming the upstream that did not answer."""
         ...
 
     def routes(self) -> Mapping[str, ResourceRoute]:
@@ -136,7 +138,7 @@ class StaticSource:
     def native_grid(self, spec: Any, context_length: int) -> TimeGrid | None:
         return None
 
-    def check(self) -> SourceHealth | None:
+    def check(self, deadline: float | None = None) -> SourceHealth | None:
         return None
 
     def routes(self) -> Mapping[str, ResourceRoute]:

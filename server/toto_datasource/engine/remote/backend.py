@@ -80,9 +80,9 @@ class RemoteBackend:
         self._runners[model] = runner  # probe() reuses the channel
         return LoadedBackend(cached, model, info, close=close)
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings) -> Probe:
+    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
         runner = self._runners[loaded.model]
-        health = probe(runner, PROBE_TIMEOUT_S)
+        health = probe(runner, PROBE_TIMEOUT_S, deadline)
         if health.ready:  # the engine may have been down at load, or redeployed since
             loaded.info.update(remote_info(health))
         message = health.message

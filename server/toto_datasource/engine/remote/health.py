@@ -2,10 +2,12 @@
 
 Each step has its own short deadline so a dead engine answers health in ~`timeout_s`, and the
 message names the step that failed: "not reachable" vs "up but model not loaded" vs "ready".
+All steps end by the caller's `deadline` too (Grafana's deadline for CheckHealth).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,23 +56,39 @@ def model_info(meta: pb.ModelMetadataResponse) -> dict[str, Any]:
     return info
 
 
-def probe(runner: RemoteRunner, timeout_s: float = 5.0) -> RemoteHealth:
+def probe(runner: RemoteRunner, timeout_s: float = 5.0, deadline: float | None = None) -> RemoteHealth:
+    """ServerReady, ModelReady, ModelMetadata: each within `timeout_s`, all by `deadline`
+    (time.monotonic()) when given."""
     settings, stub, md = runner.settings, runner.stub, runner._metadata
     health = RemoteHealth(runner.address, settings.model, ready=False)
+
+    capped = False  # the last step's timeout was what was left until `deadline`
+
+    def step_s() -> float:
+        nonlocal capped
+        left = timeout_s if deadline is None else deadline - time.monotonic()
+        capped = left < timeout_s
+        return max(0.001, min(timeout_s, left))
+
     try:
-        if not stub.ServerReady(pb.ServerReadyRequest(), timeout=timeout_s, metadata=md).ready:
+        if not stub.ServerReady(pb.ServerReadyRequest(), timeout=step_s(), metadata=md).ready:
             health.error = "the server reports it is not ready"
             return health
         if not stub.ModelReady(
-            pb.ModelReadyRequest(name=settings.model), timeout=timeout_s, metadata=md
+            pb.ModelReadyRequest(name=settings.model), timeout=step_s(), metadata=md
         ).ready:
             health.error = f"the server is up but model {settings.model!r} is not ready (still loading?)"
             return health
         meta = stub.ModelMetadata(
-            pb.ModelMetadataRequest(name=settings.model), timeout=timeout_s, metadata=md
+            pb.ModelMetadataRequest(name=settings.model), timeout=step_s(), metadata=md
         )
     except grpc.RpcError as exc:
-        health.error = transport_error(exc, runner.address, "the health check").message
+        code = exc.code() if hasattr(exc, "code") else None
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED and capped:
+            health.error = (f"the remote inference engine at {runner.address} did not answer the health "
+                            "check within what was left of Grafana's deadline for it")
+        else:
+            health.error = transport_error(exc, runner.address, "the health check").message
         return health
     health.info = model_info(meta)
     health.ready = True

@@ -1,27 +1,39 @@
 """Grafana's HTTP query API as a history upstream: POST /api/ds/query with a service-account token.
 
-One call = one budget (`timeout_s`) for connect, headers and body together: the request runs on a
-worker thread and the caller waits at most the budget, so a server that sends headers and then
-trickles the body is cut off on time (httpx's own timeouts are per read). Bodies over
-`max_response_bytes` are refused with a 400 naming the limit. The token never appears in a message:
-upstream text is redacted before it is quoted.
+The same fetch machinery as Prometheus (sources/http_budget.py): one call = one budget,
+min(`timeout_s`, the request's deadline), for connect, headers and body together, enforced on
+every socket operation by the budget transport, so a server that trickles its headers or its
+body is cut off on time (httpx's own timeouts are per read) on the caller's thread, with no
+worker left behind; and at most `fetch_slots` calls per data source in flight, a call that gets
+no slot within its budget being a 504 "busy" like Prometheus's. (Before: each call ran on a
+4-thread pool per data source and the caller stopped waiting at the budget, but the worker went
+on for up to timeoutSeconds per read, and the queue in front of the pool was unbounded.) Bodies
+over `max_response_bytes` are refused with a 400 naming the limit. The token never appears in a
+message: upstream text is redacted before it is quoted.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import httpx
 
-from ...backend.cpu import released
 from ...backend.errors import BackendError, bad_request, downstream
+from ...backend.redact import Redactor
 from ..base import SourceHealth
+from ..http_budget import (
+    DEFAULT_FETCHES_PER_SOURCE,
+    BodyTooLarge,
+    Budget,
+    BudgetExceeded,
+    FetchLimiter,
+    FetchSlotsExhausted,
+    budget_for,
+    budget_transport,
+    fetch_within,
+)
 from .frames import DecodedResult, decode_result
 
 OWN_PLUGIN_ID = "toto-forecast-datasource"
@@ -34,16 +46,16 @@ TOKEN_HELP = (
 RESULT_STATUSES = (200, 207, 400)
 
 
+FETCH_SLOTS = DEFAULT_FETCHES_PER_SOURCE
+
+
 def _fmt_mib(n: int) -> str:
     return f"{n / (1 << 20):g} MiB"
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class GrafanaClient:
-    """Queries one Grafana through /api/ds/query (one httpx client, one worker thread per call)."""
+    """Queries one Grafana through /api/ds/query (one httpx client, at most `fetch_slots` calls
+    in flight, each on its caller's thread)."""
 
     def __init__(
         self,
@@ -52,6 +64,7 @@ class GrafanaClient:
         timeout_s: float = 30.0,
         max_response_bytes: int = 64 << 20,
         client: httpx.Client | None = None,
+        fetch_slots: int = FETCH_SLOTS,
     ) -> None:
         if not url.strip():
             raise bad_request(
@@ -61,15 +74,17 @@ class GrafanaClient:
         self._token = token
         self.timeout_s = timeout_s
         self.max_response_bytes = max_response_bytes
+        self._redactor = Redactor.of([token])
+        self._limiter = FetchLimiter(fetch_slots)
         self._owns_client = client is None
         self._client = client or httpx.Client(
             timeout=httpx.Timeout(timeout_s),
+            transport=budget_transport(limits=httpx.Limits(max_connections=fetch_slots,
+                                                           max_keepalive_connections=fetch_slots)),
             headers={"User-Agent": OWN_PLUGIN_ID, "Accept": "application/json"},
         )
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="grafana-http")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
         if self._owns_client:
             self._client.close()
 
@@ -131,10 +146,12 @@ class GrafanaClient:
 
     # ---- health ------------------------------------------------------------------------------
 
-    def check(self) -> SourceHealth:
-        """Reachable (version from /api/health), then the token (GET /api/org: any org member may)."""
+    def check(self, deadline: float | None = None) -> SourceHealth:
+        """Reachable (version from /api/health), then the token (GET /api/org: any org member may),
+        each within timeoutSeconds and both before `deadline` (time.monotonic()) when given."""
         try:
-            status, raw = self._call("GET", "/api/health", None, auth=False)
+            status, raw = self._call("GET", "/api/health", None, auth=False, deadline=deadline,
+                                     deadline_of="the health check")
             info = self._json(raw)
             version = str(info.get("version", "")) if isinstance(info, dict) else ""
             if status != 200 or not version:
@@ -145,7 +162,8 @@ class GrafanaClient:
                 return SourceHealth(
                     False, f"Grafana {version} reachable, but no token is set: {TOKEN_HELP}", version
                 )
-            status, raw = self._call("GET", "/api/org", None)
+            status, raw = self._call("GET", "/api/org", None, deadline=deadline,
+                                     deadline_of="the health check")
         except BackendError as exc:
             return SourceHealth(False, exc.message)
         if status == 401:
@@ -158,61 +176,47 @@ class GrafanaClient:
 
     # ---- HTTP --------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Any, auth: bool = True,
-              deadline: float | None = None) -> tuple[int, bytes]:
-        """One request under one budget: timeout_s, or less when the query's deadline comes first."""
-        budget = self.timeout_s
-        if deadline is not None:
-            budget = max(0.0, min(budget, deadline - time.monotonic()))
+    def _call(self, method: str, path: str, body: Any, auth: bool = True, deadline: float | None = None,
+              deadline_of: str = "the query") -> tuple[int, bytes]:
+        """One request under one budget: timeout_s, or less when `deadline` (time.monotonic(), the
+        request's own, already less Grafana's margin) comes first; within one fetch slot."""
+        budget = budget_for(self.timeout_s, deadline, margin_s=0.0)
+        if budget.seconds <= 0:
+            raise self._timeout(BudgetExceeded(budget), deadline_of)
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
-        cancelled = threading.Event()
-        future = self._pool.submit(self._send, method, path, body, headers, cancelled, budget)
-        try:
-            with released():  # no CPU slot held while Grafana answers
-                return future.result(timeout=budget)
-        except FutureTimeout:
-            cancelled.set()
-            raise self._timeout(budget) from None
-
-    def _send(
-        self, method: str, path: str, body: Any, headers: dict[str, str], cancelled: threading.Event,
-        budget: float,
-    ) -> tuple[int, bytes]:
-        deadline = time.monotonic() + budget
         try:
             req = self._client.build_request(method, self.url + path, json=body, headers=headers)
-            resp = self._client.send(req, stream=True)
-            try:
-                parts: list[bytes] = []
-                size = 0
-                for part in resp.iter_bytes():
-                    size += len(part)
-                    if size > self.max_response_bytes:
-                        raise bad_request(
-                            f"Grafana's answer is larger than the {_fmt_mib(self.max_response_bytes)} limit "
-                            "(grafanaMaxResponseMB setting); shorten the history or aggregate the query"
-                        )
-                    if cancelled.is_set() or time.monotonic() > deadline:
-                        raise _Cancelled
-                    parts.append(part)
-                return resp.status_code, b"".join(parts)
-            finally:
-                resp.close()
-        except (BackendError, _Cancelled):
-            raise
+            with self._limiter.slot(budget):
+                fetched = fetch_within(self._client, req, budget, max_body_bytes=self.max_response_bytes)
+            return fetched.status, fetched.body
+        except BudgetExceeded as exc:
+            raise self._timeout(exc, deadline_of) from None
+        except FetchSlotsExhausted as exc:
+            raise downstream(f"Grafana at {self.url} is busy: {exc}", 504) from None
+        except BodyTooLarge:
+            raise bad_request(
+                f"Grafana's answer is larger than the {_fmt_mib(self.max_response_bytes)} limit "
+                "(grafanaMaxResponseMB setting); shorten the history or aggregate the query"
+            ) from None
         except httpx.TimeoutException:
-            raise self._timeout(budget) from None
+            raise self._timeout(BudgetExceeded(budget), deadline_of) from None
         except httpx.ConnectError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else self._redact(str(exc))
             raise downstream(f"cannot reach Grafana at {self.url}: {reason}", 502) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise downstream(
                 f"request to Grafana at {self.url} failed: {self._redact(str(exc))}", 502
             ) from None
 
-    def _timeout(self, budget: float) -> BackendError:
-        why = "(timeoutSeconds)" if budget >= self.timeout_s else "(the query's deadline came first)"
-        return downstream(f"Grafana at {self.url} did not answer within {budget:.3g}s {why}", 504)
+    def _timeout(self, exc: BudgetExceeded, deadline_of: str) -> BackendError:
+        budget: Budget = exc.budget
+        if budget.seconds >= self.timeout_s:
+            why = "(timeoutSeconds)"
+        else:
+            why = f"({deadline_of}'s deadline came first)"
+        return downstream(
+            f"Grafana at {self.url} did not {exc.phase} within {budget.seconds:.3g}s {why}", 504
+        )
 
     def _status_error(self, status: int, raw: bytes, target: str) -> BackendError:
         if status == 401:
@@ -249,4 +253,5 @@ class GrafanaClient:
         return self._redact(text.strip().replace("\n", " ")) or "(empty body)"
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if len(self._token) >= 3 else text
+        """The token (and its encoded forms) and secret-shaped text (a proxy echoing a request)."""
+        return self._redactor(text)

@@ -80,6 +80,11 @@ class GrafanaSource:
             settings.url, settings.token.reveal(), settings.timeout_s, settings.max_response_bytes
         )
 
+    @property
+    def url(self) -> str:
+        """Grafana's URL, as health messages name it."""
+        return self._client.url
+
     def close(self) -> None:
         self._client.close()
 
@@ -134,8 +139,8 @@ class GrafanaSource:
         step = max(grid.step_ms, -(-span // PREVIEW_POINTS))
         return len(self._query(spec, "preview", grid, step, PREVIEW_POINTS).series)
 
-    def check(self) -> SourceHealth:
-        return self._client.check()
+    def check(self, deadline: float | None = None) -> SourceHealth:
+        return self._client.check(deadline)
 
     def routes(self) -> Mapping[str, ResourceRoute]:
         return {}

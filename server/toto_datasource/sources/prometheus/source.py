@@ -66,12 +66,13 @@ class PrometheusSource:
     def close(self) -> None:
         self._http.close()
 
-    def _deadline(self, request: HistoryRequest | None = None) -> float:
-        """The data source's timeout, or the query's own deadline when that comes first."""
+    def _deadline(self, request_deadline: float | None = None) -> float:
+        """The data source's timeout, or the request's own deadline (time.monotonic()) when that
+        comes first, on this source's clock."""
         own = self._clock() + self.settings.timeout_s
-        if request is None or request.deadline is None:
+        if request_deadline is None:
             return own
-        return min(own, self._clock() + max(0.0, request.deadline - time.monotonic()))
+        return min(own, self._clock() + max(0.0, request_deadline - time.monotonic()))
 
     def _range(self, expr: str, grid: TimeGrid, step_ms: int, deadline: float,
                warnings: list[str]) -> list[Mapping[str, Any]]:
@@ -99,7 +100,7 @@ class PrometheusSource:
         grid = request.grid
         if grid.count <= 0 or grid.step_ms <= 0:
             raise bad_request(f"invalid history grid: {grid.count} points every {grid.step_ms} ms")
-        deadline = self._deadline(request)
+        deadline = self._deadline(request.deadline)
         parts = chunks(grid)
         placed: dict[tuple[tuple[str, str], ...], Placed] = {}
         warnings: list[str] = []
@@ -185,11 +186,12 @@ class PrometheusSource:
 
     # ---- health ----------------------------------------------------------------------------
 
-    def check(self) -> SourceHealth:
+    def check(self, deadline: float | None = None) -> SourceHealth:
         """Reachable, credentials accepted, version: buildinfo needs auth like any API call, so a
         successful answer proves all three. Falls back to a trivial query for compatible servers
-        without the buildinfo endpoint."""
-        deadline = self._deadline()
+        without the buildinfo endpoint. Both calls share one budget: timeoutSeconds, or less when
+        Grafana's `deadline` for the check comes first."""
+        deadline = self._deadline(deadline)
         try:
             info = self._http.api("GET", "/api/v1/status/buildinfo", None, deadline)
             version = str(info.get("version", "")) if isinstance(info, dict) else ""
