@@ -53,8 +53,9 @@ def test_slow_headers_end_at_the_budget_not_after_every_byte() -> None:
 
 def test_plain_httpx_per_phase_timeouts_do_not_bound_slow_headers() -> None:
     """Why the transport exists: with a read timeout far above the byte interval, httpx waits
-    for the whole trickle (here 0.02 s x ~120 bytes) and then succeeds."""
-    with slow_headers(interval_s=0.02) as server, httpx.Client(timeout=httpx.Timeout(0.2)) as c:
+    for the whole trickle (here 0.02 s x ~120 bytes, over twice the 1 s timeout) and then
+    succeeds. (A 0.2 s timeout flaked at load average 3: one 0.2 s scheduling gap is enough.)"""
+    with slow_headers(interval_s=0.02) as server, httpx.Client(timeout=httpx.Timeout(1.0)) as c:
         assert c.get(server.url + "/").status_code == 200
         assert server.finished.is_set()
 
