@@ -4,19 +4,21 @@ Backends, all behind the same BatchingForecaster (the plugin's own scheduler): i
 one call at a time, remote ones with `concurrency` calls in flight as the remote backend runs
 them (engine/remote/backend.py, default 4):
   * in-process      — run_forecast in this process (the reference);
-  * plain grpc      — `toto-datasource serve-model` (one grpcio process, one model call at a time);
+  * plain grpc      — `toto-datasource serve-model` (one grpcio process, one model call at a time,
+                      requests that queue meanwhile merged into the next: serving/merging.py);
   * ray N replicas  — the Serve app (serving/ray_app.py) on a local Ray head, 1 replica × 2 CPUs
                       or 2 replicas × 1 CPU; with P plugins (P forecasters sharing one RemoteRunner,
                       as P Grafana instances would) so two replicas can have work at once.
 Loads: C concurrent clients, each sending jobs of S series (context 512, horizon 64) back to back.
-Reports requests/s, series/s, ratio to in-process, p50 latency, rows per model call (plugin side),
-and the 1-series latency overhead over in-process (median of sequential requests).
+Reports requests/s, series/s, ratio to in-process, p50 latency, rows per call (plugin side, and
+the engine's own count from its ModelMetadata, which is what merging raises), and the 1-series
+latency overhead over in-process (median of sequential requests).
 
 Everything runs inside one loopback-only network namespace (the script re-executes itself
 there with `ip netns exec`, as root), so Ray binds nothing beyond `lo` and no bridge hop is
 measured. Appends a Markdown section to bench/RESULTS.md with --results.
 
-    .venv/bin/python bench/remote.py [--seconds 6] [--results] [--only quick|ray2] [--concurrency 4]
+    .venv/bin/python bench/remote.py [--seconds 6] [--results] [--only quick|plain|ray2] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -49,12 +51,28 @@ LENGTH, HORIZON, PLAIN_PORT = 512, 64, 8101
 MAX_CELLS = 32 * 2048  # the plugin's CPU default (engine/local_toto.py)
 
 
-def load(forecasters: list[BatchingForecaster], series: int, clients: int, seconds: float) -> dict:
+def engine_counters(runner) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(model calls, rows) the engine itself counted (ModelMetadata properties); (0, 0) in-process."""
+    if not isinstance(runner, RemoteRunner):
+        return 0, 0
+    from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
+    from toto_datasource.engine.remote.client import call_metadata
+
+    request = pb.ModelMetadataRequest(name=runner.settings.model)
+    meta = runner.stub.ModelMetadata(request, timeout=10, metadata=call_metadata(runner.settings))
+    props = meta.properties
+    return int(props.get("model_calls", 0)), int(props.get("model_rows", 0))
+
+
+def load(  # type: ignore[no-untyped-def]
+    forecasters: list[BatchingForecaster], series: int, clients: int, seconds: float, runner=None
+) -> dict:
     rng = np.random.default_rng(0)
     context = np.sin(np.arange(LENGTH) / 9.0)[None, :] * 10 + rng.normal(0, 1, (series, LENGTH))
     latencies: list[float] = []
     calls0 = sum(f.calls for f in forecasters)
     rows0 = sum(f.rows_run for f in forecasters)
+    engine0 = engine_counters(runner)
     stop = time.monotonic() + seconds
 
     def client(k: int) -> None:
@@ -72,11 +90,15 @@ def load(forecasters: list[BatchingForecaster], series: int, clients: int, secon
         t.join()
     wall = time.perf_counter() - started
     calls = sum(f.calls for f in forecasters) - calls0
+    engine1 = engine_counters(runner)
+    engine_calls = engine1[0] - engine0[0]
     return {
         "req_s": len(latencies) / wall,
         "series_s": len(latencies) * series / wall,
         "p50_ms": 1000 * float(np.median(latencies)),
         "rows_per_call": (sum(f.rows_run for f in forecasters) - rows0) / max(1, calls),
+        # rows per model call on the engine (one replica's view; Ray routes by replica): "-" in-process
+        "engine_rows_per_call": (engine1[1] - engine0[1]) / engine_calls if engine_calls else None,
     }
 
 
@@ -97,7 +119,7 @@ def measure(name: str, runner, plugins: int, seconds: float, rows: list,  # type
     try:
         single = one_series_ms(forecasters[0])
         for series, clients in ((1, 16), (1, 64), (64, 16), (64, 64)):
-            r = load(forecasters, series, clients, seconds)
+            r = load(forecasters, series, clients, seconds, runner)
             rows.append(
                 {
                     "backend": name if concurrency == 1 else f"{name} ×{concurrency} in flight",
@@ -155,6 +177,8 @@ def inside(args: argparse.Namespace) -> list[dict]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(10)
+    if "plain" in args.only:
+        return rows
 
     cluster = RayServeCluster(
         CHECKPOINT,
@@ -204,15 +228,17 @@ def table(rows: list[dict]) -> str:
     single = next((r["single_ms"] for r in rows if r["backend"] == "in-process"), rows[0]["single_ms"])
     out = [
         "| backend | plugins | series/req | clients | req/s | series/s | × in-process | p50 (ms) "
-        "| rows/call | 1-series latency (ms) | overhead (ms) |",
-        "|" + "---|" * 11,
+        "| rows/call | engine rows/call | 1-series latency (ms) | overhead (ms) |",
+        "|" + "---|" * 12,
     ]
     for r in rows:
         base = ref[(r["series"], r["clients"])]
+        engine_rows = "–" if r.get("engine_rows_per_call") is None else f"{r['engine_rows_per_call']:.1f}"
         out.append(
             f"| {r['backend']} | {r['plugins']} | {r['series']} | {r['clients']} | {r['req_s']:.1f} "
             f"| {r['series_s']:.1f} | {r['series_s'] / base['series_s']:.2f} | {r['p50_ms']:.0f} "
-            f"| {r['rows_per_call']:.1f} | {r['single_ms']:.1f} | {r['single_ms'] - single:+.1f} |"
+            f"| {r['rows_per_call']:.1f} | {engine_rows} | {r['single_ms']:.1f} "
+            f"| {r['single_ms'] - single:+.1f} |"
         )
     return "\n".join(out)
 
@@ -224,7 +250,8 @@ def main() -> None:
     parser.add_argument("--results", action="store_true")
     parser.add_argument("--only", default="",
                         help="ray2: only the 2-replica Ray run (no reference rows); quick: in-process, "
-                             "plain grpc and one Ray replica with one plugin")
+                             "plain grpc and one Ray replica with one plugin; plain: in-process and "
+                             "plain grpc only (no Ray)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="remote calls in flight per plugin (the remote backend's default)")
     parser.add_argument("--inside", default="", help=argparse.SUPPRESS)

@@ -3,8 +3,10 @@
 `ServingEngine` loads Toto with engine/toto.py's `load_toto` and runs `run_forecast` (same
 FORECAST_KWARGS) on each decoded PreparedBatch, so a remote answer equals the in-process one
 bit for bit (the quantiles travel as the FP32 the model computed). It also merges several
-requests' batches into one model call (exact for Toto: rows are independent and left padding
-with masked zeros does not change a row's forecast), and splits a call under a memory cap.
+requests' batches into one model call (rows are independent and left padding with masked
+zeros does not change a row's forecast, up to float32 rounding: CPU kernels round a row ~1 ulp
+differently by batch shape, e.g. the last row of an odd-sized batch with 2 torch threads; see
+serving/merging.py), and splits a call under a memory cap.
 """
 
 from __future__ import annotations

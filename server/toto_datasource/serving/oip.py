@@ -1,16 +1,20 @@
 """An Open Inference Protocol v2 servicer for Toto, and a plain grpcio server to run it.
 
 The servicer answers ModelInfer by decoding the request into a PreparedBatch and running it
-through `ServingEngine` (the in-process engine code). One model call at a time (a lock): on a
-CPU two concurrent calls only share the same cores, and block decoding keeps state on the
-model. Cross-request batching is the Ray Serve app's job (ray_app.py); this server is for
-local runs, tests and engines-of-one.
+through `ServingEngine` (the in-process engine code) via a `MergingRunner` (merging.py): one
+model call at a time (on a CPU two concurrent calls only share the same cores, and block
+decoding keeps state on the model), and requests that arrive while it runs queue up and go
+into the next call together, with no timer. Why: the plugin keeps 4 calls in flight, so 16
+concurrent 1-series clients arrive as ~3.5-row requests; served one by one under a lock the
+engine ran 3.5 rows per call and gave 0.59x the in-process throughput (median of 5 alternating
+3 s windows, 2 shared cores); merged, 7 rows per call and 0.78x (0.86x with 2 calls in flight,
+1.07x with 1; merging.py). Ray Serve (ray_app.py) does the same with @serve.batch across
+replicas; this server is for local runs, tests and engines-of-one.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -19,6 +23,7 @@ from .._proto.inference import grpc_predict_v2_pb2 as pb
 from .._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ..engine.remote import contract
 from .engine import ServingEngine
+from .merging import CallerGone, MergedCallFailed, MergingRunner
 
 log = logging.getLogger(__name__)
 SERVER_NAME = "toto-forecast-oip"
@@ -29,7 +34,7 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 class OIPServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, engine: ServingEngine) -> None:
         self.engine = engine
-        self._lock = threading.Lock()
+        self.runner = MergingRunner(engine)
 
     # -- helpers --------------------------------------------------------------------------
     def _check(self, context: grpc.ServicerContext, model: str | None = None) -> None:
@@ -63,7 +68,13 @@ class OIPServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelMetadata(self, request, context):  # type: ignore[no-untyped-def]
         self._check(context, request.name)
-        return contract.model_metadata(self.engine.options.model_name, self.engine.properties)
+        counters = {
+            "model_calls": str(self.engine.calls),
+            "model_rows": str(self.engine.rows),
+            "merged_calls": str(self.runner.rounds),
+            "merged_requests": str(self.runner.requests_run),
+        }
+        return contract.model_metadata(self.engine.options.model_name, {**self.engine.properties, **counters})
 
     def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
         self._check(context, request.model_name)
@@ -76,14 +87,12 @@ class OIPServicer(pb_grpc.GRPCInferenceServiceServicer):
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{batch.rows} rows in one request; this engine takes at most {self.engine.options.max_rows}",
             )
-        with self._lock:
-            if not context.is_active():  # the caller gave up while waiting for the model
-                context.abort(grpc.StatusCode.CANCELLED, "the caller went away before the model ran")
-            try:
-                quantiles = self.engine.run(batch)
-            except Exception as exc:
-                log.exception("model call failed")
-                context.abort(grpc.StatusCode.INTERNAL, f"the model failed: {type(exc).__name__}: {exc}")
+        try:
+            quantiles = self.runner.run(batch, gone=lambda: not context.is_active())
+        except CallerGone as exc:  # gave up while waiting for the model: dropped, not run
+            context.abort(grpc.StatusCode.CANCELLED, str(exc))
+        except MergedCallFailed as exc:
+            context.abort(grpc.StatusCode.INTERNAL, f"the model failed: {exc}")
         return contract.encode_response(quantiles, request)
 
 
