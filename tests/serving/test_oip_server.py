@@ -128,6 +128,7 @@ def test_health_reports_the_remote_model(oip_server) -> None:
     assert health.message.startswith(f"remote model toto at {oip_server.address}: ready, checkpoint ")
     assert "device cpu" in health.message
     assert health.info["id"] == "toto" and health.info["maxRows"] == 8 and health.info["parameters"] > 1e6
+    assert health.info["maxConcurrency"] == 1  # one model, queued requests merged: one call in flight
     wrong_model = RemoteRunner(RemoteSettings(oip_server.address, model="chronos", token=TOKEN))
     assert not probe(wrong_model).ready
 
@@ -196,3 +197,20 @@ def test_tls_with_a_private_ca_and_the_token(serving_engine, tmp_path) -> None:
         assert err.value.status == 503 and f"localhost:{port}" in err.value.message
     finally:
         server.stop(0)
+
+
+def test_calls_in_flight_follow_the_engine_unless_pinned(oip_server, monkeypatch) -> None:
+    """The plugin keeps as many calls in flight as the engine advertises; TOTO_REMOTE_CONCURRENCY
+    overrides it; an engine that is down at load gets the default of 4."""
+    from toto_datasource.engine.remote.backend import calls_in_flight
+
+    monkeypatch.delenv("TOTO_REMOTE_CONCURRENCY", raising=False)
+    up = probe(runner_for(oip_server.address))
+    assert calls_in_flight(up) == 1
+    monkeypatch.setenv("TOTO_REMOTE_CONCURRENCY", "3")
+    assert calls_in_flight(up) == 3
+    monkeypatch.delenv("TOTO_REMOTE_CONCURRENCY")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        down = probe(runner_for(f"127.0.0.1:{s.getsockname()[1]}"), timeout_s=1.0)
+    assert not down.ready and calls_in_flight(down) == 4

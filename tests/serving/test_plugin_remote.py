@@ -111,6 +111,7 @@ def test_check_health_reports_the_remote_model(remote_plugin, oip_server) -> Non
     details = json.loads(health.jsonDetails)["model"]
     assert details["backend"] == "remote" and details["remote"] == oip_server.address
     assert details["parameters"] == 4_144_448 and details["maxRows"] == 8
+    assert details["concurrency"] == 1  # what the plain engine advertises (max_concurrency)
 
 
 def test_deadline_shorter_than_the_engine_gives_a_per_query_504(remote_plugin, oip_server, now_ms) -> None:  # type: ignore[no-untyped-def]

@@ -73,6 +73,8 @@ class OIPServicer(pb_grpc.GRPCInferenceServiceServicer):
             "model_rows": str(self.engine.rows),
             "merged_calls": str(self.runner.rounds),
             "merged_requests": str(self.runner.requests_run),
+            # one model here, and queued requests merge: a client gains nothing from a second call
+            contract.PROP_MAX_CONCURRENCY: "1",
         }
         return contract.model_metadata(self.engine.options.model_name, {**self.engine.properties, **counters})
 

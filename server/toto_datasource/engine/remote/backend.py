@@ -46,6 +46,20 @@ def remote_info(health: RemoteHealth) -> dict[str, Any]:
     return info
 
 
+def calls_in_flight(health: RemoteHealth) -> int:
+    """TOTO_REMOTE_CONCURRENCY, else what the engine advertises (`max_concurrency`), else 4.
+
+    Why the engine's word: against the plain OIP server (one model, queued requests merged) the
+    plugin got 1.07x the in-process throughput with 1 call in flight, 0.86x with 2 and 0.78x
+    with 4 (1 series x 16 clients, 2 cores, alternating 3 s windows); Ray Serve with replicas
+    gains from several. An engine that was down at load gets the default."""
+    pinned = os.environ.get("TOTO_REMOTE_CONCURRENCY", "").strip()
+    if pinned.isdigit() and int(pinned) > 0:
+        return int(pinned)
+    advertised = health.info.get("maxConcurrency") if health.ready else None
+    return advertised or DEFAULT_CONCURRENCY
+
+
 class RemoteBackend:
     name = BACKEND
     instant = False
@@ -64,7 +78,7 @@ class RemoteBackend:
         runner = RemoteRunner(remote_settings(settings))
         health = probe(runner, PROBE_TIMEOUT_S)  # the engine warms itself up; this only reads metadata
         info = remote_info(health)
-        concurrency = int(os.environ.get("TOTO_REMOTE_CONCURRENCY", 0)) or DEFAULT_CONCURRENCY
+        concurrency = calls_in_flight(health)
         limits = BatchLimits(max_cells=REMOTE_MAX_CELLS, concurrency=concurrency,
                              max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)))
         model = BatchingForecaster(f"remote:{runner.settings.model}@{runner.address}", runner,

@@ -34,6 +34,8 @@ _DTYPES = {
 PROP_MAX_ROWS = "max_rows"
 PROP_CHECKPOINT, PROP_DEVICE, PROP_DTYPE, PROP_PARAMETERS = "checkpoint", "device", "dtype", "parameters"
 PROP_QUANTILE_LEVELS = "quantile_levels"
+# How many calls a client should keep in flight: more only queue on the engine's side.
+PROP_MAX_CONCURRENCY = "max_concurrency"
 
 
 class ContractError(ValueError):

@@ -52,6 +52,8 @@ def model_info(meta: pb.ModelMetadataResponse) -> dict[str, Any]:
     info["parameters"] = int(parameters) if parameters.isdigit() else None
     rows = props.pop(contract.PROP_MAX_ROWS, "")
     info["maxRows"] = int(rows) if rows.isdigit() else None
+    in_flight = props.pop(contract.PROP_MAX_CONCURRENCY, "")
+    info["maxConcurrency"] = int(in_flight) if in_flight.isdigit() and int(in_flight) > 0 else None
     info["properties"] = props
     return info
 
