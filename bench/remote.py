@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
-from toto_datasource.engine.remote.settings import DEFAULT_CONCURRENCY  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
 from toto_datasource.engine.types import ForecastJob  # noqa: E402
 
@@ -136,6 +135,13 @@ def measure(name: str, runner, plugins: int, seconds: float, rows: list,  # type
             f.close()
 
 
+def in_flight(runner: RemoteRunner) -> int:
+    """Calls in flight as the remote backend picks them: what the engine advertises, else 4."""
+    from toto_datasource.engine.remote.backend import calls_in_flight
+
+    return calls_in_flight(probe(runner))
+
+
 def wait_ready(runner: RemoteRunner, seconds: float = 300) -> None:
     give_up = time.monotonic() + seconds
     while not probe(runner, timeout_s=2).ready:
@@ -169,7 +175,7 @@ def inside(args: argparse.Namespace) -> list[dict]:
     try:
         plain = RemoteRunner(RemoteSettings(f"127.0.0.1:{PLAIN_PORT}"))
         wait_ready(plain)
-        measure("plain grpc", plain, 1, args.seconds, rows, args.concurrency)
+        measure("plain grpc", plain, 1, args.seconds, rows, args.concurrency or in_flight(plain))
     finally:
         server.terminate()
         try:
@@ -192,6 +198,7 @@ def inside(args: argparse.Namespace) -> list[dict]:
         cluster.start()
         ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
         wait_ready(ray)
+        args.concurrency = args.concurrency or in_flight(ray)
         measure("ray 1×2cpu", ray, 1, args.seconds, rows, args.concurrency)
         if "quick" in args.only:
             return rows
@@ -214,6 +221,7 @@ def ray_two_replicas(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
         cluster.start()
         ray = RemoteRunner(RemoteSettings(cluster.address, application="toto"))
         wait_ready(ray)
+        args.concurrency = args.concurrency or in_flight(ray)
         measure("ray 2×1cpu", ray, 2, args.seconds, rows, args.concurrency)
         print(f"ray timings: {cluster.timings}", file=sys.stderr)
     finally:
@@ -252,8 +260,9 @@ def main() -> None:
                         help="ray2: only the 2-replica Ray run (no reference rows); quick: in-process, "
                              "plain grpc and one Ray replica with one plugin; plain: in-process and "
                              "plain grpc only (no Ray)")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help="remote calls in flight per plugin (the remote backend's default)")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="remote calls in flight per plugin; 0 = as the remote backend picks them "
+                             "(the engine's max_concurrency, else 4)")
     parser.add_argument("--inside", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -298,7 +307,7 @@ def main() -> None:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU; shared: "
         f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end (1-min). 4m random checkpoint, "
         f"context {LENGTH}, horizon {HORIZON}, Serve batch wait {args.batch_wait_ms:g} ms, "
-        f"remote calls in flight per plugin {args.concurrency}, "
+        f"remote calls in flight per plugin {args.concurrency or 'as the engine advertises'}, "
         f"total {time.time() - started:.0f} s.\n\n{table(rows)}\n"
     )
     print(section)
