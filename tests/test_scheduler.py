@@ -587,3 +587,38 @@ def test_bulk_calls_are_sliced_only_while_panels_are_being_looked_at(engines, mo
         f.result(timeout=WAIT)
     # the panel goes first and its call is filled with 15 bulk rows; the last bulk row is alone
     assert [c["rows"] for c in mixed.calls] == [1, 16, 1]
+
+
+def test_a_job_queued_too_long_goes_ahead_of_smaller_ones(engines, monkeypatch) -> None:
+    """Smallest first, but not forever: a job queued over STARVATION_S is served before smaller
+    newcomers, oldest first, so a bulk or alert query under a stream of panels still finishes
+    inside Grafana's deadline."""
+    from toto_datasource.engine import scheduler
+    from toto_datasource.engine.pending import PendingJob
+    from toto_datasource.engine.prepare import prepare_context
+
+    def pending(rows: int, enqueued: float, deadline: float | None = None) -> PendingJob:
+        ctx = series(rows, 64)
+        return PendingJob(ForecastJob(ctx, 4, deadline=deadline),
+                          [prepare_context(r[None, :], 64) for r in ctx], Future(), enqueued=enqueued)
+
+    monkeypatch.setattr(scheduler, "STARVATION_S", 5.0)
+    bulk, early, late = pending(10, 0.0), pending(1, 4.0), pending(1, 6.0)
+    assert scheduler.serving_order([bulk, early], now=4.5) == [early, bulk]
+    assert scheduler.serving_order([bulk, late, early], now=5.5) == [bulk, early, late]
+    assert scheduler.serving_order([bulk, late, early], now=10.0) == [bulk, early, late]  # FIFO once starved
+    alert = pending(8, 0.0, deadline=4.0)  # half of its 4 s deadline is gone at 2 s, before STARVATION_S
+    assert scheduler.serving_order([alert, early], now=2.5) == [alert, early]
+
+    # through the engine: with every job "starved" at once, the bulk job queued first runs first
+    monkeypatch.setattr(scheduler, "STARVATION_S", 0.0)
+    runner = FakeRunner(gate=True)
+    engine = engines(runner, max_cells=256)
+    big = engine.submit(ForecastJob(series(10, 256), 4))
+    assert runner.entered.wait(WAIT)
+    small = engine.submit(ForecastJob(series(1, 256, start=1000.0), 4))
+    runner.release.set()
+    small.result(timeout=WAIT)
+    big.result(timeout=WAIT)
+    assert len(runner.calls) == 11
+    assert runner.calls[-1]["last"] == [[pytest.approx(series(1, 256, start=1000.0)[0][-1])]]
