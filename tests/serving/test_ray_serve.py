@@ -86,6 +86,7 @@ def test_plugin_on_ray_serve_equals_in_process_and_health_reports_it(ray_plugin,
     assert health.message.startswith(f"remote model toto at {cluster.address}: ready, checkpoint /")
     details = json.loads(health.jsonDetails)["model"]
     assert details["backend"] == "remote" and details["device"] == "cpu"
+    assert details["concurrency"] == cluster.replicas  # the app's max_concurrency: one call per replica
     # Queries A and B fall in different length buckets, so Serve never merges them into one call:
     # each answer is computed exactly as in-process (merged rows: see the next test).
     for headers in ({}, {"FromAlert": "true"}):

@@ -118,6 +118,7 @@ def deploy_ray(args: argparse.Namespace) -> None:
         max_cells=options.max_cells,
         max_batch_rows=args.max_batch_rows,
         batch_wait_timeout_s=args.batch_wait_ms / 1000,
+        client_concurrency=args.replicas,
     )
     # gRPC routes by app name, but the proxy only knows apps that have a route prefix.
     serve.run(app, name=args.app_name, route_prefix=f"/{args.app_name}", blocking=False)
