@@ -88,7 +88,7 @@ class CachingForecaster:
         now = self.clock()
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and not self._usable(entry, job, now):
+            if entry is not None and not self._usable(entry, now):
                 del self._entries[key]
                 entry = None
             if entry is not None:
@@ -108,7 +108,7 @@ class CachingForecaster:
                 entry.waiters += 1
         return track(self._proxy(key, entry, job))
 
-    def _usable(self, entry: _Entry, job: ForecastJob, now: float) -> bool:
+    def _usable(self, entry: _Entry, now: float) -> bool:
         f = entry.future
         return not (now >= entry.expires or f.cancelled() or (f.done() and f.exception() is not None))
 

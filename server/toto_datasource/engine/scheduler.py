@@ -90,8 +90,12 @@ def serving_order(active: list[PendingJob], now: float) -> list[PendingJob]:
     """Jobs that have waited half their deadline oldest first, then the rest smallest first
     (oldest first among equals): a panel waits for at most one call, and no job waits out its
     deadline behind a stream of smaller ones."""
-    starved = sorted((p for p in active if _starved(p, now)), key=lambda p: p.enqueued)
-    rest = sorted((p for p in active if not _starved(p, now)), key=lambda p: (p.remaining, p.enqueued))
+    starved: list[PendingJob] = []
+    rest: list[PendingJob] = []
+    for p in active:
+        (starved if _starved(p, now) else rest).append(p)
+    starved.sort(key=lambda p: p.enqueued)
+    rest.sort(key=lambda p: (p.remaining, p.enqueued))
     return starved + rest
 
 
@@ -117,7 +121,6 @@ class BatchingForecaster:
         self._last_small = -math.inf
         self.calls = 0
         self.rows_run = 0
-
         self._stats_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = threading.BoundedSemaphore(max(1, self.limits.concurrency))

@@ -1,7 +1,8 @@
 """Cross-request batching for the plain OIP server: queue while the model is busy, drain when free.
 
-Why: the plugin keeps a few remote calls in flight (TOTO_REMOTE_CONCURRENCY, 4), so 16
-concurrent 1-series Grafana clients reach the engine as ~3.5-row requests. Run one by one
+Why: a plugin keeping 4 remote calls in flight (the remote backend's default when an engine
+advertises no `max_concurrency`) sends 16 concurrent 1-series Grafana clients as ~3.5-row
+requests. Run one by one
 under a lock they cost a model call each: 3.5 rows per call, 0.59x the in-process throughput
 (bench/remote.py's load, 1 series x 16 clients, median of 5 alternating 3 s windows on 2
 shared cores). Here a request that arrives while the model is busy waits in a queue; when the
@@ -11,7 +12,8 @@ gets its own slice: 7 rows per call, 0.78x (64 clients: 26 rows per call, 0.90x)
 timer: an idle engine runs a lone request at once (no added latency, unlike Serve's batch
 wait), and under load a call takes whatever queued up during the previous one. What is left
 of the gap is per-request cost (encode, gRPC, decode) on the same 2 cores: the plugin sending
-fewer, bigger requests does better (2 in flight: 6.3 rows per request, 0.86x; 1: 1.07x).
+fewer, bigger requests does better (2 in flight: 6.3 rows per request, 0.86x; 1: 1.07x), so
+this server advertises `max_concurrency` 1 and the plugin keeps one call in flight (oip.py).
 
 No dispatcher thread: the gRPC handler threads take turns. Whichever waiting thread finds the
 model free runs the next round (for itself and others), then wakes the rest; a thread returns
@@ -109,12 +111,6 @@ class MergingRunner:
             raise ticket.error
         assert ticket.result is not None
         return ticket.result
-
-    @property
-    def waiting(self) -> int:
-        """Requests queued for the model now (not counting the call that is running)."""
-        with self._cond:
-            return len(self._queue)
 
     def wait_until_waiting(self, n: int, timeout_s: float) -> bool:
         """Block until at least `n` requests are queued (tests and drains synchronise on this)."""

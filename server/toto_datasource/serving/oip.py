@@ -4,11 +4,12 @@ The servicer answers ModelInfer by decoding the request into a PreparedBatch and
 through `ServingEngine` (the in-process engine code) via a `MergingRunner` (merging.py): one
 model call at a time (on a CPU two concurrent calls only share the same cores, and block
 decoding keeps state on the model), and requests that arrive while it runs queue up and go
-into the next call together, with no timer. Why: the plugin keeps 4 calls in flight, so 16
+into the next call together, with no timer. Why: with 4 calls in flight from the plugin, 16
 concurrent 1-series clients arrive as ~3.5-row requests; served one by one under a lock the
 engine ran 3.5 rows per call and gave 0.59x the in-process throughput (median of 5 alternating
 3 s windows, 2 shared cores); merged, 7 rows per call and 0.78x (0.86x with 2 calls in flight,
-1.07x with 1; merging.py). Ray Serve (ray_app.py) does the same with @serve.batch across
+1.07x with 1; merging.py). So ModelMetadata advertises `max_concurrency` 1, and the plugin keeps
+one call in flight here. Ray Serve (ray_app.py) does the same with @serve.batch across
 replicas; this server is for local runs, tests and engines-of-one.
 """
 
