@@ -25,6 +25,7 @@ from .admission import AdmissionInterceptor, Limits
 from .executor import ElasticThreadPool
 from .memory import trim_heap
 from .servicers import ControllerServicer, DataServicer, DiagnosticsServicer, ResourceServicer
+from .settings_cache import SettingsCache
 
 MAGIC_COOKIE_KEY = "grafana_plugin_type"
 MAGIC_COOKIE_VALUE = "datasource"
@@ -71,9 +72,10 @@ def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdo
             ("grpc.max_send_message_length", -1),
         ],
     )
-    pb_grpc.add_DataServicer_to_server(DataServicer(ds), server)
-    pb_grpc.add_DiagnosticsServicer_to_server(DiagnosticsServicer(ds), server)
-    pb_grpc.add_ResourceServicer_to_server(ResourceServicer(ds), server)
+    settings = SettingsCache(ds)  # one parse per settings version, shared by every capability
+    pb_grpc.add_DataServicer_to_server(DataServicer(ds, settings), server)
+    pb_grpc.add_DiagnosticsServicer_to_server(DiagnosticsServicer(ds, settings), server)
+    pb_grpc.add_ResourceServicer_to_server(ResourceServicer(ds, settings), server)
     ctl_grpc.add_GRPCControllerServicer_to_server(ControllerServicer(stop, honour_shutdown), server)
     health_servicer = health.HealthServicer()
     for name in ("plugin", ""):

@@ -22,10 +22,10 @@ from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
 from ..backend.cancel import cancel_scope
 from ..backend.cpu import cpu_slot
 from ..backend.errors import BackendError
-from ..backend.settings import DataSourceSettings
 from ..backend.types import QueryResult
 from ..service import ForecastDataSource, call_resource
 from . import wire
+from .settings_cache import SettingsCache
 
 log = logging.getLogger(__name__)
 DEADLINE_MARGIN_S = 1.0
@@ -41,17 +41,10 @@ def _deadline(context: grpc.ServicerContext) -> float | None:
     return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, 0.1 * remaining)
 
 
-def settings_for(ds: ForecastDataSource, ctx: pb.PluginContext) -> DataSourceSettings | BackendError:
-    """Typed settings, or the BackendError every query of the request will carry."""
-    try:
-        return ds.parse_settings(wire.raw_settings(ctx))
-    except BackendError as exc:
-        return exc
-
-
 class DataServicer(pb_grpc.DataServicer):
-    def __init__(self, ds: ForecastDataSource) -> None:
+    def __init__(self, ds: ForecastDataSource, settings: SettingsCache | None = None) -> None:
         self.ds = ds
+        self.settings = settings or SettingsCache(ds)
 
     def QueryData(self, request: pb.QueryDataRequest, context: grpc.ServicerContext) -> pb.QueryDataResponse:
         with cpu_slot():  # Python work holds a CPU slot; every wait inside gives it back
@@ -61,7 +54,7 @@ class DataServicer(pb_grpc.DataServicer):
                     ) -> pb.QueryDataResponse:
         queries = wire.query_inputs(request)
         try:
-            settings = settings_for(self.ds, request.pluginContext)
+            settings = self.settings.get(request.pluginContext)
             with cancel_scope() as scope:  # a cancelled or timed-out call drops its queued forecasts
                 context.add_callback(scope.cancel)
                 results = self.ds.query_data(
@@ -76,8 +69,9 @@ class DataServicer(pb_grpc.DataServicer):
 
 
 class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
-    def __init__(self, ds: ForecastDataSource) -> None:
+    def __init__(self, ds: ForecastDataSource, settings: SettingsCache | None = None) -> None:
         self.ds = ds
+        self.settings = settings or SettingsCache(ds)
 
     def CheckHealth(
         self, request: pb.CheckHealthRequest, context: grpc.ServicerContext
@@ -85,7 +79,7 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
         try:
             # Grafana's deadline (Save & test) may be shorter than timeoutSeconds: every probe is
             # bounded by it and the answer is ERROR naming the slow upstream, never DEADLINE_EXCEEDED.
-            result = self.ds.check_health(settings_for(self.ds, request.pluginContext),
+            result = self.ds.check_health(self.settings.get(request.pluginContext),
                                           deadline=_deadline(context))
         except Exception as exc:
             log.exception("CheckHealth failed")
@@ -104,13 +98,14 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
 
 
 class ResourceServicer(pb_grpc.ResourceServicer):
-    def __init__(self, ds: ForecastDataSource) -> None:
+    def __init__(self, ds: ForecastDataSource, settings: SettingsCache | None = None) -> None:
         self.ds = ds
+        self.settings = settings or SettingsCache(ds)
 
     def CallResource(self, request: pb.CallResourceRequest, context: grpc.ServicerContext):  # type: ignore[override]
         try:
             params = parse_qs(urlsplit(request.url).query)
-            settings = settings_for(self.ds, request.pluginContext)
+            settings = self.settings.get(request.pluginContext)
             response = call_resource(self.ds, settings, request.method.upper() or "GET", request.path, params,
                                      request.body)
             code, body, content_type = response.status, response.encoded(), response.content_type
