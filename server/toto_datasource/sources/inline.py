@@ -123,7 +123,7 @@ class InlineSource(StaticSource):
         spec = self.spec or spec_of(request, InlineSpec)
         names = [s.name for s in spec.series]
         placed = place(grid, [(s.timestamps_ms, s.values) for s in spec.series], names=names)
-        unsorted = [s.name for s in spec.series if np.any(np.diff(s.timestamps_ms) < 0)]
+        unsorted = [s.name for s, p in zip(spec.series, placed.series, strict=True) if p.reordered]
         notices = []
         if unsorted:
             notices.append(f"timestamps were not in order and were sorted ({', '.join(unsorted[:3])})")
