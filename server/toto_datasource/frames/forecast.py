@@ -46,11 +46,13 @@ def _quantile_order(quantiles: tuple[float, ...]) -> list[float]:
 
 
 def history_frame(series: Series, grid: TimeGrid, visible_from_ms: int, ctx: FrameContext) -> Frame:
-    ts = grid.timestamps_ms()
-    keep = ts >= visible_from_ms
+    ts, values = grid.timestamps_ms(), series.values
+    if grid.start_ms < visible_from_ms:  # history from before the panel's range is not drawn
+        keep = ts >= visible_from_ms
+        ts, values = ts[keep], values[keep]
     config = {"displayNameFromDS": series.name}
-    value = Field.number(series.name, series.values[keep], dict(series.labels), config)
-    return Frame(series.name, [Field.time("time", ts[keep]), value], meta=ctx.meta())
+    value = Field.number(series.name, values, dict(series.labels), config)
+    return Frame(series.name, [Field.time("time", ts), value], meta=ctx.meta())
 
 
 def forecast_frame(
