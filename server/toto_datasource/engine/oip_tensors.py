@@ -3,9 +3,10 @@
 engine/remote/contract.py adds the protobuf messages on top; this half exists so an engine
 whose OIP runtime is not ours can implement the same contract without importing our generated
 stubs. KServe 0.21's Python server needs protobuf < 7 and runs in its own virtualenv; this
-project's stubs are protobuf 7 gencode and refuse to load there ("mismatched Protobuf
-Gencode/Runtime major versions"), so serving/kserve_model.py builds its PreparedBatch with
-`prepared_batch` from here, with the same checks as the plain server's `decode_request`.
+project's stubs are protobuf 7 gencode and refuse to load there ("Detected incompatible
+Protobuf Gencode/Runtime versions ...: gencode 7.35.1 runtime 6.33.6"), so
+serving/kserve_model.py builds its PreparedBatch with `prepared_batch` from here, with the same
+checks as the plain server's `decode_request`.
 """
 
 from __future__ import annotations
