@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--max_rows", type=int, default=256,
-                        help="rows per request (more: RESOURCE_EXHAUSTED)")
+                        help="rows per request (more: RESOURCE_EXHAUSTED); keep >= 256, the plugin's "
+                             "split size when the engine's metadata does not say (KServe's never does)")
     parser.add_argument("--no_warmup", action="store_true")
     args, _ = parser.parse_known_args(argv)
     options = ServingOptions(args.checkpoint, args.device, args.dtype, args.model_name,
