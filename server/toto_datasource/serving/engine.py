@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..backend.settings import ModelSettings
+from ..engine import oip_tensors as contract  # protobuf-free: the KServe model imports this module
 from ..engine.batch import PreparedBatch
-from ..engine.remote import contract
 
 # Rows × variates × length per model call; the plugin's own limits (engine/registry.py).
 GPU_MAX_CELLS = 1024 * 2048

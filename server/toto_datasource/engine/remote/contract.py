@@ -2,7 +2,9 @@
 
 Both ends import this one module — the plugin's RemoteRunner encodes a PreparedBatch and
 decodes quantiles, the serving app does the reverse — so the wire format is written down once
-(docs/REMOTE_INFERENCE.md is its prose form for engines we do not ship: Triton, KServe).
+(docs/REMOTE_INFERENCE.md is its prose form for engines we do not ship, e.g. Triton). The
+names, shapes and checks live in the protobuf-free engine/oip_tensors.py, which the KServe
+model (serving/kserve_model.py) uses without our protobuf 7 stubs.
 
 Tensors travel as raw little-endian bytes (`raw_input_contents` / `raw_output_contents`): for
 64 series × 2048 points that is 1.05 MB up and 0.59 MB down, against 2.6 / 3.1 MB and ~500 ms
@@ -12,49 +14,40 @@ Quantiles go back as FP32, which is what the model computes, so remote ≡ in-pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..._proto.inference import grpc_predict_v2_pb2 as pb
 from ..batch import PreparedBatch
+from ..oip_tensors import (  # noqa: F401  (re-exported: both ends name the contract from here)
+    DECODE_BLOCK_SIZE,
+    HAS_MISSING_VALUES,
+    HORIZON,
+    INPUTS,
+    NUMPY_DTYPES,
+    OUTPUTS,
+    PROP_CHECKPOINT,
+    PROP_DEVICE,
+    PROP_DTYPE,
+    PROP_MAX_CONCURRENCY,
+    PROP_MAX_ROWS,
+    PROP_PARAMETERS,
+    PROP_QUANTILE_LEVELS,
+    QUANTILES,
+    SERIES_IDS,
+    TARGET,
+    TARGET_MASK,
+    ContractError,
+    TensorSpec,
+    prepared_batch,
+)
 from ..types import QUANTILE_LEVELS
-
-TARGET, TARGET_MASK, SERIES_IDS, QUANTILES = "target", "target_mask", "series_ids", "quantiles"
-HORIZON, DECODE_BLOCK_SIZE, HAS_MISSING_VALUES = "horizon", "decode_block_size", "has_missing_values"
 
 # OIP datatype name → little-endian numpy dtype, and the typed-contents field that carries it.
 _DTYPES = {
-    "FP32": ("<f4", "fp32_contents"),
-    "BOOL": ("|b1", "bool_contents"),
-    "INT64": ("<i8", "int64_contents"),
+    "FP32": (NUMPY_DTYPES["FP32"], "fp32_contents"),
+    "BOOL": (NUMPY_DTYPES["BOOL"], "bool_contents"),
+    "INT64": (NUMPY_DTYPES["INT64"], "int64_contents"),
 }
-
-# ModelMetadata.properties keys the plugin reads (all values are strings in OIP).
-PROP_MAX_ROWS = "max_rows"
-PROP_CHECKPOINT, PROP_DEVICE, PROP_DTYPE, PROP_PARAMETERS = "checkpoint", "device", "dtype", "parameters"
-PROP_QUANTILE_LEVELS = "quantile_levels"
-# How many calls a client should keep in flight: more only queue on the engine's side.
-PROP_MAX_CONCURRENCY = "max_concurrency"
-
-
-class ContractError(ValueError):
-    """A request or response that does not follow the contract (the message says which part)."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    datatype: str
-    shape: tuple[int, ...]  # -1: variable
-
-
-INPUTS = (
-    TensorSpec(TARGET, "FP32", (-1, -1, -1)),  # [rows, variates, length], length % 32 == 0
-    TensorSpec(TARGET_MASK, "BOOL", (-1, -1, -1)),  # same shape; True = observed
-    TensorSpec(SERIES_IDS, "INT64", (-1, -1)),  # [rows, variates]
-)
-OUTPUTS = (TensorSpec(QUANTILES, "FP32", (len(QUANTILE_LEVELS), -1, -1, -1)),)  # [9, rows, variates, horizon]
 
 
 def _param(value: bool | int) -> pb.InferParameter:
@@ -122,40 +115,25 @@ def decode_response(resp: pb.ModelInferResponse, rows: int, variates: int, horiz
 
 
 # -- server side --------------------------------------------------------------------------
-def _int_param(req: pb.ModelInferRequest, name: str, default: int | None = None) -> int:
+def _int_param(req: pb.ModelInferRequest, name: str) -> int | None:
+    """The integer parameter `name`, None when absent."""
     p = req.parameters.get(name)
-    if p is None or p.WhichOneof("parameter_choice") is None:
-        if default is None:
-            raise ContractError(f"parameter {name!r} is required")
-        return default
-    kind = p.WhichOneof("parameter_choice")
+    kind = None if p is None else p.WhichOneof("parameter_choice")
+    if kind is None:
+        return None
     if kind not in ("int64_param", "uint64_param"):
         raise ContractError(f"parameter {name!r} must be an integer, got {kind}")
     return int(getattr(p, kind))
 
 
 def decode_request(req: pb.ModelInferRequest) -> PreparedBatch:
-    tensors = _tensors(req.inputs, req.raw_input_contents)
-    for spec in INPUTS:
-        if spec.name not in tensors:
-            raise ContractError(f"input {spec.name!r} ({spec.datatype}) is missing")
-    values, mask, ids = tensors[TARGET], tensors[TARGET_MASK], tensors[SERIES_IDS]
-    if values.ndim != 3 or mask.shape != values.shape or ids.shape != values.shape[:2]:
-        raise ContractError(
-            f"shapes do not agree: target {list(values.shape)}, target_mask {list(mask.shape)}, "
-            f"series_ids {list(ids.shape)} (want [rows, variates, length] twice and [rows, variates])"
-        )
-    if values.shape[2] % 32 or values.shape[2] == 0:
-        raise ContractError(f"target length {values.shape[2]} must be a positive multiple of 32 (left-pad)")
-    horizon = _int_param(req, HORIZON)
-    if horizon < 1:
-        raise ContractError("parameter 'horizon' must be at least 1")
-    block = _int_param(req, DECODE_BLOCK_SIZE, 0)
     missing = req.parameters.get(HAS_MISSING_VALUES)
-    has_missing = (
-        bool(missing.bool_param) if missing is not None and missing.HasField("bool_param") else not mask.all()
+    return prepared_batch(
+        _tensors(req.inputs, req.raw_input_contents),
+        _int_param(req, HORIZON),
+        _int_param(req, DECODE_BLOCK_SIZE),
+        bool(missing.bool_param) if missing is not None and missing.HasField("bool_param") else None,
     )
-    return PreparedBatch(values, mask, ids, horizon, has_missing, block or None)
 
 
 def encode_response(
