@@ -11,8 +11,8 @@ worker thread so the replica's event loop keeps answering health and metadata me
 `batch_wait_timeout_s` (default 0): how long a batch waits for company before it starts. Serve
 runs one batch at a time per replica, so rows that arrive while the model is busy are merged into
 the next call anyway; a wait only delays a lone request. Measured on 2 shared cores (issue 15,
-bench/ray_hops.py, alternating settings on one replica with one plugin in front): 5 ms cost a
-sequential 1-series call 5.9 ms inside the replica (0 ms: 0.5 ms) and 1 series × 16 clients got
+timestamps inside the replica, settings alternated on one replica with one plugin in front):
+5 ms cost a sequential 1-series call 5.9 ms inside the replica (0: 0.5 ms) and 1 series × 16 clients got
 104–120 series/s against 143–173 with no wait (the plugin already merges its clients' jobs and
 keeps one call in flight per replica, so there was no company to wait for). 1 ms cost 1.7 ms and
 bought nothing. Raise it only for many small independent callers without a plugin in front:
