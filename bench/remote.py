@@ -254,7 +254,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--batch-wait-ms", type=float, default=5.0)
+    parser.add_argument("--batch-wait-ms", type=float, default=0.0)
     parser.add_argument("--results", action="store_true")
     parser.add_argument("--only", default="",
                         help="ray2: only the 2-replica Ray run (no reference rows); quick: in-process, "

@@ -44,7 +44,7 @@ class RayServeCluster:
         num_cpus: float = 2.0,
         cluster_cpus: int = 2,
         token: str = "",
-        batch_wait_ms: float = 5.0,
+        batch_wait_ms: float = 0.0,
         log_dir: Path | None = None,
         netns_name: str = "",
     ) -> None:
@@ -73,7 +73,9 @@ class RayServeCluster:
         return self.bridge.address
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        from toto_datasource.serving.ray_tuning import PROXY_ENV
+
+        env = {**PROXY_ENV, **os.environ}  # the node's env reaches Serve's proxy; the caller's wins
         env.update(
             RAY_AUTH_MODE="disabled",
             RAY_USAGE_STATS_ENABLED="0",

@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per replica")
     p.add_argument("--grpc-port", type=int, default=9000, help="Serve's gRPC proxy port")
     p.add_argument("--http-port", type=int, default=8000, help="Serve's HTTP proxy port (unused by OIP)")
-    p.add_argument("--batch-wait-ms", type=float, default=5.0, help="@serve.batch wait for more rows")
+    p.add_argument("--batch-wait-ms", type=float, default=0.0,
+                   help="@serve.batch wait for more rows (0: merge only what queued meanwhile; ray_app.py)")
     p.add_argument("--max-batch-rows", type=int, default=128, help="rows per Serve batch")
     p.add_argument("--detach", action="store_true", help="--ray: return once deployed")
     p.add_argument("--log-level", default="info")
@@ -93,14 +94,17 @@ def deploy_ray(args: argparse.Namespace) -> None:
     from ray.serve.config import HTTPOptions, gRPCOptions
 
     from .ray_app import SERVICER_FUNCTION, TotoOIP
+    from .ray_tuning import PROXY_ENV, REPLICA_ENV
 
     options = _options(args)
+    for name, value in PROXY_ENV.items():  # reaches the proxy only of a Ray that ray.init starts here
+        os.environ.setdefault(name, value)
     ray.init(address=None if args.ray_address == "local" else args.ray_address, log_to_driver=False)
     serve.start(
         http_options=HTTPOptions(host="127.0.0.1", port=args.http_port),
         grpc_options=gRPCOptions(port=args.grpc_port, grpc_servicer_functions=[SERVICER_FUNCTION]),
     )
-    env = {args.token_env: options.token} if options.token else {}
+    env = {**REPLICA_ENV, **({args.token_env: options.token} if options.token else {})}
     app = TotoOIP.options(
         num_replicas=args.replicas,
         ray_actor_options={

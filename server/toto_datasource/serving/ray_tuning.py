@@ -1,0 +1,33 @@
+"""Ray Serve settings that shorten the hops of one OIP call, as measured for the Toto app.
+
+A sequential 1-series call through Serve's gRPC proxy, measured on 2 shared cores with
+timestamps inside the replica (issue 15; 6 rounds of 25 sequential calls per setting, medians, batch wait 0):
+client → proxy → ModelInfer entry 5.9–7.8 ms, replica's own work outside the model ~1.5 ms
+(decode 0.5, @serve.batch hand-off 0.5, worker thread 0.4, encode 0.06), return → client
+3.7–4.5 ms. The plain grpcio server spends +1.4 ms in all, so Serve's proxy and the actor call
+between it and the replica cost ~9–10 ms. The flags below (Ray's documented "throughput
+optimized" set, docs/serve/advanced-guides/performance.md, without direct ingress, which would
+drop the gRPC proxy) took the two hops from a median 10.6 ms to 9.3 ms and everything outside
+the model from 13.6 to 11.3 ms, and raised 1 series × 16 clients from ~148 to ~175 series/s.
+
+Where each is read: the proxy flags in the proxy actor, which inherits the Ray node's
+environment (`ray start`'s env; on KubeRay the head/worker container env), the replica ones in
+the replica (the deployment's runtime_env sets them, so they apply on any cluster).
+"""
+
+from __future__ import annotations
+
+# Read by Serve's proxy: route to the replica over Serve's own gRPC channel instead of a Ray
+# actor call, and run the router on the proxy's loop instead of a second thread's loop.
+PROXY_ENV = {
+    "RAY_SERVE_PROXY_USE_GRPC": "1",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+}
+# Read by each replica: ModelInfer runs on the replica's main loop (it never blocks it: the model
+# call runs in a worker thread), and request-path log lines are written in batches (an ERROR
+# line still flushes at once).
+REPLICA_ENV = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+}
