@@ -23,13 +23,12 @@ from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2 as plugin_pb
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings
 from toto_datasource.engine.remote.contract import encode_request
-from toto_datasource.frames import decode_frame
 
 from . import kserve_venv, netns
 from .conftest import prepared_batch
 from .kserve_server import KServeServer
 from .test_oip_server import in_process
-from .test_plugin_remote import assert_same_frames, local_context, queries, remote_context
+from .test_plugin_remote import assert_dashboard_and_alert_equal_in_process, executed_query, loaded_remote
 
 if os.environ.get("TOTO_SKIP_KSERVE_TEST") == "1":
     pytest.skip("TOTO_SKIP_KSERVE_TEST=1: the KServe test was skipped on request", allow_module_level=True)
@@ -52,10 +51,7 @@ def kserve(tiny_checkpoint, tmp_path_factory) -> Iterator[KServeServer]:  # type
 
 @pytest.fixture(scope="module")
 def kserve_plugin(plugin, kserve):  # type: ignore[no-untyped-def]
-    ctx = remote_context(kserve.address, token="")  # KServe has no auth of its own
-    health = plugin.wait_until_loaded(ctx)
-    assert health.status == plugin_pb.CheckHealthResponse.OK, health.message
-    return plugin, ctx
+    return plugin, loaded_remote(plugin, kserve.address, token="")  # KServe has no auth of its own
 
 
 def test_plugin_on_kserve_equals_in_process_and_health_reports_it(kserve_plugin, kserve, now_ms) -> None:  # type: ignore[no-untyped-def]
@@ -68,14 +64,8 @@ def test_plugin_on_kserve_equals_in_process_and_health_reports_it(kserve_plugin,
     details = json.loads(health.jsonDetails)["model"]
     assert details["backend"] == "remote" and details["remote"] == kserve.address
     assert details["engineModel"] == "toto" and details["concurrency"] == 4  # the plugin's default
-    for headers in ({}, {"FromAlert": "true"}):
-        remote = plugin.data.QueryData(plugin_pb.QueryDataRequest(
-            pluginContext=ctx, queries=queries(now_ms), headers=headers))
-        local = plugin.data.QueryData(plugin_pb.QueryDataRequest(
-            pluginContext=local_context(), queries=queries(now_ms), headers=headers))
-        assert_same_frames(remote, local)
-        executed = decode_frame(remote.responses["A"].frames[-1]).meta.executed_query_string
-        assert f"model=remote:toto@{kserve.address}" in executed
+    for remote in assert_dashboard_and_alert_equal_in_process(plugin, ctx, now_ms):
+        assert f"model=remote:toto@{kserve.address}" in executed_query(remote)
 
 
 def test_kserve_answers_the_contract_exactly_and_rejects_what_breaks_it(kserve, serving_engine) -> None:  # type: ignore[no-untyped-def]

@@ -82,24 +82,42 @@ def assert_same_frames(remote: pb.QueryDataResponse, local: pb.QueryDataResponse
                     assert a.values.equals(b.values)
 
 
-@pytest.fixture()
-def remote_plugin(plugin: PluginProcess, oip_server) -> tuple[PluginProcess, pb.PluginContext]:  # type: ignore[no-untyped-def]
-    ctx = remote_context(oip_server.address)
+def loaded_remote(plugin: PluginProcess, address: str, token: str = TOKEN) -> pb.PluginContext:
+    """The context of a data source on the engine at `address`, once CheckHealth says it is ready."""
+    ctx = remote_context(address, token=token)
     health = plugin.wait_until_loaded(ctx)
     assert health.status == pb.CheckHealthResponse.OK, health.message
-    return plugin, ctx
+    return ctx
 
 
-def test_dashboard_and_alert_queries_equal_the_in_process_engine(remote_plugin, now_ms) -> None:  # type: ignore[no-untyped-def]
-    plugin, ctx = remote_plugin
+def assert_dashboard_and_alert_equal_in_process(
+    plugin: PluginProcess, ctx: pb.PluginContext, now_ms: int
+) -> list[pb.QueryDataResponse]:
+    """Dashboard and alert queries through `ctx` equal the in-process engine's; the remote answers."""
+    answers = []
     for headers in ({}, {"FromAlert": "true"}):
         remote = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=ctx, queries=queries(now_ms),
                                                            headers=headers))
         local = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=local_context(),
                                                           queries=queries(now_ms), headers=headers))
         assert_same_frames(remote, local)
-        executed = decode_frame(remote.responses["A"].frames[-1]).meta.executed_query_string
-        assert "model=remote:toto@127.0.0.1:" in executed
+        answers.append(remote)
+    return answers
+
+
+def executed_query(response: pb.QueryDataResponse) -> str:
+    return decode_frame(response.responses["A"].frames[-1]).meta.executed_query_string
+
+
+@pytest.fixture()
+def remote_plugin(plugin: PluginProcess, oip_server) -> tuple[PluginProcess, pb.PluginContext]:  # type: ignore[no-untyped-def]
+    return plugin, loaded_remote(plugin, oip_server.address)
+
+
+def test_dashboard_and_alert_queries_equal_the_in_process_engine(remote_plugin, now_ms) -> None:  # type: ignore[no-untyped-def]
+    plugin, ctx = remote_plugin
+    for remote in assert_dashboard_and_alert_equal_in_process(plugin, ctx, now_ms):
+        assert "model=remote:toto@127.0.0.1:" in executed_query(remote)
 
 
 def test_check_health_reports_the_remote_model(remote_plugin, oip_server) -> None:  # type: ignore[no-untyped-def]

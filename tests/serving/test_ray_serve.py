@@ -35,7 +35,12 @@ from . import netns
 from .conftest import prepared_batch
 from .ray_cluster import RayServeCluster
 from .test_oip_server import in_process
-from .test_plugin_remote import INLINE, assert_same_frames, local_context, queries, remote_context
+from .test_plugin_remote import (
+    INLINE,
+    assert_dashboard_and_alert_equal_in_process,
+    loaded_remote,
+    local_context,
+)
 
 TOKEN = "ray-test-token"
 if os.environ.get("TOTO_SKIP_RAY_TEST") == "1":
@@ -74,10 +79,7 @@ def runner(cluster: RayServeCluster, **kw) -> RemoteRunner:  # type: ignore[no-u
 
 @pytest.fixture(scope="module")
 def ray_plugin(plugin, cluster):  # type: ignore[no-untyped-def]
-    ctx = remote_context(cluster.address, token=TOKEN)
-    health = plugin.wait_until_loaded(ctx)
-    assert health.status == plugin_pb.CheckHealthResponse.OK, health.message
-    return plugin, ctx
+    return plugin, loaded_remote(plugin, cluster.address, token=TOKEN)
 
 
 def test_plugin_on_ray_serve_equals_in_process_and_health_reports_it(ray_plugin, cluster, now_ms) -> None:  # type: ignore[no-untyped-def]
@@ -89,12 +91,7 @@ def test_plugin_on_ray_serve_equals_in_process_and_health_reports_it(ray_plugin,
     assert details["concurrency"] == cluster.replicas  # the app's max_concurrency: one call per replica
     # Queries A and B fall in different length buckets, so Serve never merges them into one call:
     # each answer is computed exactly as in-process (merged rows: see the next test).
-    for headers in ({}, {"FromAlert": "true"}):
-        remote = plugin.data.QueryData(plugin_pb.QueryDataRequest(
-            pluginContext=ctx, queries=queries(now_ms), headers=headers))
-        local = plugin.data.QueryData(plugin_pb.QueryDataRequest(
-            pluginContext=local_context(), queries=queries(now_ms), headers=headers))
-        assert_same_frames(remote, local)
+    assert_dashboard_and_alert_equal_in_process(plugin, ctx, now_ms)
 
 
 def test_ray_serve_batches_rows_across_requests(cluster, serving_engine) -> None:  # type: ignore[no-untyped-def]
