@@ -8,14 +8,16 @@ them (engine/remote/backend.py, default 4):
                       requests that queue meanwhile merged into the next: serving/merging.py);
   * ray N replicas  — the Serve app (serving/ray_app.py) on a local Ray head, 1 replica × 2 CPUs
                       or 2 replicas × 1 CPU; with P plugins (P forecasters sharing one RemoteRunner,
-                      as P Grafana instances would) so two replicas can have work at once.
+                      as P Grafana instances would) so two replicas can have work at once;
+  * ray direct      — the same replica called on its own port (Serve's direct ingress), no proxy.
 Loads: C concurrent clients, each sending jobs of S series (context 512, horizon 64) back to back.
 Reports requests/s, series/s, ratio to in-process, p50 latency, rows per call (plugin side, and
 the engine's own count from its ModelMetadata, which is what merging raises), and the 1-series
 latency overhead over in-process (median of sequential requests).
 
 The in-process reference runs before and after each engine (in-process, plain, in-process, Ray,
-in-process), and each engine's ratios and overhead are against the mean of the two runs around it:
+in-process, Ray direct, in-process), and each engine's ratios and overhead are against the mean of
+the two runs around it:
 this VM's speed drifts 10–30 % within minutes, and a reference measured once at the start made the
 same engine 0.78× or 0.92× (2026-12-02).
 
@@ -198,6 +200,7 @@ def inside(args: argparse.Namespace) -> list[dict]:
         cluster_cpus=4,  # see above
         netns_name=args.inside,
         batch_wait_ms=args.batch_wait_ms,
+        direct_ingress=True,  # the proxy still answers on its port: both paths on one cluster
     )
     try:
         cluster.start()
@@ -205,6 +208,10 @@ def inside(args: argparse.Namespace) -> list[dict]:
         wait_ready(ray)
         args.concurrency = args.concurrency or in_flight(ray)
         measure("ray 1×2cpu", ray, 1, args.seconds, rows, args.concurrency)
+        measure("in-process", engine.run, 1, args.seconds, rows)  # Ray up and idle
+        direct = RemoteRunner(RemoteSettings(cluster.direct_address, application="toto"))
+        wait_ready(direct)
+        measure("ray direct 1×2cpu", direct, 1, args.seconds, rows, args.concurrency)
         if "quick" not in args.only:
             measure("ray 1×2cpu", ray, 2, args.seconds, rows, args.concurrency)
             cluster.deploy(2, 1.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,7 @@ class RayServeCluster:
         batch_wait_ms: float = 0.0,
         log_dir: Path | None = None,
         netns_name: str = "",
+        direct_ingress: bool = False,
     ) -> None:
         # netns_name: run in an existing namespace the caller is already inside (bench/remote.py
         # re-executes itself there to measure without the bridge); "" = make and own one.
@@ -60,8 +62,11 @@ class RayServeCluster:
             cluster_cpus,
         )
         self.token, self.batch_wait_ms = token, batch_wait_ms
+        self.direct_ingress = direct_ingress
+        self.direct_ports: list[int] = []  # each replica's own OIP port (direct ingress), per deploy
         self.log_dir = log_dir or self.temp_dir
         self.bridge: netns.LoopbackBridge | None = None
+        self.direct_bridge: netns.LoopbackBridge | None = None
         self.timings: dict[str, float] = {}
         self.keep_pids: tuple[int, ...] = ()  # processes in a shared namespace that are not Ray's
 
@@ -72,10 +77,22 @@ class RayServeCluster:
         assert self.bridge is not None
         return self.bridge.address
 
-    def _env(self) -> dict[str, str]:
-        from toto_datasource.serving.ray_tuning import PROXY_ENV
+    @property
+    def direct_address(self) -> str:
+        """The first replica's own OIP port (direct ingress), reached without Serve's proxy."""
+        if not self.direct_ports:
+            raise RuntimeError("direct ingress is off, or the deploy printed no replica address")
+        if not self.own_netns:
+            return f"127.0.0.1:{self.direct_ports[0]}"
+        if self.direct_bridge is None:
+            self.direct_bridge = netns.LoopbackBridge(self.name, self.direct_ports[0])
+        return self.direct_bridge.address
 
-        env = {**PROXY_ENV, **os.environ}  # the node's env reaches Serve's proxy; the caller's wins
+    def _env(self) -> dict[str, str]:
+        from toto_datasource.serving.ray_tuning import DIRECT_INGRESS_ENV, PROXY_ENV
+
+        node = {**PROXY_ENV, **(DIRECT_INGRESS_ENV if self.direct_ingress else {})}
+        env = {**node, **os.environ}  # the node's env reaches Serve's controller and proxy; the caller's wins
         env.update(
             RAY_AUTH_MODE="disabled",
             RAY_USAGE_STATS_ENABLED="0",
@@ -160,15 +177,21 @@ class RayServeCluster:
             f"--grpc-port={GRPC_PORT}",
             f"--http-port={HTTP_PORT}",
             f"--batch-wait-ms={self.batch_wait_ms}",
+            *(["--direct-ingress"] if self.direct_ingress else []),
             timeout=300,
             what=f"deploy-{replicas}",
         )
         self.replicas = replicas
+        if self.direct_ingress:
+            log = (self.log_dir / f"deploy-{replicas}.log").read_text()
+            printed = log.split("direct ingress", 1)[-1]
+            self.direct_ports = [int(p) for p in re.findall(r"[\d.]+:(\d+)", printed)]
 
     def stop(self) -> None:
-        if self.bridge is not None:
-            self.bridge.close()
-            self.bridge = None
+        for bridge in (self.bridge, self.direct_bridge):
+            if bridge is not None:
+                bridge.close()
+        self.bridge = self.direct_bridge = None
         self._kill_inside()
         if self.own_netns:
             netns.delete(self.name)

@@ -1,7 +1,8 @@
 """The real thing: a Ray head in a loopback-only network namespace, the Toto Serve app on the
 random 4m checkpoint, and the plugin — started as Grafana starts it — with `inferenceUrl`
 pointing at Serve's gRPC proxy through the bridge (plus the RemoteRunner directly, for batching
-across requests and the killed replica's in-flight counter).
+across requests and the killed replica's in-flight counter), and once at the replica's own port
+(Serve's direct ingress, no proxy hop).
 
 One Ray cluster for the module and one replica (2 CPUs): the added CI time is dominated by
 `ray start` (~20–35 s on 2 cores) and the deployment (~30–40 s), plus the replica restart after
@@ -28,12 +29,13 @@ from conftest import data_query
 from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2 as plugin_pb
 from toto_datasource.backend.errors import BackendError
-from toto_datasource.engine.remote import RemoteRunner, RemoteSettings
+from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe
 from toto_datasource.frames import decode_frame
+from toto_datasource.serving.ray_tuning import DIRECT_INGRESS_MIN_GRPC_PORT
 
 from . import netns
 from .conftest import prepared_batch
-from .ray_cluster import RayServeCluster
+from .ray_cluster import GRPC_PORT, RayServeCluster
 from .test_oip_server import in_process
 from .test_plugin_remote import (
     INLINE,
@@ -66,7 +68,8 @@ def cluster(tiny_checkpoint, tmp_path_factory) -> Iterator[RayServeCluster]:  # 
     logs = tmp_path_factory.mktemp("ray")
     started = time.perf_counter()
     with RayServeCluster(
-        str(tiny_checkpoint.resolve()), replicas=1, num_cpus=2, token=TOKEN, log_dir=logs
+        str(tiny_checkpoint.resolve()), replicas=1, num_cpus=2, token=TOKEN, log_dir=logs,
+        direct_ingress=True,
     ) as c:
         print(f"\nRay cluster up in {time.perf_counter() - started:.0f} s: {c.timings}")
         yield c
@@ -111,6 +114,18 @@ def test_ray_serve_batches_rows_across_requests(cluster, serving_engine) -> None
     with pytest.raises(BackendError) as err:
         r(deadline)
     assert err.value.status == 504 and cluster.address in err.value.message
+
+
+def test_direct_ingress_answers_the_same_on_the_replicas_own_port(plugin, cluster, now_ms) -> None:  # type: ignore[no-untyped-def]
+    """Direct ingress (serving/ray_tuning.py): the replica serves OIP on its own port, without the
+    proxy hop, with the same token check and answers equal to in-process."""
+    assert cluster.direct_ports and cluster.direct_ports[0] >= DIRECT_INGRESS_MIN_GRPC_PORT != GRPC_PORT
+    wrong = probe(RemoteRunner(RemoteSettings(cluster.direct_address, application="toto", token="wrong")))
+    assert not wrong.ready and "rejected the inference token" in wrong.error
+    ctx = loaded_remote(plugin, cluster.direct_address, token=TOKEN)
+    health = plugin.diagnostics.CheckHealth(plugin_pb.CheckHealthRequest(pluginContext=ctx))
+    assert health.message.startswith(f"remote model toto at {cluster.direct_address}: ready"), health.message
+    assert_dashboard_and_alert_equal_in_process(plugin, ctx, now_ms)
 
 
 def _properties(r: RemoteRunner) -> dict[str, str]:

@@ -42,6 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="@serve.batch wait for more rows (0: merge only what queued meanwhile; ray_app.py)")
     p.add_argument("--max-batch-rows", type=int, default=128, help="rows per Serve batch")
     p.add_argument("--detach", action="store_true", help="--ray: return once deployed")
+    p.add_argument("--direct-ingress", action="store_true",
+                   help="--ray: each replica also serves OIP on its own gRPC port (from 40000), without the "
+                        "proxy hop; needs RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in the Ray nodes' env (set here "
+                        "for --ray-address local); prints the replicas' addresses (ray_tuning.py)")
     p.add_argument("--log-level", default="info")
     return p
 
@@ -94,10 +98,11 @@ def deploy_ray(args: argparse.Namespace) -> None:
     from ray.serve.config import HTTPOptions, gRPCOptions
 
     from .ray_app import SERVICER_FUNCTION, TotoOIP
-    from .ray_tuning import PROXY_ENV, REPLICA_ENV
+    from .ray_tuning import DIRECT_INGRESS_ENV, PROXY_ENV, REPLICA_ENV
 
     options = _options(args)
-    for name, value in PROXY_ENV.items():  # reaches the proxy only of a Ray that ray.init starts here
+    node_env = {**PROXY_ENV, **(DIRECT_INGRESS_ENV if args.direct_ingress else {})}
+    for name, value in node_env.items():  # reaches the proxy only of a Ray that ray.init starts here
         os.environ.setdefault(name, value)
     ray.init(address=None if args.ray_address == "local" else args.ray_address, log_to_driver=False)
     serve.start(
@@ -132,6 +137,11 @@ def deploy_ray(args: argparse.Namespace) -> None:
         file=sys.stderr,
         flush=True,
     )
+    if args.direct_ingress:
+        found = ", ".join(direct_ingress_addresses(args.app_name))
+        print(f"direct ingress (OIP v2 on each replica's own port): "
+              f"{found or 'none; set RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in the Ray nodes env'}",
+              file=sys.stderr, flush=True)
     if args.detach:
         return
     stop = threading.Event()
@@ -140,6 +150,22 @@ def deploy_ray(args: argparse.Namespace) -> None:
     while not stop.wait(0.5):
         pass
     serve.delete(args.app_name)
+
+
+def direct_ingress_addresses(app_name: str) -> list[str]:
+    """The app's replicas' own gRPC addresses, from the Serve controller's target groups (Serve's
+    alpha API, what its HAProxy ingress reads); [] when direct ingress is off (the groups are then
+    the proxies, on the usual port)."""
+    import ray
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import RequestProtocol
+
+    from .ray_tuning import DIRECT_INGRESS_MIN_GRPC_PORT
+
+    controller = _get_global_client()._controller
+    groups = ray.get(controller.get_target_groups.remote(app_name))
+    return [f"{t.ip}:{t.port}" for g in groups if g.protocol == RequestProtocol.GRPC
+            for t in g.targets if t.port >= DIRECT_INGRESS_MIN_GRPC_PORT]
 
 
 def run(args: argparse.Namespace) -> None:

@@ -31,3 +31,16 @@ REPLICA_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
 }
+
+# Direct ingress (Ray >= 2.56; read by the controller and every replica, so it belongs in the
+# node's env like PROXY_ENV): each replica of the app serves the OIP service on its own gRPC port,
+# allocated from DIRECT_INGRESS_MIN_GRPC_PORT upwards per node, and the plugin calls it without the
+# proxy hop (the proxy still answers on the usual port). Measured on 2 shared cores, one replica,
+# the plugin's scheduler in front, direct and proxy alternated on one cluster three times
+# (bench/remote.py --only quick, RESULTS.md): see the "ray direct" rows. It is the data path
+# Ray's own HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY=1) balances across replicas.
+DIRECT_INGRESS_MIN_GRPC_PORT = 40000
+DIRECT_INGRESS_ENV = {
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(DIRECT_INGRESS_MIN_GRPC_PORT),
+}
