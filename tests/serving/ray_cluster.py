@@ -123,7 +123,8 @@ class RayServeCluster:
                 netns.create(self.name)
             self.temp_dir.mkdir(parents=True, exist_ok=True)
             self._ray_start()
-            self.deploy(self.replicas, self.num_cpus)
+            if self.replicas:  # 0: only the Ray head (the caller deploys, e.g. from serve_config.yaml)
+                self.deploy(self.replicas, self.num_cpus)
             if self.own_netns:
                 self.bridge = netns.LoopbackBridge(self.name, GRPC_PORT)
         except BaseException:
