@@ -115,6 +115,40 @@ def test_engine_down_gives_503_naming_the_address_not_the_token() -> None:
     assert not health.ready and f"127.0.0.1:{port}" in health.message and "sekrit" not in health.message
 
 
+class CountingServicer(OIPServicer):
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(engine)
+        self.infers = 0
+
+    def ModelInfer(self, request, context):  # type: ignore[no-untyped-def]
+        self.infers += 1
+        return super().ModelInfer(request, context)
+
+
+def test_several_engine_addresses_share_the_calls(serving_engine) -> None:  # type: ignore[no-untyped-def]
+    """Ray Serve's direct ingress is one port per replica: a URL listing them spreads the calls
+    (round robin), where one channel to the first address would load one replica only."""
+    servicers = [CountingServicer(serving_engine) for _ in range(2)]
+    servers = [build_server(s, "127.0.0.1:0", workers=4) for s in servicers]
+    for server, _ in servers:
+        server.start()
+    try:
+        listed = ",".join(f"127.0.0.1:{port}" for _, port in servers)
+        runner = runner_for(f"grpc://{listed}")
+        assert runner.address == listed
+        batch = prepared_batch(rows=2, length=256, seed=3)
+        for _ in range(8):
+            np.testing.assert_array_equal(runner(batch), in_process(serving_engine, batch))
+        assert all(s.infers > 0 for s in servicers) and sum(s.infers for s in servicers) == 8
+    finally:
+        for server, _ in servers:
+            server.stop(0).wait(5)
+    runner = runner_for(f"grpc://{listed}", max_rows=8)  # both gone: one 503 naming both
+    with pytest.raises(BackendError) as err:
+        runner(batch)
+    assert err.value.status == 503 and listed in err.value.message
+
+
 def test_the_token_is_checked(oip_server) -> None:
     for token in ("", "wrong"):
         with pytest.raises(BackendError) as err:

@@ -49,6 +49,7 @@ def test_admin_override_pins_the_engine_for_every_data_source() -> None:
      ["inferenceTlsSkipVerify", "CA certificate"]),
     ({"inferenceUrl": "ftp://e:21"}, ["inferenceUrl", "scheme"]),
     ({"inferenceUrl": "engine-without-port"}, ["inferenceUrl", "port"]),
+    ({"inferenceUrl": "a.internal:9000,b.internal:9000"}, ["inferenceUrl", "IP addresses", "DNS name"]),
 ])
 def test_settings_that_cannot_work_are_400s_naming_the_field(json_data: dict, words: list[str]) -> None:
     with pytest.raises(BackendError) as err:

@@ -13,6 +13,7 @@ Thread-safe: one channel, many concurrent calls (the scheduler may run several b
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 import uuid
@@ -37,7 +38,8 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 class RemoteSettings:
     """Where the engine is and how to talk to it.
 
-    url: "host:port", "grpc://host:port" (plaintext) or "grpcs://host:port" (TLS; also `tls`).
+    url: "host:port", "grpc://host:port" (plaintext) or "grpcs://host:port" (TLS; also `tls`);
+    several IP "host:port"s, comma-separated, spread the calls over those engines (`target`).
     token: sent as `authorization: Bearer <token>` metadata; never logged or shown.
     ca_cert: PEM text of the CA that signed the engine's certificate (empty: system roots).
     server_name: TLS name to verify instead of the URL's host (a cert issued for another name).
@@ -67,20 +69,51 @@ class RemoteSettings:
 
     @property
     def address(self) -> str:
-        """host:port, as every message names the engine."""
-        parts = urlsplit(self.url if "://" in self.url else f"grpc://{self.url}")
-        if not parts.hostname:
+        """host:port (comma-separated when the URL lists several), as every message names the engine."""
+        return ",".join(_host_port(self.url, part) for part in self._parts())
+
+    def _parts(self) -> list[str]:
+        scheme, sep, rest = self.url.partition("://")
+        body = rest if sep else scheme
+        return [f"grpc://{p.strip()}" for p in body.split(",")] if body.strip() else [f"grpc://{body}"]
+
+    @property
+    def target(self) -> str:
+        """The gRPC channel target. One address: as given (a DNS name may resolve to every replica,
+        e.g. a Kubernetes headless Service). Several, for engines without a balancer in front (Ray
+        Serve's direct ingress: one port per replica): gRPC's `ipv4:`/`ipv6:` list, which only
+        takes IP addresses of one family."""
+        hosts = [urlsplit(p).hostname or "" for p in self._parts()]
+        if len(hosts) == 1:
+            return self.address
+        families = {_ip_family(h) for h in hosts}
+        if len(families) != 1 or None in families:
             raise ValueError(
-                f"inference URL {self.url!r} has no host (expected host:port or grpcs://host:port)"
+                f"inference URL {self.url!r} lists several engines: they must be IP addresses of one "
+                "family (for host names, give one DNS name that resolves to every replica)"
             )
-        if parts.port is None:
-            raise ValueError(f"inference URL {self.url!r} has no port")
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        return f"{host}:{parts.port}"
+        return f"{families.pop()}:{self.address}"
 
     @property
     def secure(self) -> bool:
         return self.tls or self.url.startswith("grpcs://") or bool(self.ca_cert)
+
+
+def _host_port(url: str, part: str) -> str:
+    parts = urlsplit(part)
+    if not parts.hostname:
+        raise ValueError(f"inference URL {url!r} has no host (expected host:port or grpcs://host:port)")
+    if parts.port is None:
+        raise ValueError(f"inference URL {url!r} has no port")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port}"
+
+
+def _ip_family(host: str) -> str | None:
+    try:
+        return "ipv4" if isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address) else "ipv6"
+    except ValueError:
+        return None
 
 
 def open_channel(settings: RemoteSettings) -> grpc.Channel:
@@ -90,13 +123,16 @@ def open_channel(settings: RemoteSettings) -> grpc.Channel:
         # Reconnect within ~2 s after an engine restart instead of gRPC's default (up to 120 s).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
+        # Calls spread over every address the target resolves to (a list, or a DNS name with one
+        # record per replica); gRPC's default, pick_first, would send them all to the first.
+        ("grpc.lb_policy_name", "round_robin"),
     ]
     if not settings.secure:
-        return grpc.insecure_channel(settings.address, options=options)
+        return grpc.insecure_channel(settings.target, options=options)
     if settings.server_name:
         options.append(("grpc.ssl_target_name_override", settings.server_name))
     creds = grpc.ssl_channel_credentials(root_certificates=settings.ca_cert.encode() or None)
-    return grpc.secure_channel(settings.address, creds, options=options)
+    return grpc.secure_channel(settings.target, creds, options=options)
 
 
 def call_metadata(settings: RemoteSettings) -> tuple[tuple[str, str], ...]:

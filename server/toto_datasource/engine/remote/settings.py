@@ -44,7 +44,8 @@ def remote_model_settings(
         raise bad_request(f"data source setting inferenceUrl: scheme {scheme!r} is not supported; "
                           "expected host:port, grpc://host:port or grpcs://host:port (TLS)")
     try:
-        address = RemoteSettings(url).address
+        parsed = RemoteSettings(url)
+        address, _ = parsed.address, parsed.target  # target: several engines must be IPs of one family
     except ValueError as exc:
         raise bad_request(f"data source setting inferenceUrl: {exc}") from None
     if _truthy(env_setting("inference_tls_skip_verify", environ) or data.get("inferenceTlsSkipVerify")):
