@@ -57,6 +57,8 @@ bench: install $(TINY)
 	$(PY) bench/model_speed.py
 	$(PY) bench/cpu_contention.py
 	$(PY) bench/grafana_overhead.py
+	$(PY) bench/remote.py          # needs root: Ray and the engines run in a loopback-only netns
+	$(PY) bench/ray_autoscaling.py
 
 # The query schema is generated from the registered sources and query types; a test checks the
 # committed file is current, and the frontend's tests validate the editors' output against it.
