@@ -185,8 +185,8 @@ class RayServeCluster:
         self.replicas = replicas
         if self.direct_ingress:
             log = (self.log_dir / f"deploy-{replicas}.log").read_text()
-            printed = log.split("direct ingress", 1)[-1]
-            self.direct_ports = [int(p) for p in re.findall(r"[\d.]+:(\d+)", printed)]
+            printed = log.split("direct ingress (", 1)[-1].split("\n", 1)[0]  # the line serve-model printed
+            self.direct_ports = [int(p) for p in re.findall(r"\d+\.\d+\.\d+\.\d+:(\d+)", printed)]
 
     def stop(self) -> None:
         for bridge in (self.bridge, self.direct_bridge):

@@ -36,9 +36,11 @@ REPLICA_ENV = {
 # node's env like PROXY_ENV): each replica of the app serves the OIP service on its own gRPC port,
 # allocated from DIRECT_INGRESS_MIN_GRPC_PORT upwards per node, and the plugin calls it without the
 # proxy hop (the proxy still answers on the usual port). Measured on 2 shared cores, one replica,
-# the plugin's scheduler in front, direct and proxy alternated on one cluster three times
-# (bench/remote.py --only quick, RESULTS.md): see the "ray direct" rows. It is the data path
-# Ray's own HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY=1) balances across replicas.
+# the plugin's scheduler in front (RESULTS.md, session 7): one-series overhead over in-process
+# +6.4 ms direct vs +10.6 ms through the proxy (bench/remote.py); 1 series x 16 clients 0.82x vs
+# 0.70x in-process throughput (means of three alternations on one cluster); timestamps in the
+# replica put ~4 ms around a direct call's model time vs ~7 ms through the proxy. It is the data
+# path Ray's own HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY=1) balances across replicas.
 DIRECT_INGRESS_MIN_GRPC_PORT = 40000
 DIRECT_INGRESS_ENV = {
     "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
