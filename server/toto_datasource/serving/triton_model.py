@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import threading
 from typing import Any
 
@@ -139,7 +140,15 @@ def serve(options: ServingOptions, address: str, grpc_port: int, http_port: int,
             strict=True,
         )
         log.info("Toto model %r on Triton: gRPC %s:%d", options.model_name, address, grpc_port)
-        triton.serve()
+        try:
+            triton.serve()
+        finally:
+            log.info("served %d requests in %d model calls (%d rows)", model.requests,
+                     model.engine.calls, model.engine.rows)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # PyTriton's serve() stops Triton and its workspace on SIGINT only
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServingOptions(args.checkpoint, args.device, args.dtype, args.model_name,
                              max_rows=args.max_rows, warmup=not args.no_warmup)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` (a container stop) shuts down as Ctrl-C does
     serve(options, args.address, args.grpc_port, args.http_port, args.instances, args.workspace)
 
 
