@@ -9,7 +9,8 @@ them (engine/remote/backend.py, default 4):
   * ray N replicas  — the Serve app (serving/ray_app.py) on a local Ray head, 1 replica × 2 CPUs
                       or 2 replicas × 1 CPU; with P plugins (P forecasters sharing one RemoteRunner,
                       as P Grafana instances would) so two replicas can have work at once;
-  * ray direct      — the same replica called on its own port (Serve's direct ingress), no proxy.
+  * ray direct      — the same replica called on its own port (Serve's direct ingress), no proxy;
+                      with --only direct also 2 replicas × 1 CPU, the URL listing both ports.
 Loads: C concurrent clients, each sending jobs of S series (context 512, horizon 64) back to back.
 Reports requests/s, series/s, ratio to in-process, p50 latency, rows per call (plugin side, and
 the engine's own count from its ModelMetadata, which is what merging raises), and the 1-series
@@ -25,7 +26,8 @@ Everything runs inside one loopback-only network namespace (the script re-execut
 there with `ip netns exec`, as root), so Ray binds nothing beyond `lo` and no bridge hop is
 measured. Appends a Markdown section to bench/RESULTS.md with --results.
 
-    .venv/bin/python bench/remote.py [--seconds 6] [--results] [--only quick|plain|ray2] [--concurrency 4]
+    .venv/bin/python bench/remote.py [--seconds 6] [--results] [--only quick|plain|ray2|direct]
+                                     [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -165,6 +167,8 @@ def inside(args: argparse.Namespace) -> list[dict]:
         return ray_two_replicas(args, rows)
     engine = ServingEngine(ServingOptions(CHECKPOINT, device="cpu")).load()
     measure("in-process", engine.run, 1, args.seconds, rows)  # idle between its runs
+    if "direct" in args.only:
+        return ray_direct(args, rows, engine)
 
     server = subprocess.Popen(
         [
@@ -241,6 +245,28 @@ def ray_two_replicas(args: argparse.Namespace, rows: list[dict]) -> list[dict]:
     return rows
 
 
+def ray_direct(args: argparse.Namespace, rows: list[dict], engine) -> list[dict]:  # type: ignore[no-untyped-def]
+    """--only direct: Serve's direct ingress, the plugin calling each replica's own port (the URL
+    lists them; round robin): 1 replica × 2 CPUs, then a fresh cluster with 2 replicas × 1 CPU, each
+    followed by an in-process run (one before the first: inside())."""
+    for replicas, cpus in ((1, 2.0), (2, 1.0)):
+        cluster = RayServeCluster(CHECKPOINT, replicas=replicas, num_cpus=cpus, cluster_cpus=4,
+                                  netns_name=args.inside, batch_wait_ms=args.batch_wait_ms,
+                                  direct_ingress=True)
+        try:
+            cluster.start()
+            listed = ",".join(f"127.0.0.1:{port}" for port in cluster.direct_ports)
+            direct = RemoteRunner(RemoteSettings(listed, application="toto"))
+            wait_ready(direct)
+            concurrency = args.concurrency or in_flight(direct)
+            measure(f"ray direct {replicas}×{cpus:g}cpu", direct, 1, args.seconds, rows, concurrency)
+            print(f"ray timings: {cluster.timings}", file=sys.stderr)
+        finally:
+            cluster.stop()
+        measure("in-process", engine.run, 1, args.seconds, rows)
+    return rows
+
+
 def reference(rows: list[dict], i: int) -> tuple[float, float]:
     """(series/s, 1-series ms) of in-process for row i's load: the mean of the nearest in-process
     runs before and after it (one of them at the ends; row i itself for in-process rows)."""
@@ -283,7 +309,8 @@ def main() -> None:
     parser.add_argument("--only", default="",
                         help="ray2: only the 2-replica Ray run (no reference rows); quick: in-process, "
                              "plain grpc and one Ray replica with one plugin; plain: in-process and "
-                             "plain grpc only (no Ray)")
+                             "plain grpc only (no Ray); direct: Ray's direct ingress, 1 replica × 2 CPUs "
+                             "and 2 × 1 (every replica's port listed), each between in-process runs")
     parser.add_argument("--concurrency", type=int, default=0,
                         help="remote calls in flight per plugin; 0 = as the remote backend picks them "
                              "(the engine's max_concurrency, else 4)")
