@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
+from results_file import publish  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
 from toto_datasource.engine.remote.backend import calls_in_flight  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
@@ -166,10 +167,7 @@ def main() -> None:
         f"{r['series_s_two_replicas']:.0f} |\n"
         f"| load stopped → back to 1 replica | {s(r['scaled_back_to_1_s'])} |\n"
     )
-    print(section)
-    if args.results:
-        with open(ROOT / "bench/RESULTS.md", "a") as f:
-            f.write(section)
+    publish(section.strip("\n"), args.results)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
+from results_file import publish  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
 from toto_datasource.engine.types import ForecastJob  # noqa: E402
@@ -361,10 +362,7 @@ def main() -> None:
         f"remote calls in flight per plugin {args.concurrency or 'as the engine advertises'}, "
         f"total {time.time() - started:.0f} s.\n\n{table(rows)}\n"
     )
-    print(section)
-    if args.results:
-        with open(ROOT / "bench/RESULTS.md", "a") as f:
-            f.write(section)
+    publish(section.strip("\n"), args.results)
 
 
 if __name__ == "__main__":

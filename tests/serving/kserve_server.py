@@ -27,7 +27,7 @@ import grpc
 from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
 from toto_datasource._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from . import netns
+from . import netns, server_log
 
 GRPC_PORT, HTTP_PORT = 8081, 8080
 SERVER_DIR = Path(__file__).resolve().parents[2] / "server"
@@ -59,17 +59,6 @@ class KServeServer:
             "--workers=1", "--enable_latency_logging=false",
         ]
 
-    def _tee(self) -> None:
-        """Copy the server's output to the log, and say when KServe starts its gRPC server."""
-        assert self.process is not None and self.process.stdout is not None
-        with open(self.log_path, "w") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                if READY_LINE in line:
-                    self._grpc_starting.set()
-        self._grpc_starting.set()  # exited: wake the waiter, which then sees the exit code
-
     def interfaces(self) -> list[str]:
         """The namespace's network interfaces (only `lo`: nothing KServe binds is reachable beyond it)."""
         out = subprocess.run(["ip", "netns", "exec", self.name, "ip", "-o", "link", "show"],
@@ -88,7 +77,7 @@ class KServeServer:
             env.pop("PYTHONHOME", None)
             self.process = subprocess.Popen(self._argv(), env=env, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True)
-            threading.Thread(target=self._tee, name="kserve-log", daemon=True).start()
+            server_log.tee(self.process, self.log_path, READY_LINE, self._grpc_starting, "kserve-log")
             if not self._grpc_starting.wait(self.start_timeout_s) or self.process.poll() is not None:
                 raise RuntimeError(f"KServe did not start (exit {self.process.poll()}):\n{self.log_tail()}")
             self.timings["model loaded, gRPC starting"] = round(time.perf_counter() - started, 1)

@@ -29,7 +29,7 @@ import grpc
 from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
 from toto_datasource._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from . import triton_venv
+from . import server_log, triton_venv
 
 SERVER_DIR = Path(__file__).resolve().parents[2] / "server"
 READY_LINE = "on Triton: gRPC"  # serving/triton_model.py, after PyTriton's bind() returned
@@ -79,17 +79,6 @@ class TritonServer:
             f"--workspace={self.workdir / 'workspace'}",
         ]
 
-    def _tee(self) -> None:
-        """Copy the server's output to the log, and say when the model is bound."""
-        assert self.process is not None and self.process.stdout is not None
-        with open(self.log_path, "w") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                if READY_LINE in line:
-                    self._bound.set()
-        self._bound.set()  # exited: wake the waiter, which then sees the exit code
-
     def pids(self) -> list[int]:
         return _session_pids(self.process.pid) if self.process is not None else []
 
@@ -117,7 +106,7 @@ class TritonServer:
             env.pop("PYTHONHOME", None)
             self.process = subprocess.Popen(self._argv(), env=env, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            threading.Thread(target=self._tee, name="triton-log", daemon=True).start()
+            server_log.tee(self.process, self.log_path, READY_LINE, self._bound, "triton-log")
             if not self._bound.wait(self.start_timeout_s) or self.process.poll() is not None:
                 raise RuntimeError(f"Triton did not start (exit {self.process.poll()}):\n{self.log_tail()}")
             self.timings["model bound"] = round(time.perf_counter() - started, 1)

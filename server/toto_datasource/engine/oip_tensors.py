@@ -11,7 +11,9 @@ checks as the plain server's `decode_request`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,3 +78,24 @@ def prepared_batch(
         raise ContractError("parameter 'horizon' must be at least 1")
     has_missing = bool(not mask.all()) if has_missing_values is None else bool(has_missing_values)
     return PreparedBatch(values, mask, ids, int(horizon), has_missing, int(decode_block_size or 0) or None)
+
+
+def _int_parameter(params: Mapping[str, Any], name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ContractError(f"parameter {name!r} must be an integer, got {type(value).__name__}")
+    return value
+
+
+def batch_from_parameters(tensors: dict[str, np.ndarray], params: Mapping[str, Any]) -> PreparedBatch:
+    """prepared_batch() for servers that hand the request parameters over as plain Python values
+    (KServe's `to_http_parameters`, PyTriton's `request.parameters`), with their types checked."""
+    missing = params.get(HAS_MISSING_VALUES)
+    return prepared_batch(
+        tensors,
+        _int_parameter(params, HORIZON),
+        _int_parameter(params, DECODE_BLOCK_SIZE),
+        missing if isinstance(missing, bool) else None,
+    )

@@ -11,6 +11,7 @@ serving/merging.py), and splits a call under a memory cap.
 
 from __future__ import annotations
 
+import argparse
 import hmac
 import math
 import os
@@ -161,3 +162,12 @@ def run_merged(engine: ServingEngine, batches: list[PreparedBatch]) -> list[np.n
             results[i] = out[:, start : start + p.rows, :, : p.horizon]
             start += p.rows
     return results  # type: ignore[return-value]
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every engine's own server takes for the model (KServe's, Triton's), in their
+    snake_case style."""
+    parser.add_argument("--checkpoint", required=True, help="a Toto 2 checkpoint directory")
+    parser.add_argument("--model_name", default="toto")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")

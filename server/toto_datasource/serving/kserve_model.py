@@ -33,7 +33,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse,
 
 from ..engine import oip_tensors as oip
 from ..engine.batch import PreparedBatch
-from .engine import ServingEngine, ServingOptions
+from .engine import ServingEngine, ServingOptions, add_model_arguments
 from .merging import CallerGone, MergedCallFailed, MergingRunner
 
 
@@ -49,27 +49,11 @@ def _tensor(infer_input: Any, datatype: str) -> np.ndarray:
     return np.array(array, dtype=oip.NUMPY_DTYPES[datatype])
 
 
-def _int_param(params: dict[str, Any], name: str) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise oip.ContractError(f"parameter {name!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
 def batch_of(request: InferRequest) -> PreparedBatch:
     """KServe's decoded InferRequest → the PreparedBatch, with the plain server's checks."""
     specs = {s.name: s for s in oip.INPUTS}
     tensors = {i.name: _tensor(i, specs[i.name].datatype) for i in request.inputs if i.name in specs}
-    params = to_http_parameters(request.parameters or {})
-    missing = params.get(oip.HAS_MISSING_VALUES)
-    return oip.prepared_batch(
-        tensors,
-        _int_param(params, oip.HORIZON),
-        _int_param(params, oip.DECODE_BLOCK_SIZE),
-        missing if isinstance(missing, bool) else None,
-    )
+    return oip.batch_from_parameters(tensors, to_http_parameters(request.parameters or {}))
 
 
 class TotoKServeModel(kserve.Model):
@@ -124,10 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     # KServe's own flags (--grpc_port, --http_port, ...) are read by kserve.model_server from
     # sys.argv when it is imported; these are ours, and the rest is left to KServe.
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a Toto 2 checkpoint directory")
-    parser.add_argument("--model_name", default="toto")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
+    add_model_arguments(parser)
     parser.add_argument("--max_rows", type=int, default=256,
                         help="rows per request (more: RESOURCE_EXHAUSTED); keep >= 256, the plugin's "
                              "split size when the engine's metadata does not say (KServe's never does)")

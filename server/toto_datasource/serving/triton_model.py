@@ -48,7 +48,7 @@ from pytriton.triton import Triton, TritonConfig
 
 from ..engine import oip_tensors as oip
 from ..engine.batch import PreparedBatch
-from .engine import ServingEngine, ServingOptions
+from .engine import ServingEngine, ServingOptions, add_model_arguments
 from .merging import MergingRunner
 
 log = logging.getLogger(__name__)
@@ -56,28 +56,12 @@ log = logging.getLogger(__name__)
 _NUMPY = {"FP32": np.float32, "BOOL": np.bool_, "INT64": np.int64}
 
 
-def _int_param(params: dict[str, Any], name: str) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise oip.ContractError(f"parameter {name!r} must be an integer, got {type(value).__name__}")
-    return value
-
-
 def batch_of(inputs: dict[str, np.ndarray], params: dict[str, Any] | None) -> PreparedBatch:
     """One PyTriton request (its arrays and request parameters) → the PreparedBatch."""
-    params = params or {}
     # writable copies in the contract's dtypes: torch refuses read-only buffers
     tensors = {s.name: np.array(inputs[s.name], dtype=oip.NUMPY_DTYPES[s.datatype])
                for s in oip.INPUTS if s.name in inputs}
-    missing = params.get(oip.HAS_MISSING_VALUES)
-    return oip.prepared_batch(
-        tensors,
-        _int_param(params, oip.HORIZON),
-        _int_param(params, oip.DECODE_BLOCK_SIZE),
-        missing if isinstance(missing, bool) else None,
-    )
+    return oip.batch_from_parameters(tensors, params or {})
 
 
 class TotoTritonModel:
@@ -153,10 +137,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, help="a Toto 2 checkpoint directory")
-    parser.add_argument("--model_name", default="toto")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
+    add_model_arguments(parser)
     parser.add_argument("--address", default="127.0.0.1", help="Triton binds gRPC and HTTP here")
     parser.add_argument("--grpc_port", type=int, default=8001)
     parser.add_argument("--http_port", type=int, default=8000, help="PyTriton loads the model through it")
