@@ -133,7 +133,6 @@ def main() -> None:
             cluster.start()
             print("RESULT " + json.dumps(inside()), flush=True)
         finally:
-            cluster.keep_pids = (os.getpid(),)
             cluster.stop()
         return
     if why := netns.available():

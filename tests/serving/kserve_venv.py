@@ -18,10 +18,8 @@ from pathlib import Path
 
 if __package__:
     from .layered_venv import ensure as ensure_layered
-    from .layered_venv import python_of
 else:  # run as a script: python tests/serving/kserve_venv.py
     from layered_venv import ensure as ensure_layered
-    from layered_venv import python_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = ROOT / "var" / "kserve-venv"
@@ -47,7 +45,6 @@ def ensure(venv: Path = DEFAULT_VENV) -> Path:
     return ensure_layered(venv, "KServe", requirements, _CHECK, _verify)
 
 
-__all__ = ["DEFAULT_VENV", "ensure", "python_of"]
 
 if __name__ == "__main__":
     print(ensure(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else DEFAULT_VENV))

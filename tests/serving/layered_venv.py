@@ -44,8 +44,9 @@ def ensure(
 ) -> Path:
     """Build `venv` for `engine` unless a matching one is there; → its python.
 
-    check: Python run in the built venv that prints a JSON object of versions and paths;
-    verify(found, project_site) raises RuntimeError when the layering is wrong."""
+    check: Python run in the built venv that prints a JSON object of versions and paths (with
+    `torch_at`, which must come from the project venv); verify(found, venv) raises RuntimeError
+    when the engine's own pins did not win."""
     project_site = sysconfig.get_paths()["purelib"]  # of the interpreter running this: the project venv
     spec = {"requirements": list(requirements), "project_site": project_site,
             "python": sys.version.split()[0]}

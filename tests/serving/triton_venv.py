@@ -26,10 +26,8 @@ from pathlib import Path
 
 if __package__:
     from .layered_venv import ensure as ensure_layered
-    from .layered_venv import python_of
 else:  # run as a script: python tests/serving/triton_venv.py
     from layered_venv import ensure as ensure_layered
-    from layered_venv import python_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = ROOT / "var" / "triton-venv"
@@ -66,7 +64,6 @@ def ensure(venv: Path = DEFAULT_VENV) -> Path:
     return ensure_layered(venv, "Triton", REQUIREMENTS, _CHECK, _verify)
 
 
-__all__ = ["DEFAULT_VENV", "ensure", "libpython_dir", "python_of"]
 
 if __name__ == "__main__":
     print(ensure(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else DEFAULT_VENV))

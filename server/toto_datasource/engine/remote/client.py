@@ -75,7 +75,7 @@ class RemoteSettings:
     def _parts(self) -> list[str]:
         scheme, sep, rest = self.url.partition("://")
         body = rest if sep else scheme
-        return [f"grpc://{p.strip()}" for p in body.split(",")] if body.strip() else [f"grpc://{body}"]
+        return [f"grpc://{p.strip()}" for p in body.split(",")]
 
     @property
     def target(self) -> str:
