@@ -5,7 +5,7 @@
 Data: each demo scenario (sources/demo.py SCENARIOS) at 1, 5 and 15 minute steps, and the
 Prometheus test generator's load series (tests/prometheus/prom_synthetic.py) at 1 and 5 minutes.
 Each setting: 8 origins, the last 8 horizon-long windows, 2048 points of context before each.
-Scores from toto_datasource.outputs.accuracy (MASE scaled by the in-sample one-step naive MAE).
+Scores from toto_datasource.querytypes.accuracy (MASE scaled by the in-sample one-step naive MAE).
 Models: seasonal-naive, naive (last value), statistical (the fallback), statsforecast MSTL and
 AutoETS as peers when installed, Toto 4m random weights (speed only, never accuracy).
 Cost: CPU ms per series (process time of the forecast calls / number of windows).
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests" / "prometheus"))
 
 from toto_datasource.engine.baseline import seasonal_naive  # noqa: E402
 from toto_datasource.engine.statistical import mstl_forecast, statistical_forecast  # noqa: E402
-from toto_datasource.outputs.accuracy import Scores, rolling_origins, score_windows  # noqa: E402
+from toto_datasource.querytypes.accuracy import Scores, rolling_origins, score_windows  # noqa: E402
 from toto_datasource.sources.base import TimeGrid  # noqa: E402
 from toto_datasource.sources.demo import SCENARIOS  # noqa: E402
 
@@ -93,7 +93,7 @@ def toto_model() -> SeriesModel | None:
     checkpoint = ROOT / "var" / "checkpoints" / "toto-2.0-4m-random"
     if not (checkpoint / "model.safetensors").exists():
         return None
-    from toto_datasource.backend.settings import ModelSettings
+    from toto_datasource.core.settings import ModelSettings
     from toto_datasource.engine.prepare import prepare_context
     from toto_datasource.engine.toto import load_toto, run_forecast
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
+from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.query import ForecastQuery
 from toto_datasource.service import DataQueryInput, ForecastDataSource

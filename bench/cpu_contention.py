@@ -40,7 +40,7 @@ def main() -> None:
     import torch
     from results_file import heading, publish
     from run import machine, random_checkpoint
-    from toto_datasource.backend.settings import ModelSettings
+    from toto_datasource.core.settings import ModelSettings
     from toto_datasource.engine.threads import ThreadGovernor, governed
     from toto_datasource.engine.toto import load_toto, run_forecast
 

@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
-from toto_datasource.backend.settings import ModelSettings  # noqa: E402
+from toto_datasource.core.settings import ModelSettings  # noqa: E402
 from toto_datasource.engine import fold  # noqa: E402
 from toto_datasource.engine.compiled import pick_bucket  # noqa: E402
 from toto_datasource.engine.prepare import FORECAST_KWARGS  # noqa: E402

@@ -31,7 +31,7 @@ sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
 from results_file import publish  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
-from toto_datasource.engine.remote.backend import calls_in_flight  # noqa: E402
+from toto_datasource.engine.remote.runtime import calls_in_flight  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
 from toto_datasource.engine.types import ForecastJob  # noqa: E402
 

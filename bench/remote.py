@@ -1,8 +1,8 @@
 """Remote inference benchmark: the plugin's scheduler in front of in-process Toto vs OIP engines.
 
-Backends, all behind the same BatchingForecaster (the plugin's own scheduler): in-process with
-one call at a time, remote ones with `concurrency` calls in flight as the remote backend runs
-them (engine/remote/backend.py, default 4):
+Runtimes, all behind the same BatchingForecaster (the plugin's own scheduler): in-process with
+one call at a time, remote ones with `concurrency` calls in flight as the remote runtime runs
+them (engine/remote/runtime.py, default 4):
   * in-process      — run_forecast in this process (the reference);
   * plain grpc      — `toto-datasource serve-model` (one grpcio process, one model call at a time,
                       requests that queue meanwhile merged into the next: serving/merging.py);
@@ -131,7 +131,7 @@ def measure(name: str, runner, plugins: int, seconds: float, rows: list,  # type
             r = load(forecasters, series, clients, seconds, runner)
             rows.append(
                 {
-                    "backend": name if concurrency == 1 else f"{name} ×{concurrency} in flight",
+                    "runtime": name if concurrency == 1 else f"{name} ×{concurrency} in flight",
                     "plugins": plugins,
                     "series": series,
                     "clients": clients,
@@ -146,8 +146,8 @@ def measure(name: str, runner, plugins: int, seconds: float, rows: list,  # type
 
 
 def in_flight(runner: RemoteRunner) -> int:
-    """Calls in flight as the remote backend picks them: what the engine advertises, else 4."""
-    from toto_datasource.engine.remote.backend import calls_in_flight
+    """Calls in flight as the remote runtime picks them: what the engine advertises, else 4."""
+    from toto_datasource.engine.remote.runtime import calls_in_flight
 
     return calls_in_flight(probe(runner))
 
@@ -272,9 +272,9 @@ def reference(rows: list[dict], i: int) -> tuple[float, float]:
     """(series/s, 1-series ms) of in-process for row i's load: the mean of the nearest in-process
     runs before and after it (one of them at the ends; row i itself for in-process rows)."""
     r = rows[i]
-    if r["backend"] == "in-process":
+    if r["runtime"] == "in-process":
         return r["series_s"], r["single_ms"]
-    same = [j for j, x in enumerate(rows) if x["backend"] == "in-process"
+    same = [j for j, x in enumerate(rows) if x["runtime"] == "in-process"
             and (x["series"], x["clients"]) == (r["series"], r["clients"])]
     around = [j for j in (max((j for j in same if j < i), default=None),
                           min((j for j in same if j > i), default=None)) if j is not None]
@@ -286,7 +286,7 @@ def reference(rows: list[dict], i: int) -> tuple[float, float]:
 
 def table(rows: list[dict]) -> str:
     out = [
-        "| backend | plugins | series/req | clients | req/s | series/s | × in-process (runs around) "
+        "| runtime | plugins | series/req | clients | req/s | series/s | × in-process (runs around) "
         "| p50 (ms) | rows/call | engine rows/call | 1-series latency (ms) | overhead (ms) |",
         "|" + "---|" * 12,
     ]
@@ -294,7 +294,7 @@ def table(rows: list[dict]) -> str:
         series_s, single = reference(rows, i)
         engine_rows = "–" if r.get("engine_rows_per_call") is None else f"{r['engine_rows_per_call']:.1f}"
         out.append(
-            f"| {r['backend']} | {r['plugins']} | {r['series']} | {r['clients']} | {r['req_s']:.1f} "
+            f"| {r['runtime']} | {r['plugins']} | {r['series']} | {r['clients']} | {r['req_s']:.1f} "
             f"| {r['series_s']:.1f} | {r['series_s'] / series_s:.2f} | {r['p50_ms']:.0f} "
             f"| {r['rows_per_call']:.1f} | {engine_rows} | {r['single_ms']:.1f} "
             f"| {r['single_ms'] - single:+.1f} |"
@@ -313,7 +313,7 @@ def main() -> None:
                              "plain grpc only (no Ray); direct: Ray's direct ingress, 1 replica × 2 CPUs "
                              "and 2 × 1 (every replica's port listed), each between in-process runs")
     parser.add_argument("--concurrency", type=int, default=0,
-                        help="remote calls in flight per plugin; 0 = as the remote backend picks them "
+                        help="remote calls in flight per plugin; 0 = as the remote runtime picks them "
                              "(the engine's max_concurrency, else 4)")
     parser.add_argument("--inside", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()

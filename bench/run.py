@@ -105,7 +105,7 @@ def percentile(xs: list[float], q: float) -> float:
 
 # -- in-process model (offline upper bound and naive serving) --------------------------------
 def load_model(checkpoint: Path):  # type: ignore[no-untyped-def]
-    from toto_datasource.backend.settings import ModelSettings
+    from toto_datasource.core.settings import ModelSettings
     from toto_datasource.engine.toto import load_toto
 
     return load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"))

@@ -18,22 +18,22 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
+from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.decoding import LONG_HORIZON_BLOCK, decode_block_for
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.types import QUANTILE_LEVELS, Forecaster, ForecastJob, ForecastOutput
 from toto_datasource.frames import decode_frame, encode_frame
 from toto_datasource.frames.alerting import unique_labels
 from toto_datasource.frames.model import Frame
-from toto_datasource.outputs.crossing import (
+from toto_datasource.query import ForecastQuery
+from toto_datasource.querytypes.crossing import (
     breach_probability,
     cdf_at,
     first_crossing,
     first_crossings,
     time_to_breach_seconds,
 )
-from toto_datasource.outputs.scoring import anomaly_flags, anomaly_scores, latest_finite
-from toto_datasource.query import ForecastQuery
+from toto_datasource.querytypes.scoring import anomaly_flags, anomaly_scores, latest_finite
 from toto_datasource.service import DataQueryInput, ForecastDataSource, QueryResult
 from toto_datasource.sources.base import HistoryRequest, Series
 from toto_datasource.sources.demo import DISK_CAPACITY, DISK_FILL_PER_DAY, DISK_FREE_AT_END, DemoSource

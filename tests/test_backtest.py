@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import data_query, plugin_context
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
-from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
+from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.frames import decode_frame
 from toto_datasource.plugin.host import PluginProcess

@@ -1,4 +1,4 @@
-"""CPU slots (backend/cpu.py): request threads hold one while computing and give it up to wait."""
+"""CPU slots (core/cpu.py): request threads hold one while computing and give it up to wait."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import threading
 from concurrent.futures import Future
 
 import pytest
-from toto_datasource.backend import cpu
+from toto_datasource.core import cpu
 from toto_datasource.engine.types import ForecastOutput
-from toto_datasource.outputs.base import await_output
+from toto_datasource.querytypes.base import await_output
 
 WAIT = 30
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toto_datasource.backend import settings as backend_settings
-from toto_datasource.backend.errors import BackendError
-from toto_datasource.backend.settings import DataSourceSettings, ModelSettings
+from toto_datasource.core import settings as backend_settings
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.baseline import seasonal_naive
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.prepare import FORECAST_KWARGS, pad_to, prepare_context

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from toto_datasource.backend.settings import DataSourceSettings
+from toto_datasource.core.settings import DataSourceSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.service import DataQueryInput, ForecastDataSource
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from toto_datasource.backend.settings import ModelSettings
+from toto_datasource.core.settings import ModelSettings
 from toto_datasource.engine import fold
 from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.compiled import COMPILE_AFTER_CALLS, Bucket, compile_enabled, pick_bucket

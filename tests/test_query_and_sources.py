@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from toto_datasource.backend.errors import BackendError
-from toto_datasource.backend.settings import DataSourceSettings, RawSettings, Secret
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.settings import DataSourceSettings, RawSettings, Secret
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.query import plan_query
 from toto_datasource.service import DataQueryInput, ForecastDataSource, parse_data_source_settings

@@ -8,7 +8,7 @@ import json
 import logging
 
 import pytest
-from toto_datasource.backend.redact import (
+from toto_datasource.core.redact import (
     RedactingFilter,
     Redactor,
     SecretRegistry,
@@ -16,7 +16,7 @@ from toto_datasource.backend.redact import (
     clean_header_name,
     clean_secret,
 )
-from toto_datasource.backend.settings import RawSettings
+from toto_datasource.core.settings import RawSettings
 from toto_datasource.plugin.logging import HclogFormatter
 from toto_datasource.service.datasource import parse_data_source_settings
 
@@ -152,7 +152,7 @@ def test_third_party_log_lines_are_hclog_json() -> None:
         "import logging, sys\n"
         "from toto_datasource.plugin.logging import setup_logging\n"
         "setup_logging('info')\n"
-        "from toto_datasource.backend.redact import KNOWN_SECRETS\n"
+        "from toto_datasource.core.redact import KNOWN_SECRETS\n"
         "KNOWN_SECRETS.remember(['S3cretValue'])\n"
         "import huggingface_hub, torch\n"  # after setup, as the engine's loader thread imports them
         "logging.getLogger('huggingface_hub.utils._http').warning('Retrying in 1s [S3cretValue]')\n"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from toto_datasource import metrics
-from toto_datasource.backend.cancel import cancel_scope
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.cancel import cancel_scope
+from toto_datasource.core.errors import BackendError
 from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.cache import CachingForecaster
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits, DeadlineExceeded
@@ -180,7 +180,7 @@ def test_cancelled_and_expired_jobs_are_dropped_unrun(engines) -> None:
 def test_deadline_timeout_in_the_output_cancels_the_job(engines) -> None:
     from concurrent.futures import TimeoutError as FutureTimeout
 
-    from toto_datasource.outputs.forecast import await_output
+    from toto_datasource.querytypes.forecast import await_output
 
     runner = FakeRunner(gate=True)
     engine = engines(runner)
@@ -443,7 +443,7 @@ def test_cache_over_the_batching_engine(engines) -> None:
 # -- the real model ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model(tiny_checkpoint: Path):  # type: ignore[no-untyped-def]
-    from toto_datasource.backend.settings import ModelSettings
+    from toto_datasource.core.settings import ModelSettings
     from toto_datasource.engine.toto import load_toto
 
     return load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"))

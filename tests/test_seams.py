@@ -1,4 +1,4 @@
-"""The three registries are open seams: a source, a query type and a model backend defined in this
+"""The three registries are open seams: a source, a query type and a model runtime defined in this
 file alone (no edit inside the package) are driven through QueryData, CheckHealth and CallResource
 over gRPC, exactly as Grafana calls them. Also: the committed query schema is the generated one.
 """
@@ -19,14 +19,14 @@ import pytest
 from conftest import data_query, plugin_context
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from toto_datasource.backend.settings import DataSourceSettings, ModelSettings, RawSettings
-from toto_datasource.engine.backends import LoadedBackend, Probe
-from toto_datasource.engine.registry import ModelRegistry, builtin_backends
+from toto_datasource.core.settings import DataSourceSettings, ModelSettings, RawSettings
+from toto_datasource.engine.registry import ModelRegistry, builtin_runtimes
+from toto_datasource.engine.runtimes import LoadedModel, Probe
 from toto_datasource.engine.types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 from toto_datasource.frames import Field, Frame, FrameMeta, decode_frame
-from toto_datasource.outputs.base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
-from toto_datasource.outputs.registry import builtin_query_types
 from toto_datasource.plugin.server import build_server
+from toto_datasource.querytypes.base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
+from toto_datasource.querytypes.registry import builtin_query_types
 from toto_datasource.service import ForecastDataSource
 from toto_datasource.sources.base import (
     History,
@@ -108,7 +108,7 @@ class LastKind(ForecastPlanOnly):
         return PendingLast(request, request.forecaster.submit(forecast_job(request)))
 
 
-# -- a toy model backend: every quantile k is the last observed value + k ---------------------
+# -- a toy model runtime: every quantile k is the last observed value + k ---------------------
 class LastPlusLevel:
     name = "last-plus-level"
 
@@ -123,22 +123,22 @@ class LastPlusLevel:
         return {"name": self.name, "baseline": True}
 
 
-class LastPlusLevelBackend:
+class LastPlusLevelRuntime:
     name = "last-plus-level"
     instant = True
     query_model = "last-plus-level"
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
         model = LastPlusLevel()
-        return LoadedBackend(model, model, {"name": model.name})
+        return LoadedModel(model, model, {"name": model.name})
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
-        return Probe(True, "toy backend ready")
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
+        return Probe(True, "toy runtime ready")
 
 
 @pytest.fixture(scope="module")
 def stubs() -> Iterator[tuple[pb_grpc.DataStub, pb_grpc.DiagnosticsStub, pb_grpc.ResourceStub]]:
-    registry = ModelRegistry(warmup=False, backends=builtin_backends().with_entries(LastPlusLevelBackend()))
+    registry = ModelRegistry(warmup=False, runtimes=builtin_runtimes().with_entries(LastPlusLevelRuntime()))
     ds = ForecastDataSource(
         registry,
         clock=lambda: NOW / 1000,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
-from toto_datasource.backend.errors import BackendError
-from toto_datasource.backend.redact import KNOWN_SECRETS, MAX_REMEMBERED
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.redact import KNOWN_SECRETS, MAX_REMEMBERED
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.plugin.settings_cache import SettingsCache
 from toto_datasource.service import ForecastDataSource

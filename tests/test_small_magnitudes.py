@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toto_datasource.backend.settings import ModelSettings
+from toto_datasource.core.settings import ModelSettings
 from toto_datasource.engine.batch import PreparedBatch
-from toto_datasource.engine.local_toto import LocalTotoBackend, in_data_units
+from toto_datasource.engine.local_toto import LocalTotoRuntime, in_data_units
 from toto_datasource.engine.prepare import magnitude_factors, prepare_context, restore_magnitudes
 from toto_datasource.engine.types import ForecastJob
 
@@ -68,10 +68,10 @@ def test_runner_is_the_direct_call_on_the_rescaled_input(loaded) -> None:  # typ
 
 
 def test_local_backend_answers_in_data_units(tiny_checkpoint) -> None:  # type: ignore[no-untyped-def]
-    backend = LocalTotoBackend().load(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"), False)
+    runtime = LocalTotoRuntime().load(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"), False)
     try:
-        out = backend.model.submit(ForecastJob(_tiny_sine()[None, :], 16)).result(timeout=120)
+        out = runtime.model.submit(ForecastJob(_tiny_sine()[None, :], 16)).result(timeout=120)
     finally:
-        backend.close()
+        runtime.close()
     assert out.quantiles.shape == (9, 1, 16)
     assert np.abs(out.quantiles - 2e-10).max() < 50 * 2e-10

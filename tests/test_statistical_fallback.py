@@ -7,7 +7,7 @@ from toto_datasource.engine.baseline import seasonal_naive
 from toto_datasource.engine.seasons import detect_seasons
 from toto_datasource.engine.statistical import StatisticalForecaster
 from toto_datasource.engine.types import ForecastJob
-from toto_datasource.outputs.accuracy import (
+from toto_datasource.querytypes.accuracy import (
     Scores,
     backtest_line,
     crps,

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from .backend.settings import ModelSettings
+from .core.settings import ModelSettings
 from .serving import cli as serving_cli
 
 TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
@@ -18,8 +18,8 @@ def _default_model_settings(ds) -> ModelSettings | None:  # type: ignore[no-unty
     """The model an unconfigured data source gets (admin overrides included: GF_PLUGIN_MODEL, or
     GF_PLUGIN_INFERENCE_URL for a remote engine), or None when those overrides are invalid
     (every query then reports the 400)."""
-    from .backend.errors import BackendError
-    from .backend.settings import RawSettings
+    from .core.errors import BackendError
+    from .core.settings import RawSettings
 
     try:
         return ds.parse_settings(RawSettings()).model

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ._proto.pluginv2 import backend_pb2 as pb
-from .backend.settings import DEFAULT_MODEL, env_setting
+from .core.settings import DEFAULT_MODEL, env_setting
 from .frames import decode_frame
 from .plugin.host import PluginProcess
 from .report import model_label_for, plot, read_forecasts, verdict

@@ -11,7 +11,7 @@ import json
 import time
 from datetime import datetime
 
-from .backend.settings import DEFAULT_MODEL, RawSettings, env_setting
+from .core.settings import DEFAULT_MODEL, RawSettings, env_setting
 from .engine.registry import ModelRegistry
 from .report import model_label_for, plot, read_forecasts, verdict, write_csv
 from .service import DataQueryInput, ForecastDataSource

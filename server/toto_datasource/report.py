@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .frames.model import Frame
-from .outputs.accuracy import backtest_line, plural
-from .outputs.crossing import Direction, first_crossing
 from .plot import plot_forecast
+from .querytypes.accuracy import backtest_line, plural
+from .querytypes.crossing import Direction, first_crossing
 
 __all__ = ["backtest_line", "model_label_for", "plot", "plural", "read_forecasts", "verdict", "write_csv"]
 

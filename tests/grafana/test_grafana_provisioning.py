@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import yaml
-from toto_datasource.backend.settings import RawSettings
+from toto_datasource.core.settings import RawSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.service import DataQueryInput, ForecastDataSource
 

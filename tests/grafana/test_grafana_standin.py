@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from prometheus import prom_testkit
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.sources.grafana.client import GrafanaClient
 from toto_datasource.sources.prometheus import PrometheusSource
 from toto_datasource.sources.prometheus.settings import PrometheusSettings

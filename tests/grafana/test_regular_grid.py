@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.sources.base import TimeGrid
 from toto_datasource.sources.regular_grid import infer_step_ms, place, regularize, round_step_ms
 

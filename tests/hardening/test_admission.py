@@ -14,9 +14,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from toto_datasource.backend.errors import BackendError
-from toto_datasource.backend.redact import KNOWN_SECRETS
-from toto_datasource.backend.types import HealthResult, QueryResult
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.redact import KNOWN_SECRETS
+from toto_datasource.core.types import HealthResult, QueryResult
 from toto_datasource.plugin.executor import ElasticThreadPool
 from toto_datasource.plugin.server import RESERVED_THREADS, build_server
 

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
-from toto_datasource.backend.settings import DataSourceSettings, RawSettings
+from toto_datasource.core.settings import DataSourceSettings, RawSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.plugin.host import PluginProcess
 from toto_datasource.service import ForecastDataSource

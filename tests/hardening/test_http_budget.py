@@ -11,14 +11,14 @@ import time
 
 import httpx
 import pytest
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.sources.grafana.client import GrafanaClient
 from toto_datasource.sources.http_budget import (
     BodyTooLarge,
     Budget,
     BudgetExceeded,
     FetchLimiter,
-    FetchSlotsExhausted,
+    FetchPermitsExhausted,
     budget_for,
     budget_transport,
     fetch_within,
@@ -81,7 +81,7 @@ def test_huge_body_is_cut_at_the_limit() -> None:
 
 
 def test_echoing_upstream_body_is_returned_for_the_caller_to_redact() -> None:
-    from toto_datasource.backend.redact import Redactor
+    from toto_datasource.core.redact import Redactor
 
     with echo_request() as server, client() as c:
         auth = {"Authorization": "Basic dTpzZWNyZXQx"}
@@ -105,7 +105,7 @@ def test_fetch_limiter_waits_within_budget_then_refuses() -> None:
     release = threading.Event()
 
     def hold() -> None:
-        with limiter.slot(Budget(10, _soon(10), "t")):
+        with limiter.permit(Budget(10, _soon(10), "t")):
             inside.wait()
             release.wait(10)
 
@@ -114,24 +114,24 @@ def test_fetch_limiter_waits_within_budget_then_refuses() -> None:
         t.start()
     inside.wait()
     with (
-        pytest.raises(FetchSlotsExhausted, match="2 requests to this data source"),
-        limiter.slot(Budget(0.05, _soon(0.05), "t")),
+        pytest.raises(FetchPermitsExhausted, match="2 requests to this data source"),
+        limiter.permit(Budget(0.05, _soon(0.05), "t")),
     ):
         pass
     release.set()
     for t in threads:
         t.join()
-    with limiter.slot(Budget(1, _soon(1), "t")):
+    with limiter.permit(Budget(1, _soon(1), "t")):
         pass
 
 
 def test_grafana_api_calls_share_the_per_data_source_fetch_bound() -> None:
-    """The grafana source fetches through the same machinery as Prometheus: with one slot and a
+    """The grafana source fetches through the same machinery as Prometheus: with one permit and a
     stuck upstream, a second query never reaches the upstream and gets Prometheus's 504 "busy"."""
     target = {"uid": "prom", "type": "prometheus"}
     outcome: list[BackendError] = []
     with blackhole() as hole:
-        client = GrafanaClient(hole.url, "PlantedGrafanaTok1", timeout_s=30, fetch_slots=1)
+        client = GrafanaClient(hole.url, "PlantedGrafanaTok1", timeout_s=30, fetch_permits=1)
 
         def stuck() -> None:
             try:
@@ -144,7 +144,7 @@ def test_grafana_api_calls_share_the_per_data_source_fetch_bound() -> None:
         assert hole.requests.wait_for(1, timeout=10)
         with pytest.raises(BackendError) as err:
             client.query(target, {"expr": "up"}, "B", 0, 600_000, 60_000, 10, deadline=_soon(0.3))
-        assert len(hole.requests) == 1  # the second call waited for the slot, never reached Grafana
+        assert len(hole.requests) == 1  # the second call waited for the permit, never reached Grafana
     first.join(10)  # leaving the blackhole hangs up on the stuck call
     client.close()
     assert (err.value.status, err.value.source) == (504, "downstream")

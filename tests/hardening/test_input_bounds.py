@@ -1,5 +1,5 @@
 """Bounds before arithmetic (query/parse.py, query/plan.py, query/durations.py) and settings
-errors naming the field (backend/settings.py, sources/prometheus/settings.py), in process: each
+errors naming the field (core/settings.py, sources/prometheus/settings.py), in process: each
 input of issue 13 that was a 500 is a 400 here, fast."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 
 import pytest
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
-from toto_datasource.backend.errors import BackendError
-from toto_datasource.backend.redact import KNOWN_SECRETS
-from toto_datasource.backend.settings import DataSourceSettings, RawSettings
-from toto_datasource.backend.types import DataQueryInput
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.redact import KNOWN_SECRETS
+from toto_datasource.core.settings import DataSourceSettings, RawSettings
+from toto_datasource.core.types import DataQueryInput
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.plugin.wire import raw_settings
 from toto_datasource.query import plan_query
@@ -55,7 +55,7 @@ def error_of(fn, *args, **kw) -> BackendError:  # type: ignore[no-untyped-def]
 
 
 def test_the_settings_horizon_limit_is_the_query_models() -> None:
-    from toto_datasource.backend.settings import MAX_HORIZON_SETTING_STEPS
+    from toto_datasource.core.settings import MAX_HORIZON_SETTING_STEPS
 
     assert MAX_HORIZON_SETTING_STEPS == MAX_HORIZON_STEPS
 

@@ -22,7 +22,7 @@ from toto_datasource._proto.goplugin import grpc_controller_pb2 as ctl
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.plugin.host import PluginProcess
 from toto_datasource.plugin.server import RESERVED_THREADS
-from toto_datasource.sources.prometheus.http import FETCH_SLOTS
+from toto_datasource.sources.prometheus.http import FETCH_PERMITS
 
 from .fault_servers import blackhole, slow_headers
 from .harness import context, query
@@ -60,8 +60,8 @@ def test_health_checkhealth_metrics_and_shutdown_answer_while_queries_are_stuck(
             return pb.QueryDataRequest(pluginContext=ctx, queries=[query(f"S{i}", body, *RANGE)])
 
         calls = [p.data.QueryData.future(stuck(i), timeout=30) for i in range(STUCK)]
-        # every data thread busy; at most FETCH_SLOTS of them reach the upstream, the rest wait for a slot
-        reaching = min(THREADS - RESERVED_THREADS, STUCK, FETCH_SLOTS)
+        # every data thread busy; at most FETCH_PERMITS of them reach the upstream, the rest wait for a permit
+        reaching = min(THREADS - RESERVED_THREADS, STUCK, FETCH_PERMITS)
         assert hole.requests.wait_for(reaching, timeout=60), len(hole.requests)
 
         t0 = time.monotonic()

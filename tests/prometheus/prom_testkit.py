@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from toto_datasource.backend.settings import Secret
+from toto_datasource.core.settings import Secret
 from toto_datasource.sources.base import HistoryRequest, TimeGrid
 from toto_datasource.sources.prometheus import PrometheusSettings, PrometheusSpec
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from toto_datasource.backend.settings import DataSourceSettings
+from toto_datasource.core.settings import DataSourceSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.types import QUANTILE_LEVELS
 from toto_datasource.frames.model import Frame
-from toto_datasource.outputs.crossing import breach_probability, first_crossing, sentinel_seconds
+from toto_datasource.querytypes.crossing import breach_probability, first_crossing, sentinel_seconds
 from toto_datasource.service import DataQueryInput, ForecastDataSource, QueryResult
 
 from .prom_testkit import PromEnv, settings

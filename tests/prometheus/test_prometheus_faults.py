@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import numpy as np
 import pytest
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.sources.prometheus import PrometheusSettings, PrometheusSource
 
 from .prom_fakes import FakeUpstream

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from toto_datasource.backend.series import TimeGrid
-from toto_datasource.backend.settings import RawSettings
+from toto_datasource.core.series import TimeGrid
+from toto_datasource.core.settings import RawSettings
 from toto_datasource.service import parse_data_source_settings
 from toto_datasource.sources.prometheus import (
     MAX_POINTS_PER_REQUEST,

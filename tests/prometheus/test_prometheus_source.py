@@ -7,7 +7,7 @@ from contextlib import closing
 
 import numpy as np
 import pytest
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.sources.base import History, TimeGrid
 from toto_datasource.sources.prometheus import MAX_POINTS_PER_REQUEST, PrometheusSource
 

@@ -1,4 +1,4 @@
-"""The remote model backend against a real KServe 0.21 Python ModelServer: the Toto KServe model
+"""The remote model runtime against a real KServe 0.21 Python ModelServer: the Toto KServe model
 (serving/kserve_model.py) in its own venv (var/kserve-venv, tests/serving/kserve_venv.py, built
 once per clean machine, ~2 min), in a loopback-only network namespace (kserve_server.py), and
 the plugin — started as Grafana starts it — with `inferenceUrl` pointing at it.

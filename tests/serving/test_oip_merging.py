@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 import pytest
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, contract
 from toto_datasource.serving.engine import merge_key, run_merged

@@ -1,4 +1,4 @@
-"""The remote backend against a plain grpcio OIP server on 127.0.0.1 (fast; no Ray).
+"""The remote runtime against a plain grpcio OIP server on 127.0.0.1 (fast; no Ray).
 
 What the plugin relies on: identical numbers to the in-process engine, the engine's row limit
 honoured by splitting, the query's deadline as the gRPC deadline (→ 504), an engine that is not
@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, contract, probe
 from toto_datasource.engine.toto import run_forecast
 from toto_datasource.serving.oip import OIPServicer, build_server
@@ -236,7 +236,7 @@ def test_tls_with_a_private_ca_and_the_token(serving_engine, tmp_path) -> None:
 def test_calls_in_flight_follow_the_engine_unless_pinned(oip_server, monkeypatch) -> None:
     """The plugin keeps as many calls in flight as the engine advertises; TOTO_REMOTE_CONCURRENCY
     overrides it; an engine that is down at load gets the default of 4."""
-    from toto_datasource.engine.remote.backend import calls_in_flight
+    from toto_datasource.engine.remote.runtime import calls_in_flight
 
     monkeypatch.delenv("TOTO_REMOTE_CONCURRENCY", raising=False)
     up = probe(runner_for(oip_server.address))

@@ -1,5 +1,5 @@
 """The plugin, started as Grafana starts it, with `inferenceUrl` pointing at a plain grpcio OIP
-server (fast; no Ray): the remote model backend end to end through QueryData and CheckHealth.
+server (fast; no Ray): the remote model runtime end to end through QueryData and CheckHealth.
 
 One plugin process (the session's `plugin`, whose in-process model is the same random 4m
 checkpoint the OIP server runs) answers two data sources: one without `inferenceUrl` (in-process)

@@ -28,7 +28,7 @@ import pytest
 from conftest import data_query
 from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2 as plugin_pb
-from toto_datasource.backend.errors import BackendError
+from toto_datasource.core.errors import BackendError
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe
 from toto_datasource.frames import decode_frame
 from toto_datasource.serving.ray_tuning import DIRECT_INGRESS_MIN_GRPC_PORT

@@ -1,10 +1,10 @@
-"""Which data sources run on the remote backend, from their settings (no engine needed)."""
+"""Which data sources run on the remote runtime, from their settings (no engine needed)."""
 
 from __future__ import annotations
 
 import pytest
-from toto_datasource.backend.errors import BackendError
-from toto_datasource.backend.settings import RawSettings, Secret
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.settings import RawSettings, Secret
 from toto_datasource.engine.remote.settings import remote_settings
 from toto_datasource.service import parse_data_source_settings
 
@@ -14,14 +14,14 @@ def parse(json_data: dict, secure: dict | None = None, environ: dict | None = No
 
 
 def test_no_inference_url_runs_in_process() -> None:
-    assert parse({}).model.backend == "local"
-    assert parse({"inferenceUrl": "  ", "inferenceModel": "x"}).model.backend == "local"
+    assert parse({}).model.runtime == "local"
+    assert parse({"inferenceUrl": "  ", "inferenceModel": "x"}).model.runtime == "local"
 
 
 def test_inference_url_chooses_the_remote_backend_and_hides_the_token() -> None:
     model = parse({"inferenceUrl": "grpc://serve.ml:9000", "inferenceModel": "toto-22m"},
                   {"inferenceToken": "s3cret"}).model
-    assert model.backend == "remote" and model.checkpoint == "toto-22m at serve.ml:9000"
+    assert model.runtime == "remote" and model.checkpoint == "toto-22m at serve.ml:9000"
     assert model.option("token") == Secret("s3cret")
     assert "s3cret" not in repr(model) and "s3cret" not in str(model)
     remote = remote_settings(model)

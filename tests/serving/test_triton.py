@@ -1,4 +1,4 @@
-"""The remote model backend against a real NVIDIA Triton: PyTriton's `tritonserver` with the Toto
+"""The remote model runtime against a real NVIDIA Triton: PyTriton's `tritonserver` with the Toto
 model (serving/triton_model.py) in its own venv (var/triton-venv, tests/serving/triton_venv.py,
 built once per clean machine, ~40 s), on 127.0.0.1 (triton_server.py), and the plugin — started
 as Grafana starts it — with `inferenceUrl` pointing at it.

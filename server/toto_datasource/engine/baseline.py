@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.settings import ModelSettings
-from .backends import LoadedBackend, Probe
+from ..core.settings import ModelSettings
+from .runtimes import LoadedModel, Probe
 from .seasons import forward_fill
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
@@ -122,16 +122,16 @@ class SeasonalNaiveForecaster:
         return {"name": self.name, "baseline": True}
 
 
-class SeasonalNaiveBackend:
-    """The baseline as a model backend: instant, needs no checkpoint, picked by `model: seasonal-naive`."""
+class SeasonalNaiveRuntime:
+    """The baseline as a model runtime: instant, needs no checkpoint, picked by `model: seasonal-naive`."""
 
     name = "seasonal-naive"
     instant = True
     query_model = "seasonal-naive"
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
         model = SeasonalNaiveForecaster()
-        return LoadedBackend(model, model, {"name": model.name, "baseline": True})
+        return LoadedModel(model, model, {"name": model.name, "baseline": True})
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
         return Probe(True, "seasonal-naive baseline ready (no checkpoint needed)")

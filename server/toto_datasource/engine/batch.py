@@ -1,8 +1,8 @@
-"""The unit of work a model backend runs: one prepared batch, already padded and masked.
+"""The unit of work a model runtime runs: one prepared batch, already padded and masked.
 
-The scheduler builds it (grouping, padding, memory cap); a backend only runs it — in process
+The scheduler builds it (grouping, padding, memory cap); a runtime only runs it — in process
 (`run_forecast` on a loaded Toto), or remotely over the Open Inference Protocol. Keeping the
-batch a plain value is what lets a remote backend reuse the scheduler unchanged.
+batch a plain value is what lets a remote runtime reuse the scheduler unchanged.
 """
 
 from __future__ import annotations
@@ -41,5 +41,5 @@ class PreparedBatch:
         return int(self.values.shape[0])
 
 
-# A model backend's batch runner: PreparedBatch → quantiles (9, B, V, horizon) float64, levels 0.1..0.9.
+# A model runtime's batch runner: PreparedBatch → quantiles (9, B, V, horizon) float64, levels 0.1..0.9.
 BatchRunner = Callable[[PreparedBatch], np.ndarray]

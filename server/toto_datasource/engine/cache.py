@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..backend.cancel import track, untracked
-from ..backend.errors import BackendError
+from ..core.cancel import track, untracked
+from ..core.errors import BackendError
 from .types import Forecaster, ForecastJob, ForecastOutput
 
 DEFAULT_TTL_S = 30.0

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 
-from ..backend.errors import BackendError, bad_request
+from ..core.errors import BackendError, bad_request
 
 
 @functools.lru_cache(maxsize=32)
 def device_problem(device: str) -> BackendError | None:
     """A 400 naming the `device` setting when it asks for a GPU torch does not see, else None.
-    `device` is already one of auto, cpu, cuda, cuda:N (backend/settings.py)."""
+    `device` is already one of auto, cpu, cuda, cuda:N (core/settings.py)."""
     if not device.startswith("cuda"):
         return None
     import torch

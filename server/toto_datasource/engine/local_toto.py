@@ -1,4 +1,4 @@
-"""The in-process Toto backend: load a checkpoint, warm it up, batch queries onto it.
+"""The in-process Toto runtime: load a checkpoint, warm it up, batch queries onto it.
 
 `import toto2` costs ~7 s and ~1 GB, so engine/toto.py is imported only from the loader thread.
 """
@@ -12,13 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..backend.errors import BackendError
-from ..backend.settings import ModelSettings
-from .backends import LoadedBackend, Probe
+from ..core.errors import BackendError
+from ..core.settings import ModelSettings
 from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
 from .devices import device_problem
 from .prepare import magnitude_factors, restore_magnitudes
+from .runtimes import LoadedModel, Probe
 from .scheduler import BatchingForecaster, BatchLimits
 from .threads import governed, governor_for, pin_threads_from_environment
 from .types import ForecastJob
@@ -108,7 +108,7 @@ def probe_forecast(model: object, deadline: float | None = None) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-class LocalTotoBackend:
+class LocalTotoRuntime:
     name = "local"
     instant = False
     query_model = None
@@ -117,7 +117,7 @@ class LocalTotoBackend:
         """Checked before the load starts, so the first query gets the 400, not 503 "loading"."""
         return device_problem(settings.device)
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
         from .toto import CheckpointError, load_toto, run_batch
 
         try:
@@ -147,9 +147,9 @@ class LocalTotoBackend:
             if loaded.compiled is not None:  # stop compiling buckets nobody will use
                 loaded.compiled.close()
 
-        return LoadedBackend(cached, model, info, close=close)
+        return LoadedModel(cached, model, info, close=close)
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
         try:
             latency_ms = probe_forecast(loaded.model, deadline)
         except Exception as exc:

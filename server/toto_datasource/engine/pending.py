@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import metrics
-from ..backend.errors import BackendError
+from ..core.errors import BackendError
 from .decoding import decode_block_for
 from .prepare import PreparedContext
 from .types import PATCH, ForecastJob, ForecastOutput
@@ -48,7 +48,7 @@ class PendingJob:
     started_at: float = 0.0
     next_row: int = 0  # rows before it have been handed to a model call
     results: list[np.ndarray | None] = field(default_factory=list)
-    # Rows of one job may finish on different threads (a backend with concurrent calls).
+    # Rows of one job may finish on different threads (a runtime with concurrent calls).
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:

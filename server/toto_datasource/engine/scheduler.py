@@ -5,17 +5,17 @@ queued when the device becomes free (so a lone request never waits for company),
 lingers up to `window_s` for more while traffic is concurrent, splits every job into rows (one
 per independent series, one per joint group), groups compatible rows (engine/pending.py),
 left-pads each group to one length (exact for Toto), runs one PreparedBatch per call under the
-memory cap through the backend's runner and slices the rows back. Calls go smallest job first
+memory cap through the runtime's runner and slices the rows back. Calls go smallest job first
 (`_loop`), so interactive queries are not held behind bulk ones, except that a job that has waited
 half its deadline goes first, so bulk and alert queries are not starved. Toto's rows are independent,
 so batched and unbatched answers agree to ~1e-6. The runner is any callable (in-process Toto, a
 remote engine): the scheduler knows nothing of the model. Block decoding keeps state on the
-model; one thread per model makes it safe. A backend whose runner is safe to call concurrently
+model; one thread per model makes it safe. A runtime whose runner is safe to call concurrently
 (a remote engine: each call is an RPC, and replicas serve calls in parallel) sets
 `BatchLimits.concurrency` > 1: the scheduling thread then hands each call to a small pool and
 picks the next call while up to that many are in flight. The in-process model keeps 1.
 
-Cancellation: a job whose future is cancelled (the gRPC call went away: backend/cancel.py)
+Cancellation: a job whose future is cancelled (the gRPC call went away: core/cancel.py)
 or whose deadline passed before its rows ran is dropped, never computed.
 """
 
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..backend.cancel import track
-from ..backend.errors import BackendError
+from ..core.cancel import track
+from ..core.errors import BackendError
 from .batch import BatchRunner, PreparedBatch
 from .pending import DeadlineExceeded, PendingJob, Row, RowKey
 from .prepare import pad_to, prepare_context

@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.settings import ModelSettings
-from .backends import LoadedBackend, Probe
+from ..core.settings import ModelSettings
 from .baseline import observed_part, quantiles, seasonal_naive, seasonal_naive_median
 from .harmonic import harmonic_fit
 from .harmonic import periods as harmonic_periods
+from .runtimes import LoadedModel, Probe
 from .seasons import detect_seasons, forward_fill
 from .types import ForecastJob, ForecastOutput
 
@@ -321,16 +321,16 @@ def method() -> str:
         return "seasonal-naive (augurs not installed)"
 
 
-class StatisticalBackend:
-    """The fallback as a model backend: instant, no checkpoint, picked by `model: statistical`."""
+class StatisticalRuntime:
+    """The fallback as a model runtime: instant, no checkpoint, picked by `model: statistical`."""
 
     name = "statistical"
     instant = True
     query_model = "statistical"
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
         model = StatisticalForecaster()
-        return LoadedBackend(model, model, model.describe())
+        return LoadedModel(model, model, model.describe())
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
         return Probe(True, f"statistical fallback ready ({method()}; no checkpoint needed)")

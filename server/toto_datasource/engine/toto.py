@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backend.settings import ModelSettings
+from ..core.settings import ModelSettings
 from .batch import PreparedBatch
 from .prepare import FORECAST_KWARGS
 from .types import PATCH
@@ -172,8 +172,8 @@ def load_toto(
         raise CheckpointError("dtype int8 (dynamic quantisation) runs on the CPU only; use device cpu")
     if device.startswith("cuda"):
         # TF32 tensor-core matmuls for fp32 (what Datadog's BOOM notebook uses): ~1e-3 relative.
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.runtimes.cuda.matmul.allow_tf32 = True
+        torch.runtimes.cudnn.allow_tf32 = True
         torch.set_float32_matmul_precision("high")
     checkpoint = (
         str(Path(settings.checkpoint).expanduser())
@@ -272,7 +272,7 @@ def _forecast_bucketed(
 
 
 def run_batch(loaded: LoadedModel, batch: PreparedBatch) -> np.ndarray:
-    """The in-process backend's BatchRunner: one PreparedBatch → (9, B, V, horizon) float64."""
+    """The in-process runtime's BatchRunner: one PreparedBatch → (9, B, V, horizon) float64."""
     return run_forecast(
         loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
         has_missing_values=batch.has_missing_values, decode_block_size=batch.decode_block_size,

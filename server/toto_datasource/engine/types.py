@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..backend.quantiles import QUANTILE_LEVELS, quantile_index
+from ..core.quantiles import QUANTILE_LEVELS, quantile_index
 
 __all__ = ["PATCH", "QUANTILE_LEVELS", "ForecastJob", "ForecastOutput", "Forecaster"]
 

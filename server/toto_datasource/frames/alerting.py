@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..backend.quantiles import quantile_name
-from ..backend.series import Series
+from ..core.quantiles import quantile_name
+from ..core.series import Series
 from ..query.durations import format_duration
 from .forecast import BAND_OPACITY, FrameContext
 from .model import DATAPLANE_VERSION, NUMERIC_WIDE, Field, Frame, FrameMeta
@@ -82,7 +82,7 @@ def _numeric_meta(ctx: FrameContext, custom: dict[str, Any]) -> FrameMeta:
 # -- threshold -----------------------------------------------------------------------------
 @dataclass
 class ThresholdRow:
-    """One series' threshold answer (see outputs/crossing.py for the definitions)."""
+    """One series' threshold answer (see querytypes/crossing.py for the definitions)."""
 
     time_to_breach_s: float
     will_breach: bool

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.quantiles import QUANTILE_LEVELS, quantile_name
-from ..backend.series import Series, TimeGrid
+from ..core.quantiles import QUANTILE_LEVELS, quantile_name
+from ..core.series import Series, TimeGrid
 from .model import DATAPLANE_VERSION, TIMESERIES_MULTI, Field, Frame, FrameMeta, Notice
 
 BAND_OPACITY = 18

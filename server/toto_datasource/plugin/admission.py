@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 
 from .._proto.pluginv2 import backend_pb2 as pb
-from ..backend.redact import KNOWN_SECRETS, redact
+from ..core.redact import KNOWN_SECRETS, redact
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 `@timestamp` must have exactly 6 fractional digits or Grafana treats the whole line as plain
 text (go-plugin's hclog reader). Extra key/values go in `extra={"kv": {...}}`.
 
-Every line passes `backend.redact.RedactingFilter` (no configured secret, URL credential or
+Every line passes `runtime.redact.RedactingFilter` (no configured secret, URL credential or
 query string reaches Grafana's log), and third-party loggers that bring their own plain-text
 stream handler (huggingface_hub adds one at import; torch adds its own and sets propagate=False)
 get this formatter and filter too, as does `logging.lastResort`: in issue 13 Hugging Face's retry
@@ -21,7 +21,7 @@ import sys
 import traceback
 from datetime import UTC, datetime
 
-from ..backend.redact import RedactingFilter
+from ..core.redact import RedactingFilter
 
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
            logging.CRITICAL: "error"}

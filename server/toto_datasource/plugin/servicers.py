@@ -19,10 +19,10 @@ from .._proto.goplugin import grpc_controller_pb2 as ctl
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from ..backend.cancel import cancel_scope
-from ..backend.cpu import cpu_slot
-from ..backend.errors import BackendError
-from ..backend.types import QueryResult
+from ..core.cancel import cancel_scope
+from ..core.cpu import cpu_slot
+from ..core.errors import BackendError
+from ..core.types import QueryResult
 from ..service import ForecastDataSource, call_resource
 from . import wire
 from .settings_cache import SettingsCache

@@ -1,13 +1,13 @@
 """Typed data-source settings, parsed once per version of what Grafana sends.
 
 Why: every QueryData carries its data source's settings, and typing them (jsonData, every
-source's part, the model backends' hooks, the secret checks) cost 0.25–0.3 ms of a one-series
+source's part, the model runtimes' hooks, the secret checks) cost 0.25–0.3 ms of a one-series
 request's 3.6–4.5 ms of handler time (issue 16). Grafana sends the same bytes until an admin saves
 the data source, so the result is keyed by those bytes and GF_APP_URL; an invalid version's
 BackendError is kept too. The environment (GF_PLUGIN_* from grafana.ini) is read at the first
 parse of a version: Grafana starts the plugin with it and restarts the plugin when it changes.
 
-A hit renews the version's secrets in the process redactor (backend/redact.KNOWN_SECRETS is
+A hit renews the version's secrets in the process redactor (core/redact.KNOWN_SECRETS is
 bounded, oldest forgotten first): a secret still in use is never the one forgotten.
 """
 
@@ -17,9 +17,9 @@ import threading
 from collections import OrderedDict
 
 from .._proto.pluginv2 import backend_pb2 as pb
-from ..backend.errors import BackendError
-from ..backend.redact import KNOWN_SECRETS, settings_secrets
-from ..backend.settings import DataSourceSettings
+from ..core.errors import BackendError
+from ..core.redact import KNOWN_SECRETS, settings_secrets
+from ..core.settings import DataSourceSettings
 from ..service import ForecastDataSource
 from . import wire
 

@@ -1,4 +1,4 @@
-"""protobuf ↔ backend values. Handlers never see generated classes; this file never sees torch."""
+"""protobuf ↔ plain values. Handlers never see generated classes; this file never sees torch."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 from collections.abc import Mapping
 
 from .._proto.pluginv2 import backend_pb2 as pb
-from ..backend.errors import BackendError, bad_request
-from ..backend.settings import RawSettings
-from ..backend.types import DataQueryInput, QueryResult
+from ..core.errors import BackendError, bad_request
+from ..core.settings import RawSettings
+from ..core.types import DataQueryInput, QueryResult
 from ..frames import encode_frame
 
 log = logging.getLogger(__name__)

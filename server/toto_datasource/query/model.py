@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..backend.series import TimeGrid
+from ..core.series import TimeGrid
 from .durations import Span
 
 

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..backend.errors import bad_request
-from ..backend.quantiles import DEFAULT_QUANTILES
-from ..backend.settings import DataSourceSettings
+from ..core.errors import bad_request
+from ..core.quantiles import DEFAULT_QUANTILES
+from ..core.settings import DataSourceSettings
 from .durations import Span, format_duration, parse_duration_ms, span
 from .model import ForecastQuery
 from .schema import SchemaPart, compiled_schema, describe

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from ..backend.errors import bad_request
-from ..backend.series import TimeGrid
+from ..core.errors import bad_request
+from ..core.series import TimeGrid
 from .durations import format_duration
 from .limits import DEFAULT_HORIZON_STEPS, MAX_HORIZON_STEPS
 from .model import ForecastQuery, Plan

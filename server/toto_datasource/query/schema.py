@@ -16,8 +16,8 @@ import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from ..backend.quantiles import DEFAULT_QUANTILES, QUANTILE_LEVELS
-from ..backend.settings import DEFAULT_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH
+from ..core.quantiles import DEFAULT_QUANTILES, QUANTILE_LEVELS
+from ..core.settings import DEFAULT_CONTEXT_LENGTH, MAX_CONTEXT_LENGTH, MIN_CONTEXT_LENGTH
 from .durations import DURATION_PATTERN, span_schema
 from .limits import DEFAULT_HORIZON_STEPS, MAX_HORIZON_STEPS
 

@@ -1,6 +1,6 @@
 """The data source's capabilities (query data, check health, call resource), free of protobuf."""
 
-from ..backend.types import DataQueryInput, HealthResult, QueryResult, ResourceResponse
+from ..core.types import DataQueryInput, HealthResult, QueryResult, ResourceResponse
 from .datasource import ForecastDataSource, parse_data_source_settings
 from .resources import call_resource
 

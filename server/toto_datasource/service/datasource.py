@@ -1,7 +1,7 @@
 """The data source's query path, free of protobuf: parse, plan, fetch, submit, await, frames.
 
 Per query the data flows one way: query (parse, plan) → source (history) → engine (submit) →
-frames, each stage looked up in its registry (sources, query types, model backends), so this
+frames, each stage looked up in its registry (sources, query types, model runtimes), so this
 module knows none of them by name. Every failure becomes that query's BackendError; other
 queries are unaffected. Health and resources are service/health.py and service/resources.py.
 """
@@ -16,20 +16,20 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
 from .. import metrics
-from ..backend.errors import BackendError, bad_request
-from ..backend.registry import Registry
-from ..backend.settings import DataSourceSettings, ModelSettings, RawSettings, parse_settings
-from ..backend.types import DataQueryInput, HealthResult, QueryResult
-from ..engine.backends import ModelBackend, settings_hook
+from ..core.errors import BackendError, bad_request
+from ..core.registry import Registry
+from ..core.settings import DataSourceSettings, ModelSettings, RawSettings, parse_settings
+from ..core.types import DataQueryInput, HealthResult, QueryResult
 from ..engine.decoding import decode_block_for
-from ..engine.registry import ModelRegistry, builtin_backends
+from ..engine.registry import ModelRegistry, builtin_runtimes
+from ..engine.runtimes import ModelRuntime, settings_hook
 from ..engine.types import Forecaster
 from ..frames.forecast import FrameContext
 from ..frames.model import Notice
-from ..outputs.base import OutputRequest, PendingOutput, QueryType
-from ..outputs.registry import builtin_query_types
 from ..query import ForecastQuery, Plan, format_duration, parse_query, plan_query
 from ..query.schema import build_schema
+from ..querytypes.base import OutputRequest, PendingOutput, QueryType
+from ..querytypes.registry import builtin_query_types
 from ..sources.base import History, HistoryRequest, HistorySource, SourceProvider
 from ..sources.registry import builtin_sources
 from .health import check_health_within, model_list
@@ -54,12 +54,12 @@ def parse_data_source_settings(
     raw: RawSettings,
     environ: Mapping[str, str] | None = None,
     sources: Registry[SourceProvider] | None = None,
-    backends: Registry[ModelBackend] | None = None,
+    runtimes: Registry[ModelRuntime] | None = None,
 ) -> DataSourceSettings:
-    """The generic settings, every source's part and the model backends' settings hooks (which
-    backend runs the data source's Toto); raises BackendError(400)."""
+    """The generic settings, every source's part and the model runtimes' settings hooks (which
+    runtime runs the data source's Toto); raises BackendError(400)."""
     providers = (sources or builtin_sources()).values()
-    model = settings_hook((backends or builtin_backends()).values(), environ)
+    model = settings_hook((runtimes or builtin_runtimes()).values(), environ)
     return parse_settings(raw, {p.name: p.parse_settings for p in providers}, environ, model=model)
 
 
@@ -83,7 +83,7 @@ class ForecastDataSource:
     def parse_settings(
         self, raw: RawSettings, environ: Mapping[str, str] | None = None
     ) -> DataSourceSettings:
-        return parse_data_source_settings(raw, environ, self.sources, self.registry.backends)
+        return parse_data_source_settings(raw, environ, self.sources, self.registry.runtimes)
 
     def schema(self) -> dict:
         """The query schema of exactly the registered sources and query types."""
@@ -181,8 +181,8 @@ class ForecastDataSource:
 
     def model_settings_for(self, query: ForecastQuery, settings: DataSourceSettings) -> ModelSettings:
         """A query's `model` names a baseline directly, or "toto": the data source's own model."""
-        backend = self.registry.by_query_model(query.model)
-        return settings.model if backend is None else ModelSettings(backend=backend.name)
+        runtime = self.registry.by_query_model(query.model)
+        return settings.model if runtime is None else ModelSettings(runtime=runtime.name)
 
     def forecaster_for(self, query: ForecastQuery, settings: DataSourceSettings) -> Forecaster:
         return self.registry.forecaster(self.model_settings_for(query, settings))

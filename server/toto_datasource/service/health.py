@@ -19,11 +19,11 @@ import threading
 import time
 from typing import Any
 
-from ..backend.errors import BackendError
-from ..backend.registry import Registry
-from ..backend.settings import DataSourceSettings
-from ..backend.types import HealthResult
-from ..engine.registry import ModelRegistry, SlotState
+from ..core.errors import BackendError
+from ..core.registry import Registry
+from ..core.settings import DataSourceSettings
+from ..core.types import HealthResult
+from ..engine.registry import ModelRegistry, ModelState
 from ..sources.base import SourceProvider
 from .instances import InstanceManager
 
@@ -127,17 +127,17 @@ def check_health(
 
 def _model_health(registry: ModelRegistry, settings: DataSourceSettings, details: dict[str, Any],
                   deadline: float | None, progress: _Progress) -> tuple[bool, str]:
-    slot = registry.ensure(settings.model)
-    details["model"] = {"checkpoint": settings.model.checkpoint, "backend": slot.backend.name,
-                        "state": str(slot.state), **slot.info}
-    if slot.state == SlotState.LOADING:
+    handle = registry.ensure(settings.model)
+    details["model"] = {"checkpoint": settings.model.checkpoint, "backend": handle.runtime.name,
+                        "state": str(handle.state), **handle.info}
+    if handle.state == ModelState.LOADING:
         return False, f"loading the Toto model {settings.model.checkpoint}; test again in a few seconds"
-    if slot.state == SlotState.FAILED or slot.loaded is None:
-        return False, slot.error.message if slot.error else "the model failed to load"
-    remote = slot.info.get("remote")
+    if handle.state == ModelState.FAILED or handle.loaded is None:
+        return False, handle.error.message if handle.error else "the model failed to load"
+    remote = handle.info.get("remote")
     progress.start(f"the remote inference engine at {remote}" if remote
-                   else f"the model's test forecast ({slot.backend.name})")
-    probe = slot.backend.probe(slot.loaded, settings.model, deadline)
+                   else f"the model's test forecast ({handle.runtime.name})")
+    probe = handle.runtime.probe(handle.loaded, settings.model, deadline)
     details["model"].update(probe.details)
     return probe.ok, probe.message
 
@@ -145,14 +145,14 @@ def _model_health(registry: ModelRegistry, settings: DataSourceSettings, details
 def model_list(registry: ModelRegistry) -> list[dict[str, Any]]:
     """Every model this process has loaded or tried to, plus the always-ready baselines."""
     out: list[dict[str, Any]] = []
-    for s in registry.slots():
-        if s.backend.instant:
+    for s in registry.handles():
+        if s.runtime.instant:
             continue
         out.append({"checkpoint": s.settings.checkpoint, "device": s.settings.device,
-                    "dtype": s.settings.dtype, "backend": s.backend.name, "state": str(s.state),
-                    "loaded": s.state == SlotState.READY, "error": s.error.message if s.error else "",
+                    "dtype": s.settings.dtype, "backend": s.runtime.name, "state": str(s.state),
+                    "loaded": s.state == ModelState.READY, "error": s.error.message if s.error else "",
                     **s.info})
-    for backend in registry.backends.values():
-        if backend.instant:
-            out.append({"checkpoint": backend.name, "state": "ready", "loaded": True, "baseline": True})
+    for runtime in registry.runtimes.values():
+        if runtime.instant:
+            out.append({"checkpoint": runtime.name, "state": "ready", "loaded": True, "baseline": True})
     return out

@@ -16,8 +16,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from ..backend.registry import Registry
-from ..backend.settings import DataSourceSettings
+from ..core.registry import Registry
+from ..core.settings import DataSourceSettings
 from ..sources.base import HistorySource, SourceProvider
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..backend.errors import BackendError, bad_request
-from ..backend.settings import DataSourceSettings
-from ..backend.types import DataQueryInput, ResourceResponse
+from ..core.errors import BackendError, bad_request
+from ..core.settings import DataSourceSettings
+from ..core.types import DataQueryInput, ResourceResponse
 from ..query import format_duration
 from .health import model_list
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.settings import ModelSettings
+from ..core.settings import ModelSettings
 from ..engine import oip_tensors as contract  # protobuf-free: the KServe model imports this module
 from ..engine.batch import PreparedBatch
 

@@ -1,6 +1,6 @@
 """Cross-request batching for the plain OIP server: queue while the model is busy, drain when free.
 
-Why: a plugin keeping 4 remote calls in flight (the remote backend's default when an engine
+Why: a plugin keeping 4 remote calls in flight (the remote runtime's default when an engine
 advertises no `max_concurrency`) sends 16 concurrent 1-series Grafana clients as ~3.5-row
 requests. Run one by one
 under a lock they cost a model call each: 3.5 rows per call, 0.59x the in-process throughput

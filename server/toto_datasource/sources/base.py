@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..backend.errors import BackendError, bad_request
-from ..backend.series import Series, TimeGrid
-from ..backend.settings import DataSourceSettings, RawSettings
+from ..core.errors import BackendError, bad_request
+from ..core.series import Series, TimeGrid
+from ..core.settings import DataSourceSettings, RawSettings
 from ..query.model import ForecastQuery
 
 __all__ = [

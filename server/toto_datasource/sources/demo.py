@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.settings import DataSourceSettings
+from ..core.settings import DataSourceSettings
 from .base import History, HistoryRequest, Series, SimpleProvider, StaticSource, TimeGrid, spec_of
 
 DAY_MS = 86_400_000

@@ -29,7 +29,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from ..backend.cpu import released
+from ..core.cpu import released
 
 DEADLINE_MARGIN_S = 1.0  # kept back from the gRPC deadline: frames, encoding, the response itself
 MIN_MARGIN_FRACTION = 0.5  # with less than 2 x margin left, spend half of what is left
@@ -208,7 +208,7 @@ def fetch_within(
 # ---- concurrent fetches per data source --------------------------------------------------
 
 
-class FetchSlotsExhausted(Exception):
+class FetchPermitsExhausted(Exception):
     def __init__(self, limit: int, budget: Budget) -> None:
         self.limit = limit
         super().__init__(
@@ -219,7 +219,7 @@ class FetchSlotsExhausted(Exception):
 
 @dataclass
 class FetchLimiter:
-    """At most `limit` concurrent upstream fetches; a caller waits for a slot within its budget.
+    """At most `limit` concurrent upstream fetches; a caller waits for a permit within its budget.
 
     Why: 80 queries on one stuck upstream each held a connection and a thread; with a bound the
     81st query waits (or gets its 504) instead of opening connection 81."""
@@ -231,11 +231,11 @@ class FetchLimiter:
         self._sem = threading.BoundedSemaphore(self.limit)
 
     @contextlib.contextmanager
-    def slot(self, budget: Budget, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    def permit(self, budget: Budget, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
         with released():
             got = self._sem.acquire(timeout=max(0.0, budget.remaining(clock)))
         if not got:
-            raise FetchSlotsExhausted(self.limit, budget)
+            raise FetchPermitsExhausted(self.limit, budget)
         try:
             yield
         finally:

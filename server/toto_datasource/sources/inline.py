@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.errors import bad_request
-from ..backend.settings import DataSourceSettings
+from ..core.errors import bad_request
+from ..core.settings import DataSourceSettings
 from ..query.durations import parse_duration_ms
 from ..query.limits import MAX_INLINE_POINTS, MAX_INLINE_SERIES
 from ..query.schema import short

@@ -1,6 +1,6 @@
 """The built-in history sources. A new source is one module with a provider and one line here."""
 
-from ..backend.registry import Registry
+from ..core.registry import Registry
 from .base import SourceProvider
 from .demo import DemoProvider
 from .grafana import GrafanaProvider

@@ -31,8 +31,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..backend.errors import bad_request
-from ..backend.series import TimeGrid
+from ..core.errors import bad_request
+from ..core.series import TimeGrid
 
 SECOND = 1000
 MINUTE = 60 * SECOND

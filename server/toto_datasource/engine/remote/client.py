@@ -26,7 +26,7 @@ import numpy as np
 
 from ..._proto.inference import grpc_predict_v2_pb2 as pb
 from ..._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from ...backend.errors import BackendError
+from ...core.errors import BackendError
 from ..batch import PreparedBatch
 from . import contract
 

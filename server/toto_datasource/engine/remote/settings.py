@@ -1,4 +1,4 @@
-"""The data-source settings that choose the remote backend, typed into ModelSettings.
+"""The data-source settings that choose the remote runtime, typed into ModelSettings.
 
 jsonData `inferenceUrl` (empty: the model runs in-process), `inferenceModel` (default "toto"),
 `inferenceTlsSkipVerify`; secure `inferenceToken`, `inferenceTlsCACert`. An admin pins them for
@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ...backend.errors import bad_request
-from ...backend.settings import ModelSettings, RawSettings, Secret, env_setting
+from ...core.errors import bad_request
+from ...core.settings import ModelSettings, RawSettings, Secret, env_setting
 from .client import RemoteSettings
 
-BACKEND = "remote"
+RUNTIME = "remote"
 DEFAULT_ENGINE_MODEL = "toto"
 SCHEMES = {"": False, "grpc": False, "http": False, "grpcs": True, "https": True}  # → TLS
 DEFAULT_CONCURRENCY = 4  # model calls in flight per engine (replicas serve them in parallel)
@@ -29,7 +29,7 @@ def _truthy(value: object) -> bool:
 def remote_model_settings(
     raw: RawSettings, model: ModelSettings, environ: Mapping[str, str] | None = None
 ) -> ModelSettings:
-    """`model` unchanged when no inference URL is set; else the remote backend's ModelSettings.
+    """`model` unchanged when no inference URL is set; else the remote runtime's ModelSettings.
     Raises BackendError(400) naming the setting for a URL or TLS choice that cannot work."""
     data, secure = raw.json_data, raw.secure
     url = (env_setting("inference_url", environ) or str(data.get("inferenceUrl") or "")).strip()
@@ -58,7 +58,7 @@ def remote_model_settings(
     tls = SCHEMES[scheme] or bool(ca_cert)
     return ModelSettings(
         checkpoint=f"{name} at {address}",  # what loading messages and metrics name
-        backend=BACKEND,
+        runtime=RUNTIME,
         options=(
             ("address", address),
             ("model", name),

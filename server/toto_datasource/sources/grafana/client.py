@@ -4,8 +4,8 @@ The same fetch machinery as Prometheus (sources/http_budget.py): one call = one 
 min(`timeout_s`, the request's deadline), for connect, headers and body together, enforced on
 every socket operation by the budget transport, so a server that trickles its headers or its
 body is cut off on time (httpx's own timeouts are per read) on the caller's thread, with no
-worker left behind; and at most `fetch_slots` calls per data source in flight, a call that gets
-no slot within its budget being a 504 "busy" like Prometheus's. (Before: each call ran on a
+worker left behind; and at most `fetch_permits` calls per data source in flight, a call that gets
+no permit within its budget being a 504 "busy" like Prometheus's. (Before: each call ran on a
 4-thread pool per data source and the caller stopped waiting at the budget, but the worker went
 on for up to timeoutSeconds per read, and the queue in front of the pool was unbounded.) Bodies
 over `max_response_bytes` are refused with a 400 naming the limit. The token never appears in a
@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from ...backend.errors import BackendError, bad_request, downstream
-from ...backend.redact import Redactor
+from ...core.errors import BackendError, bad_request, downstream
+from ...core.redact import Redactor
 from ..base import SourceHealth
 from ..http_budget import (
     DEFAULT_FETCHES_PER_SOURCE,
@@ -29,7 +29,7 @@ from ..http_budget import (
     Budget,
     BudgetExceeded,
     FetchLimiter,
-    FetchSlotsExhausted,
+    FetchPermitsExhausted,
     budget_for,
     budget_transport,
     fetch_within,
@@ -46,7 +46,7 @@ TOKEN_HELP = (
 RESULT_STATUSES = (200, 207, 400)
 
 
-FETCH_SLOTS = DEFAULT_FETCHES_PER_SOURCE
+FETCH_PERMITS = DEFAULT_FETCHES_PER_SOURCE
 
 
 def _fmt_mib(n: int) -> str:
@@ -54,7 +54,7 @@ def _fmt_mib(n: int) -> str:
 
 
 class GrafanaClient:
-    """Queries one Grafana through /api/ds/query (one httpx client, at most `fetch_slots` calls
+    """Queries one Grafana through /api/ds/query (one httpx client, at most `fetch_permits` calls
     in flight, each on its caller's thread)."""
 
     def __init__(
@@ -64,7 +64,7 @@ class GrafanaClient:
         timeout_s: float = 30.0,
         max_response_bytes: int = 64 << 20,
         client: httpx.Client | None = None,
-        fetch_slots: int = FETCH_SLOTS,
+        fetch_permits: int = FETCH_PERMITS,
     ) -> None:
         if not url.strip():
             raise bad_request(
@@ -75,12 +75,12 @@ class GrafanaClient:
         self.timeout_s = timeout_s
         self.max_response_bytes = max_response_bytes
         self._redactor = Redactor.of([token])
-        self._limiter = FetchLimiter(fetch_slots)
+        self._limiter = FetchLimiter(fetch_permits)
         self._owns_client = client is None
         self._client = client or httpx.Client(
             timeout=httpx.Timeout(timeout_s),
-            transport=budget_transport(limits=httpx.Limits(max_connections=fetch_slots,
-                                                           max_keepalive_connections=fetch_slots)),
+            transport=budget_transport(limits=httpx.Limits(max_connections=fetch_permits,
+                                                           max_keepalive_connections=fetch_permits)),
             headers={"User-Agent": OWN_PLUGIN_ID, "Accept": "application/json"},
         )
 
@@ -179,19 +179,19 @@ class GrafanaClient:
     def _call(self, method: str, path: str, body: Any, auth: bool = True, deadline: float | None = None,
               deadline_of: str = "the query") -> tuple[int, bytes]:
         """One request under one budget: timeout_s, or less when `deadline` (time.monotonic(), the
-        request's own, already less Grafana's margin) comes first; within one fetch slot."""
+        request's own, already less Grafana's margin) comes first; within one fetch permit."""
         budget = budget_for(self.timeout_s, deadline, margin_s=0.0)
         if budget.seconds <= 0:
             raise self._timeout(BudgetExceeded(budget), deadline_of)
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
         try:
             req = self._client.build_request(method, self.url + path, json=body, headers=headers)
-            with self._limiter.slot(budget):
+            with self._limiter.permit(budget):
                 fetched = fetch_within(self._client, req, budget, max_body_bytes=self.max_response_bytes)
             return fetched.status, fetched.body
         except BudgetExceeded as exc:
             raise self._timeout(exc, deadline_of) from None
-        except FetchSlotsExhausted as exc:
+        except FetchPermitsExhausted as exc:
             raise downstream(f"Grafana at {self.url} is busy: {exc}", 504) from None
         except BodyTooLarge:
             raise bad_request(

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ...backend.errors import BackendError, bad_request, downstream
+from ...core.errors import BackendError, bad_request, downstream
 
 TIME_SERIES_KINDS = ("timeseries-multi", "timeseries-many", "timeseries-wide")
 NUMERIC_KINDS = ("numeric-multi", "numeric-wide", "numeric-long")

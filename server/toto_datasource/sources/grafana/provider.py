@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...backend.errors import bad_request
-from ...backend.settings import DataSourceSettings, RawSettings
+from ...core.errors import bad_request
+from ...core.settings import DataSourceSettings, RawSettings
 from .client import OWN_PLUGIN_ID, TOKEN_HELP
 from .settings import GrafanaSettings, parse_grafana_settings
 from .source import GrafanaSource, GrafanaSpec, parse_grafana_spec

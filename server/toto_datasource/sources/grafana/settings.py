@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...backend.errors import bad_request
-from ...backend.settings import RawSettings, Secret, clean_text, number_setting, redact_url
+from ...core.errors import bad_request
+from ...core.settings import RawSettings, Secret, clean_text, number_setting, redact_url
 
 DEFAULT_MAX_RESPONSE_MB = 64.0
 

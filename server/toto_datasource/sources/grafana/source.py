@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...backend.errors import bad_request
+from ...core.errors import bad_request
 from ...query.durations import format_duration
 from ..base import History, HistoryRequest, ResourceRoute, Series, SourceHealth, TimeGrid, spec_of
 from ..regular_grid import place

@@ -1,6 +1,6 @@
 """The `prometheus` source: history from a Prometheus-compatible HTTP API (`/api/v1/query_range`)."""
 
-from ...backend.settings import redact_url
+from ...core.settings import redact_url
 from .placement import MAX_POINTS_PER_REQUEST, chunks, looks_like_counter, place_on_grid, series_name
 from .provider import CLOSE_MARGIN_S, PrometheusProvider
 from .settings import PrometheusSettings, parse_prometheus_settings

@@ -6,7 +6,7 @@ ever quoting a secret: configured secrets and URL credentials are redacted from 
 Each call has one total budget, connect + TLS + headers + body (sources/http_budget.py): the
 caller's deadline is min(timeoutSeconds, the request's deadline). httpx alone times out per socket
 operation, so headers sent at 1 byte/s took 71 s under a 5 s timeout (issue 13). At most
-`FETCH_SLOTS` calls per data source are in flight; a call that cannot get a slot within its
+`FETCH_PERMITS` calls per data source are in flight; a call that cannot get a permit within its
 budget is a 504 too, so 80 queries on one stuck upstream hold 16 connections, not 80.
 """
 
@@ -22,16 +22,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import httpx
 
-from ...backend.errors import BackendError, bad_request, downstream
-from ...backend.redact import Redactor
-from ...backend.settings import redact_url
+from ...core.errors import BackendError, bad_request, downstream
+from ...core.redact import Redactor
+from ...core.settings import redact_url
 from ..http_budget import (
     DEFAULT_FETCHES_PER_SOURCE,
     BodyTooLarge,
     Budget,
     BudgetExceeded,
     FetchLimiter,
-    FetchSlotsExhausted,
+    FetchPermitsExhausted,
     budget_transport,
     fetch_within,
 )
@@ -40,7 +40,7 @@ from .settings import PrometheusSettings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 512 * 1024 * 1024  # a runaway answer must not take the plugin process down with it
-FETCH_SLOTS = DEFAULT_FETCHES_PER_SOURCE
+FETCH_PERMITS = DEFAULT_FETCHES_PER_SOURCE
 
 
 class NotFound(BackendError):
@@ -65,7 +65,7 @@ class PrometheusHttp:
         # Values that must never reach a message or a log line (upstream error bodies are redacted too).
         self._redactor = Redactor.for_settings(settings)
         self._clock = clock
-        self._limiter = FetchLimiter(FETCH_SLOTS)
+        self._limiter = FetchLimiter(FETCH_PERMITS)
         self._headers = {name: value.reveal() for name, value in settings.headers}
         self._auth: httpx.Auth | None = None
         if settings.auth == "basic":
@@ -80,7 +80,7 @@ class PrometheusHttp:
             # The transport caps every socket operation at what is left of the call's budget; it
             # owns the TLS settings (a Client's verify= does not reach a transport passed in).
             transport=budget_transport(verify=self._verify(settings), limits=httpx.Limits(
-                max_connections=FETCH_SLOTS, max_keepalive_connections=FETCH_SLOTS)),
+                max_connections=FETCH_PERMITS, max_keepalive_connections=FETCH_PERMITS)),
             follow_redirects=True,
             # Prometheus gzips a 4.7 MB answer (100 series x 2048 points) in ~0.45 s on 2 cores but
             # sends it uncompressed in ~0.08 s: on the LAN/cluster links a data source uses,
@@ -159,7 +159,7 @@ class PrometheusHttp:
         self, method: str, path: str, params: Mapping[str, str] | None, deadline: float
     ) -> tuple[bytes, int]:
         """Send and read the whole body before `deadline` (on this source's clock), within one of
-        the data source's fetch slots."""
+        the data source's fetch permits."""
         budget = self.budget(deadline)
         if budget.seconds <= 0:
             raise self._timeout(BudgetExceeded(budget))
@@ -173,13 +173,13 @@ class PrometheusHttp:
                 data=params if form else None,
                 headers=self._headers,
             )
-            with self._limiter.slot(budget, self._clock):
+            with self._limiter.permit(budget, self._clock):
                 fetched = fetch_within(self._client, req, budget, max_body_bytes=MAX_BODY_BYTES,
                                        auth=self._auth or httpx.USE_CLIENT_DEFAULT, clock=self._clock)
             return fetched.body, fetched.status
         except BudgetExceeded as exc:
             raise self._timeout(exc) from None
-        except FetchSlotsExhausted as exc:
+        except FetchPermitsExhausted as exc:
             raise downstream(f"Prometheus at {self.url} is busy: {exc}", 504) from None
         except BodyTooLarge:
             raise downstream(

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from ...backend.errors import bad_request
-from ...backend.series import Series, TimeGrid
+from ...core.errors import bad_request
+from ...core.series import Series, TimeGrid
 from ..base import History
 
 # Prometheus refuses a range query with (end - start) / step > 11000; keep each request at or below

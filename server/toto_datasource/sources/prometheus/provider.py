@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...backend.settings import DataSourceSettings, RawSettings
+from ...core.settings import DataSourceSettings, RawSettings
 from ..base import not_configured
 from .settings import PrometheusSettings, parse_prometheus_settings
 from .source import NO_URL, PrometheusSource, PrometheusSpec, require_expr

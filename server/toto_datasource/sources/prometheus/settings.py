@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ...backend.errors import bad_request
-from ...backend.settings import (
+from ...core.errors import bad_request
+from ...core.settings import (
     RawSettings,
     Secret,
     clean_secure,

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ...backend.errors import bad_request
+from ...core.errors import bad_request
 from ..base import History, HistoryRequest, ResourceRoute, SourceHealth, TimeGrid, spec_of
 from .http import NotFound, PrometheusHttp
 from .placement import (

@@ -1,7 +1,7 @@
 """queryType `backtest`: how good is each model on *this* metric? Re-forecast its own past and score.
 
 For each series the last K = `backtestWindows` horizons of its history are re-forecast from the
-`contextLength` points before each origin (rolling origins, outputs/accuracy.py), by every model
+`contextLength` points before each origin (rolling origins, querytypes/accuracy.py), by every model
 this data source has: Toto (skipped with a notice while it loads or when it failed), the
 statistical fallback and seasonal-naive, plus the query's own `model` if it is another one. All
 jobs of all models are submitted before any is awaited, so Toto sees them as one batch (and a
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..backend.errors import BackendError, bad_request
-from ..backend.series import TimeGrid
+from ..core.errors import BackendError, bad_request
+from ..core.series import TimeGrid
 from ..engine.types import Forecaster, ForecastOutput
 from ..frames.alerting import unique_labels
 from ..frames.model import DATAPLANE_VERSION, TIMESERIES_MULTI, Field, Frame, FrameMeta, Notice
@@ -193,7 +193,7 @@ class PendingBacktest:
         return frames
 
 
-class BacktestKind:
+class BacktestQueryType:
     name = "backtest"
     description = ("each model re-forecasts the last backtestWindows horizons of the history, scored "
                    "against what happened (MASE, CRPS, 10-90 % coverage)")

@@ -5,7 +5,7 @@ and CPython hands the GIL to whichever waiting thread the OS wakes. Under 200 co
 dozens of request threads were parsing, fetching and encoding at once, and one 16-row model call
 that takes 0.06 s alone took 4.6 s (bench/load_mixed.py). With a slot per core, a request thread
 holds its slot while it computes and gives it back whenever it blocks — on a forecast
-(outputs/base.await_output), an upstream fetch (sources/http_budget, sources/grafana) or a fetch
+(querytypes/base.await_output), an upstream fetch (sources/http_budget, sources/grafana) or a fetch
 slot — so few threads contend for the GIL and none is stuck behind a waiter. The inference thread
 and the health/diagnostics RPCs never take a slot.
 """

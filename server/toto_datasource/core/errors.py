@@ -1,4 +1,4 @@
-"""The one error type of the backend: what Grafana shows for a failed query, health check or
+"""The one error type of the runtime: what Grafana shows for a failed query, health check or
 resource call, and what model loading and shutdown raise too."""
 
 from dataclasses import dataclass

@@ -5,7 +5,7 @@ earlier) is tiled by windows of `anomalyWindow` steps (default 64), oldest first
 be shorter. For each window one ForecastJob forecasts every series from the `contextLength`
 points *before* the window (so a window never sees the values it is compared with), and the
 actual values in the window are scored against that forecast's [p10, p90] band
-(outputs/scoring.py: score in band widths, flag when score > 1). Every window is submitted before
+(querytypes/scoring.py: score in band widths, flag when score > 1). Every window is submitted before
 any is awaited; all windows share one context length and horizon, so the engine batches them
 into a few model calls (up to its memory cap per call).
 
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.errors import bad_request
-from ..backend.series import TimeGrid
+from ..core.errors import bad_request
+from ..core.series import TimeGrid
 from ..engine.types import ForecastOutput
 from ..frames.alerting import AnomalySeries, anomaly_frame, anomaly_summary_frame, unique_labels
 from ..frames.model import Frame, Notice
@@ -130,7 +130,7 @@ class PendingAnomaly:
         return frames
 
 
-class AnomalyKind:
+class AnomalyQueryType:
     name = "anomaly"
     description = "actual vs rolling forecast band"
     schema: Mapping[str, Any] = {

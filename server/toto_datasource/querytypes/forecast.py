@@ -31,7 +31,7 @@ class PendingForecast:
         return frames
 
 
-class ForecastKind(ForecastPlanOnly):
+class ForecastQueryType(ForecastPlanOnly):
     name = "forecast"
     description = "median and band"
 

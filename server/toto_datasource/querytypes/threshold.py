@@ -9,7 +9,7 @@ quantile q (`thresholdQuantile`, default 0.9 above and 0.1 below), each source s
   `WHEN time_to_breach IS BELOW 900` does not fire for it.
 - `will_breach`: 1 when the q-forecast crosses within the horizon, else 0.
 - `breach_probability`: max over forecast steps of P(X_t beyond T), from the nine quantiles
-  interpolated linearly with exponential tails (outputs/crossing.py has the exact definition).
+  interpolated linearly with exponential tails (querytypes/crossing.py has the exact definition).
 - `forecast_peak`: the q-forecast's maximum (above) or minimum (below) over the horizon.
 
 Frames: frames/alerting.py (numeric-wide; only `time_to_breach` for alert requests).
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend.errors import bad_request
-from ..backend.quantiles import QUANTILE_LEVELS, quantile_index, quantile_name
+from ..core.errors import bad_request
+from ..core.quantiles import QUANTILE_LEVELS, quantile_index, quantile_name
 from ..engine.types import ForecastOutput
 from ..frames.alerting import ThresholdRow, ThresholdSpec, threshold_frames
 from ..frames.annotations import Annotation, annotation_frame, clock
@@ -124,7 +124,7 @@ class PendingThreshold:
         )
 
 
-class ThresholdKind(ForecastPlanOnly):
+class ThresholdQueryType(ForecastPlanOnly):
     name = "threshold"
     description = "time to breach, probability, peak: for alert rules"
     schema: Mapping[str, Any] = {

@@ -1,6 +1,6 @@
 """The interface every query type implements, and the one ForecastJob builder they share.
 
-A query type is a registry entry (outputs/registry.py): its name, the schema and parsing of its
+A query type is a registry entry (querytypes/registry.py): its name, the schema and parsing of its
 own query keys (`parse_params`), an optional history plan (anomaly needs the visible range too),
 and `submit`, which hands jobs to the forecaster and returns frames to await later, so that all
 queries of a request are submitted before any is awaited (batching).
@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..backend.cpu import released
-from ..backend.errors import BackendError
+from ..core.cpu import released
+from ..core.errors import BackendError
 from ..engine.types import PATCH, Forecaster, ForecastJob, ForecastOutput
 from ..frames.forecast import FrameContext
 from ..frames.model import Frame

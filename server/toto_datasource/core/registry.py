@@ -1,4 +1,4 @@
-"""A named registry: the one shape behind sources, query types and model backends.
+"""A named registry: the one shape behind sources, query types and model runtimes.
 
 Each stage of the product that grows (where history comes from, what a query computes, where
 the model runs) is a `Registry` of small objects with a `name`. A data source is built from
@@ -20,7 +20,7 @@ class Named(Protocol):
 
 class Registry[T: Named]:
     def __init__(self, kind: str, field: str, entries: Iterable[T] = ()) -> None:
-        self.kind = kind  # "source", "query type", "model backend": used in messages
+        self.kind = kind  # "source", "query type", "model runtime": used in messages
         self.field = field  # the query/settings key that names an entry, for messages
         self._entries: dict[str, T] = {}
         for entry in entries:

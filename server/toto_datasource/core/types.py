@@ -1,4 +1,4 @@
-"""Protobuf-free request and response values of the backend capabilities (query data, check
+"""Protobuf-free request and response values of the runtime capabilities (query data, check
 health, call resource). `plugin/wire.py` converts protobuf to and from these at the edge."""
 
 from __future__ import annotations

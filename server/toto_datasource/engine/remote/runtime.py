@@ -1,4 +1,4 @@
-"""The remote model backend: one registry entry (engine/registry.py) that runs Toto on an Open
+"""The remote model runtime: one registry entry (engine/registry.py) that runs Toto on an Open
 Inference Protocol v2 engine (Ray Serve, KServe, Triton) instead of in this process.
 
 The plugin keeps everything next to Grafana — fetch, preparation, the scheduler's grouping and
@@ -17,13 +17,13 @@ import os
 import weakref
 from typing import Any
 
-from ...backend.settings import ModelSettings, RawSettings
-from ..backends import LoadedBackend, Probe
+from ...core.settings import ModelSettings, RawSettings
 from ..cache import CachingForecaster
+from ..runtimes import LoadedModel, Probe
 from ..scheduler import BatchingForecaster, BatchLimits
 from .client import RemoteRunner
 from .health import RemoteHealth, probe
-from .settings import BACKEND, DEFAULT_CONCURRENCY, remote_model_settings, remote_settings
+from .settings import DEFAULT_CONCURRENCY, RUNTIME, remote_model_settings, remote_settings
 
 # Rows × length per scheduled call; the runner splits further by the engine's `max_rows`, and
 # the engine by its own memory cap, so this only bounds one request's size on the wire.
@@ -60,8 +60,8 @@ def calls_in_flight(health: RemoteHealth) -> int:
     return advertised or DEFAULT_CONCURRENCY
 
 
-class RemoteBackend:
-    name = BACKEND
+class RemoteRuntime:
+    name = RUNTIME
     instant = False
     query_model = None
 
@@ -71,10 +71,10 @@ class RemoteBackend:
     def model_settings(
         self, raw: RawSettings, settings: ModelSettings, environ: Any = None
     ) -> ModelSettings:
-        """Settings hook: a data source with an inference URL runs on this backend."""
+        """Settings hook: a data source with an inference URL runs on this runtime."""
         return remote_model_settings(raw, settings, environ)
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedBackend:
+    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
         runner = RemoteRunner(remote_settings(settings))
         health = probe(runner, PROBE_TIMEOUT_S)  # the engine warms itself up; this only reads metadata
         info = remote_info(health)
@@ -92,9 +92,9 @@ class RemoteBackend:
             runner.close()
 
         self._runners[model] = runner  # probe() reuses the channel
-        return LoadedBackend(cached, model, info, close=close)
+        return LoadedModel(cached, model, info, close=close)
 
-    def probe(self, loaded: LoadedBackend, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
         runner = self._runners[loaded.model]
         health = probe(runner, PROBE_TIMEOUT_S, deadline)
         if health.ready:  # the engine may have been down at load, or redeployed since

@@ -77,14 +77,14 @@ def redact_url(url: str, userinfo: str = "***") -> str:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Which Toto checkpoint to run, where, and on which model backend (engine/backends.py).
+    """Which Toto checkpoint to run, where, and on which model runtime (engine/runtimes.py).
     One loaded model per distinct value."""
 
     checkpoint: str = DEFAULT_MODEL
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16
-    backend: str = "local"
-    options: tuple[tuple[str, Any], ...] = ()  # the backend's own settings (e.g. a remote engine's URL)
+    runtime: str = "local"
+    options: tuple[tuple[str, Any], ...] = ()  # the runtime's own settings (e.g. a remote engine's URL)
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -118,7 +118,7 @@ class DataSourceSettings:
     max_series: int = 500
     default_context_length: int = DEFAULT_CONTEXT_LENGTH
     default_horizon: str = ""
-    max_query_patches: int = 100_000  # model work one query may cost (outputs/base.py QueryCost)
+    max_query_patches: int = 100_000  # model work one query may cost (querytypes/base.py QueryCost)
     parts: tuple[tuple[str, Any], ...] = ()  # (source name, its parsed settings) for configured sources
 
     def part(self, source: str) -> Any | None:
@@ -252,7 +252,7 @@ def parse_settings(
     model: Callable[[RawSettings, ModelSettings], ModelSettings] | None = None,
 ) -> DataSourceSettings:
     """Type the generic settings and each source's part; raises BackendError(400) on invalid values.
-    `model` lets a model backend entry adjust the model settings (e.g. a remote engine's URL).
+    `model` lets a model runtime entry adjust the model settings (e.g. a remote engine's URL).
     Every secret seen is remembered by the process redactor, even when the settings are refused."""
     KNOWN_SECRETS.remember(v.strip() for v in raw.secure.values() if isinstance(v, str))
     try:

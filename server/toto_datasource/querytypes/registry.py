@@ -1,0 +1,13 @@
+"""The built-in query types. A new query type is one module and one line here."""
+
+from ..core.registry import Registry
+from .anomaly import AnomalyQueryType
+from .backtest import BacktestQueryType
+from .base import QueryType
+from .forecast import ForecastQueryType
+from .threshold import ThresholdQueryType
+
+
+def builtin_query_types() -> Registry[QueryType]:
+    return Registry("query type", "queryType",
+                    [ForecastQueryType(), ThresholdQueryType(), AnomalyQueryType(), BacktestQueryType()])
