@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from toto_datasource.core.request import background
 from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.query import ForecastQuery
@@ -75,7 +76,8 @@ def timed(ds: ForecastDataSource, settings: DataSourceSettings, body: dict, from
           to_ms: int) -> float:
     raw = json.dumps(body).encode()
     started = time.perf_counter()
-    result = ds.query_data(settings, [DataQueryInput("A", "", raw, from_ms, to_ms, MINUTE, 1440)])["A"]
+    queries = [DataQueryInput("A", "", raw, from_ms, to_ms, MINUTE, 1440)]
+    result = ds.query_data(ds.instance(settings), queries, background())["A"]
     elapsed = time.perf_counter() - started
     if result.error is not None:
         raise SystemExit(f"query failed: {result.error}")

@@ -39,7 +39,7 @@ from toto_datasource.core.settings import ModelSettings  # noqa: E402
 from toto_datasource.engine import fold  # noqa: E402
 from toto_datasource.engine.compiled import pick_bucket  # noqa: E402
 from toto_datasource.engine.prepare import FORECAST_KWARGS  # noqa: E402
-from toto_datasource.engine.toto import LoadedModel, load_toto, run_forecast, write_random_checkpoint  # noqa: E402
+from toto_datasource.engine.toto import TotoModel, load_toto, run_forecast, write_random_checkpoint  # noqa: E402
 
 CONTEXT, HORIZON = 2048, 256
 
@@ -83,7 +83,7 @@ def _eager(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> np.ndarra
         return model.forecast(inputs, HORIZON, **FORECAST_KWARGS).double().numpy()
 
 
-def _engine(loaded: LoadedModel, values: np.ndarray, mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def _engine(loaded: TotoModel, values: np.ndarray, mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return run_forecast(loaded, values, mask, ids, HORIZON)
 
 

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
 from results_file import publish  # noqa: E402
+from toto_datasource.core.config import ProcessConfig  # noqa: E402
+from toto_datasource.core.request import RequestContext  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
 from toto_datasource.engine.remote.runtime import calls_in_flight  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
@@ -87,7 +89,8 @@ def inside() -> dict:
     client.deploy_apps(schema, _blocking=False)
     out: dict = {"deployed_1_s": wait_for(1, 300)}
     runner = RemoteRunner(RemoteSettings(f"127.0.0.1:{GRPC_PORT}", application="toto"))
-    out["client_concurrency"] = concurrency = calls_in_flight(probe(runner))
+    out["client_concurrency"] = concurrency = calls_in_flight(probe(runner, RequestContext()),
+                                                              ProcessConfig.from_environment())
     forecaster = BatchingForecaster("auto", runner, limits=BatchLimits(max_cells=32 * 2048,
                                                                        concurrency=concurrency))
     noise = np.random.default_rng(0).normal(0, 1, (SERIES, LENGTH))

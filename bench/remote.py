@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "server"), str(ROOT)]
 
 from results_file import publish  # noqa: E402
+from toto_datasource.core.config import ProcessConfig  # noqa: E402
+from toto_datasource.core.request import RequestContext  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
 from toto_datasource.engine.types import ForecastJob  # noqa: E402
@@ -149,12 +151,13 @@ def in_flight(runner: RemoteRunner) -> int:
     """Calls in flight as the remote runtime picks them: what the engine advertises, else 4."""
     from toto_datasource.engine.remote.runtime import calls_in_flight
 
-    return calls_in_flight(probe(runner))
+    return calls_in_flight(probe(runner, RequestContext()),
+                                                              ProcessConfig.from_environment())
 
 
 def wait_ready(runner: RemoteRunner, seconds: float = 300) -> None:
     give_up = time.monotonic() + seconds
-    while not probe(runner, timeout_s=2).ready:
+    while not probe(runner, RequestContext(), timeout_s=2).ready:
         if time.monotonic() > give_up:
             raise RuntimeError(f"{runner.address} never became ready")
         time.sleep(1)

@@ -20,7 +20,13 @@ os.environ.setdefault("TOTO_COMPILE", "0")
 os.environ.setdefault("TOTO_TORCH_THREADS", "2")
 
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
+from toto_datasource.core.errors import BackendError
+from toto_datasource.core.identity import Caller
+from toto_datasource.core.request import RequestContext
+from toto_datasource.core.settings import DataSourceSettings
+from toto_datasource.core.types import DataQueryInput, HealthResult, QueryResult, ResourceResponse
 from toto_datasource.plugin.host import PluginProcess
+from toto_datasource.service import ForecastDataSource, call_resource
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CHECKPOINT = ROOT / "var" / "checkpoints" / "toto-2.0-4m-random"
@@ -67,6 +73,27 @@ def plugin(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         health = p.wait_until_loaded(plugin_context())
         assert health.status == pb.CheckHealthResponse.OK, health.message
         yield p
+
+
+# -- the service in process, as the gRPC edge calls it ---------------------------------------
+def request_context(*, alert: bool = False, deadline: float | None = None) -> RequestContext:
+    """A request context like the edge makes (no CPU slot; `deadline` is time.monotonic())."""
+    return RequestContext(deadline=deadline, caller=Caller(from_alert=alert))
+
+
+def run_queries(ds: ForecastDataSource, settings: DataSourceSettings, queries: list[DataQueryInput], *,
+                alert: bool = False, deadline: float | None = None) -> dict[str, QueryResult]:
+    return ds.query_data(ds.instance(settings), queries, request_context(alert=alert, deadline=deadline))
+
+
+def check_health(ds: ForecastDataSource, settings: DataSourceSettings, *,
+                 deadline: float | None = None) -> HealthResult:
+    return ds.check_health(ds.instance(settings), request_context(deadline=deadline))
+
+
+def resource(ds: ForecastDataSource, settings: DataSourceSettings | BackendError, method: str, path: str,
+             params: dict[str, list[str]], body: bytes) -> ResourceResponse:
+    return call_resource(ds, ds.instance(settings), method, path, params, body, request_context())
 
 
 @pytest.fixture()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from conftest import run_queries
 from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.decoding import LONG_HORIZON_BLOCK, decode_block_for
 from toto_datasource.engine.registry import ModelRegistry
@@ -104,7 +105,7 @@ def run(ds: ForecastDataSource, settings: DataSourceSettings, bodies: dict[str, 
         from_ms: int = NOW - HOUR, to_ms: int = NOW, alert: bool = False) -> dict[str, QueryResult]:
     queries = [DataQueryInput(ref, "", json.dumps(body).encode(), from_ms, to_ms, 60_000, 1000)
                for ref, body in bodies.items()]
-    return ds.query_data(settings, for_alert=alert, queries=queries)
+    return run_queries(ds, settings, queries, alert=alert)
 
 
 def ok(result: QueryResult) -> list[Frame]:
@@ -373,7 +374,7 @@ def test_anomaly_on_toto_batches_windows_and_never_peeks(registry: ModelRegistry
     """Each window's band is the forecast from the context ending right before the window."""
     body = {"queryType": "anomaly", "source": "demo", "scenario": "latency-p99", "contextLength": 256,
             "anomalyWindow": "1h"}
-    plain = registry.ensure(settings.model).forecaster
+    plain = registry.ensure(settings.model).loaded.uncached
     calls = plain.calls
     frames = ok(run(ds, settings, {"A": body}, from_ms=NOW - 6 * HOUR + 60_000)["A"])
     windows = frames[-1].meta.custom["windows"]
@@ -415,7 +416,7 @@ def test_anomaly_past_its_deadline_cancels_every_window(registry: ModelRegistry,
     ds = WithForecaster(registry, never)
     query = DataQueryInput("A", "", json.dumps({"queryType": "anomaly", "source": "demo"}).encode(),
                            NOW - 6 * HOUR, NOW, 60_000, 1000)
-    result = ds.query_data(settings, [query], deadline=0.0)["A"]  # already past
+    result = run_queries(ds, settings, [query], deadline=0.0)["A"]  # already past
     assert result.error is not None and result.error.status == 504
     assert len(never.futures) == 6 and all(f.cancelled() for f in never.futures)
 

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import data_query, plugin_context
+from conftest import data_query, plugin_context, resource, run_queries
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.frames import decode_frame
 from toto_datasource.plugin.host import PluginProcess
-from toto_datasource.service import DataQueryInput, ForecastDataSource, call_resource
+from toto_datasource.service import DataQueryInput, ForecastDataSource
 
 NOW = 1_795_000_000_000
 MINUTE = 60_000
@@ -35,7 +35,7 @@ def inline(values: np.ndarray, step_ms: int, **query: object) -> dict:
 
 def run(ds: ForecastDataSource, body: dict, settings: DataSourceSettings = NO_TOTO):  # type: ignore[no-untyped-def]
     q = DataQueryInput("A", "", json.dumps(body).encode(), NOW - 3_600_000, NOW, MINUTE, 1000)
-    return ds.query_data(settings, [q])["A"]
+    return run_queries(ds, settings, [q])["A"]
 
 
 def table(frame) -> dict[tuple[str, str], dict[str, float]]:  # type: ignore[no-untyped-def]
@@ -126,11 +126,11 @@ def test_every_name_and_label_set_is_unique_across_the_frames(ds: ForecastDataSo
 def test_preview_returns_the_summary_for_a_backtest_only(ds: ForecastDataSource) -> None:
     values = np.sin(2 * np.pi * np.arange(256 + 8 * 30) / 60)
     body = inline(values, MINUTE, contextLength=256, horizon=30)
-    answer = call_resource(ds, NO_TOTO, "POST", "preview", {}, json.dumps(body).encode())
+    answer = resource(ds, NO_TOTO, "POST", "preview", {}, json.dumps(body).encode())
     assert answer.status == 200, answer.body
     assert answer.body["summary"].startswith("The statistical fallback ties with seasonal-naive")
     assert answer.body["horizonSteps"] == 30
-    forecast = call_resource(ds, NO_TOTO, "POST", "preview", {},
+    forecast = resource(ds, NO_TOTO, "POST", "preview", {},
                              json.dumps({**body, "queryType": "forecast"}).encode())
     assert forecast.status == 200 and "summary" not in forecast.body
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_queries
 from toto_datasource.core import settings as backend_settings
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.errors import BackendError
 from toto_datasource.core.settings import DataSourceSettings, ModelSettings
 from toto_datasource.engine.baseline import seasonal_naive
@@ -107,7 +109,7 @@ def test_served_numbers_equal_a_direct_toto2_call(registry, loaded, model_settin
     ds = ForecastDataSource(registry)
     settings = DataSourceSettings(uid="t", model=model_settings)
     q = DataQueryInput("A", "forecast", json.dumps(body).encode(), 0, ts[-1])
-    result = ds.query_data(settings, [q])["A"]
+    result = run_queries(ds, settings, [q])["A"]
     assert result.error is None, result.error
     frames = [decode_frame(encode_frame(f, "A")) for f in result.frames]  # what goes over the wire
     assert len(frames) == 3
@@ -241,9 +243,9 @@ def test_model_settings_are_checked_when_the_settings_are_parsed() -> None:
     for json_data, field in (({"device": "tpu"}, "device"), ({"dtype": "float64"}, "dtype"),
                              ({"device": "cuda:x"}, "device")):
         with pytest.raises(BackendError) as err:
-            backend_settings.model_settings(json_data, environ={})
+            backend_settings.model_settings(json_data, ProcessConfig())
         assert err.value.status == 400 and err.value.message.startswith(f"data source setting {field}:")
-    good = backend_settings.model_settings({"device": "cuda:1", "dtype": "bfloat16"}, environ={})
+    good = backend_settings.model_settings({"device": "cuda:1", "dtype": "bfloat16"}, ProcessConfig())
     assert good.device == "cuda:1"
 
 

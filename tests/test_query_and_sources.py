@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_queries
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.errors import BackendError
 from toto_datasource.core.settings import DataSourceSettings, RawSettings, Secret
 from toto_datasource.engine.registry import ModelRegistry
@@ -163,7 +165,7 @@ def test_jittered_inline_lands_on_a_round_grid_through_query_data(timestamps: li
             "series": [{"name": "j", "timestamps": timestamps, "values": [1, 2, 3, 4, 5, 6]}]}
     window = (MINUTES[0] - 600_000, MINUTES[-1] + 600_000)  # the panel shows history inside its range
     query = DataQueryInput("J", "", json.dumps(body).encode(), *window, 60_000, 1000)
-    result = DS.query_data(DataSourceSettings(), [query])["J"]
+    result = run_queries(DS, DataSourceSettings(), [query])["J"]
     assert result.error is None
     history, forecast = result.frames
     assert _epoch_ms(history.fields[0]) == MINUTES
@@ -187,6 +189,6 @@ def test_secrets_never_print() -> None:
 
 def test_admin_env_overrides_the_data_source_model() -> None:
     raw = RawSettings(json_data={"model": "a"})
-    s = parse_data_source_settings(raw, environ={"GF_PLUGIN_MODEL": "/opt/toto"})
+    s = parse_data_source_settings(raw, ProcessConfig.from_environment({"GF_PLUGIN_MODEL": "/opt/toto"}))
     assert s.model.checkpoint == "/opt/toto"
-    assert parse_data_source_settings(raw, environ={}).model.checkpoint == "a"
+    assert parse_data_source_settings(raw, ProcessConfig()).model.checkpoint == "a"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from toto_datasource import metrics
-from toto_datasource.core.cancel import cancel_scope
+from toto_datasource.core.cancel import Cancellation
 from toto_datasource.core.errors import BackendError
 from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.cache import CachingForecaster
@@ -163,11 +163,11 @@ def test_cancelled_and_expired_jobs_are_dropped_unrun(engines) -> None:
     assert runner.entered.wait(WAIT)
     cancelled = engine.submit(ForecastJob(series(7, 64), 4))
     expired = engine.submit(ForecastJob(series(5, 64), 4, deadline=time.monotonic() - 1))
-    with cancel_scope() as scope:  # what the gRPC servicer does for a call that goes away
-        scoped = engine.submit(ForecastJob(series(3, 64), 4))
+    request = Cancellation()  # what the gRPC servicer makes for a call that goes away
+    scoped = request.track(engine.submit(ForecastJob(series(3, 64), 4)))
     alive = engine.submit(ForecastJob(series(2, 64), 4))
     assert cancelled.cancel()
-    scope.cancel()
+    request.cancel()
     assert scoped.cancelled()
     runner.release.set()
     assert alive.result(timeout=WAIT).quantiles.shape == (9, 2, 4)
@@ -177,29 +177,34 @@ def test_cancelled_and_expired_jobs_are_dropped_unrun(engines) -> None:
     assert [c["rows"] for c in runner.calls] == [1, 2]  # only `running` and `alive` were computed
 
 
-def test_deadline_timeout_in_the_output_cancels_the_job(engines) -> None:
-    from concurrent.futures import TimeoutError as FutureTimeout
-
-    from toto_datasource.querytypes.forecast import await_output
+def test_a_query_past_its_deadline_is_a_504_naming_the_model_and_its_job_is_dropped(engines) -> None:
+    from toto_datasource.core.request import RequestContext
+    from toto_datasource.frames.forecast import QueryMeta
+    from toto_datasource.querytypes.base import SubmitRequest
 
     runner = FakeRunner(gate=True)
     engine = engines(runner)
     engine.submit(ForecastJob(series(1, 64), 4))
     assert runner.entered.wait(WAIT)
-    waiting = engine.submit(ForecastJob(series(4, 64), 4))
-    with pytest.raises(FutureTimeout):
-        await_output(waiting, timeout=0)
+    ctx = RequestContext(deadline=time.monotonic() - 1)
+    request = SubmitRequest(None, None, None, engine, QueryMeta(""), ctx)  # type: ignore[arg-type]
+    waiting = request.forecast(ForecastJob(series(4, 64), 4))
+    with pytest.raises(BackendError) as err:
+        request.wait(waiting)
+    assert err.value.status == 504 and engine.name in err.value.message
     assert waiting.cancelled()
     with pytest.raises(BackendError) as err:
-        await_output(waiting, timeout=0)
+        request.wait(waiting)
     assert err.value.status == 499
     runner.release.set()
 
 
 def test_grpc_cancellation_reaches_the_engine(engines) -> None:
-    """DataServicer opens a cancel scope and registers it with context.add_callback."""
+    """DataServicer makes the call's RequestContext and registers its cancellation with
+    context.add_callback: a client that hangs up drops the forecasts its query queued."""
     from toto_datasource._proto.pluginv2 import backend_pb2 as pb
-    from toto_datasource.plugin.servicers import DataServicer
+    from toto_datasource.core.config import ProcessConfig
+    from toto_datasource.plugin.servicers import DataServicer, Edge
 
     runner = FakeRunner(gate=True)
     engine = engines(runner)
@@ -220,17 +225,21 @@ def test_grpc_cancellation_reaches_the_engine(engines) -> None:
 
     context = Context()
 
-    class DataSource:
-        def parse_settings(self, raw):  # type: ignore[no-untyped-def]
-            return raw
+    class Instances:
+        def get(self, key, version, raw):  # type: ignore[no-untyped-def]
+            return None
 
-        def query_data(self, settings, queries, *, for_alert, deadline):  # type: ignore[no-untyped-def]
-            submitted.append(engine.submit(ForecastJob(series(2, 64), 4)))
+    class DataSource:
+        config = ProcessConfig()
+        instances = Instances()
+
+        def query_data(self, instance, queries, ctx):  # type: ignore[no-untyped-def]
+            submitted.append(ctx.track(engine.submit(ForecastJob(series(2, 64), 4))))
             for cb in context.callbacks:  # the client hangs up while we wait
                 cb()
             return {}
 
-    DataServicer(DataSource()).QueryData(pb.QueryDataRequest(), context)  # type: ignore[arg-type]
+    DataServicer(Edge(DataSource())).QueryData(pb.QueryDataRequest(), context)  # type: ignore[arg-type]
     assert submitted[0].cancelled()
     runner.release.set()
 
@@ -399,9 +408,9 @@ def test_cache_shares_in_flight_work_and_cancels_only_when_nobody_waits() -> Non
         dashboard.result(timeout=0)
     # a lone waiter that goes away cancels the computation itself
     other = ForecastJob(series(3, 128, start=7.0), 8)
-    with cancel_scope() as scope:
-        gone = cache.submit(other)
-    scope.cancel()
+    request = Cancellation()
+    gone = request.track(cache.submit(other))
+    request.cancel()
     assert gone.cancelled() and inner.futures[-1].cancelled()
     cache.submit(other)
     assert len(inner.jobs) == 3  # the cancelled computation was not cached

@@ -19,13 +19,15 @@ import pytest
 from conftest import data_query, plugin_context
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2_grpc as pb_grpc
+from toto_datasource.core.config import ProcessConfig
+from toto_datasource.core.request import RequestContext
 from toto_datasource.core.settings import DataSourceSettings, ModelSettings, RawSettings
 from toto_datasource.engine.registry import ModelRegistry, builtin_runtimes
-from toto_datasource.engine.runtimes import LoadedModel, Probe
+from toto_datasource.engine.runtimes import LoadedModel, NoSettings, Probe
 from toto_datasource.engine.types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 from toto_datasource.frames import Field, Frame, FrameMeta, decode_frame
 from toto_datasource.plugin.server import build_server
-from toto_datasource.querytypes.base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
+from toto_datasource.querytypes.base import ForecastPlanOnly, SubmitRequest
 from toto_datasource.querytypes.registry import builtin_query_types
 from toto_datasource.service import ForecastDataSource
 from toto_datasource.sources.base import (
@@ -61,14 +63,14 @@ class SawSource(StaticSource):
                   for i in range(spec.teeth)]
         return History(grid, series, executed_query=f"sawtooth x{spec.teeth}")
 
-    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+    def series_count(self, spec: Any, grid: TimeGrid, ctx: RequestContext) -> int:
         return spec.teeth
 
-    def check(self, deadline: float | None = None) -> SourceHealth:
+    def check(self, ctx: RequestContext) -> SourceHealth:
         return SourceHealth(True, f"sawtooth at {self.label} sharp", "1.0")
 
     def routes(self) -> Mapping[str, Any]:
-        return {"shapes": lambda params, body: {"shapes": ["saw", *params.get("extra", [])]}}
+        return {"shapes": lambda params, body, ctx: {"shapes": ["saw", *params.get("extra", [])]}}
 
 
 class SawProvider(SimpleProvider):
@@ -90,22 +92,22 @@ class SawProvider(SimpleProvider):
 # -- a toy query type: the last forecast median per series, as one numeric row -----------------
 @dataclass
 class PendingLast:
-    request: OutputRequest
+    request: SubmitRequest
     future: Future[ForecastOutput]
 
-    def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout)
+    def frames(self) -> list[Frame]:
+        out = self.request.wait(self.future)
         fields = [Field.number("last", out.level(0.5)[i, -1:], labels=s.labels)
                   for i, s in enumerate(self.request.history.series)]
         return [Frame("last", fields, meta=FrameMeta(type="numeric-wide", type_version=(0, 1)))]
 
 
-class LastKind(ForecastPlanOnly):
+class LastQueryType(ForecastPlanOnly):
     name = "last"
     description = "the last forecast median (a toy query type)"
 
-    def submit(self, request: OutputRequest) -> PendingLast:
-        return PendingLast(request, request.forecaster.submit(forecast_job(request)))
+    def submit(self, request: SubmitRequest) -> PendingLast:
+        return PendingLast(request, request.forecast(request.job()))
 
 
 # -- a toy model runtime: every quantile k is the last observed value + k ---------------------
@@ -123,27 +125,28 @@ class LastPlusLevel:
         return {"name": self.name, "baseline": True}
 
 
-class LastPlusLevelRuntime:
+class LastPlusLevelRuntime(NoSettings):
     name = "last-plus-level"
     instant = True
     query_model = "last-plus-level"
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
+    def load(self, settings: ModelSettings, config: ProcessConfig, warmup: bool) -> LoadedModel:
         model = LastPlusLevel()
         return LoadedModel(model, model, {"name": model.name})
 
-    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, ctx: RequestContext) -> Probe:
         return Probe(True, "toy runtime ready")
 
 
 @pytest.fixture(scope="module")
 def stubs() -> Iterator[tuple[pb_grpc.DataStub, pb_grpc.DiagnosticsStub, pb_grpc.ResourceStub]]:
-    registry = ModelRegistry(warmup=False, runtimes=builtin_runtimes().with_entries(LastPlusLevelRuntime()))
+    registry = ModelRegistry(ProcessConfig(), warmup=False,
+                             runtimes=builtin_runtimes().with_entries(LastPlusLevelRuntime()))
     ds = ForecastDataSource(
         registry,
         clock=lambda: NOW / 1000,
         sources=builtin_sources().with_entries(SawProvider()),
-        query_types=builtin_query_types().with_entries(LastKind()),
+        query_types=builtin_query_types().with_entries(LastQueryType()),
     )
     server = build_server(ds, threading.Event(), honour_shutdown=False)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -158,7 +161,7 @@ def stubs() -> Iterator[tuple[pb_grpc.DataStub, pb_grpc.DiagnosticsStub, pb_grpc
 TOY_SETTINGS = {"sawSite": "lab", "model": "/nonexistent/toto"}  # the Toto model is never needed here
 
 
-def test_toy_source_query_type_and_backend_answer_query_data(stubs) -> None:  # type: ignore[no-untyped-def]
+def test_toy_source_query_type_and_runtime_answer_query_data(stubs) -> None:  # type: ignore[no-untyped-def]
     data, _, _ = stubs
     body = {"source": "sawtooth", "teeth": 2, "queryType": "last", "model": "last-plus-level",
             "horizon": 5, "step": "1m"}
@@ -213,4 +216,4 @@ def test_committed_query_schema_is_the_generated_one() -> None:
     """query.schema.json (read by the frontend's tests) is `toto-datasource schema` of the built-ins:
     regenerate it with `make schema` after changing a source's or query type's fragment."""
     committed = json.loads(resources.files("toto_datasource").joinpath("query.schema.json").read_text())
-    assert committed == ForecastDataSource(ModelRegistry(warmup=False)).schema()
+    assert committed == ForecastDataSource(ModelRegistry(ProcessConfig(), warmup=False)).schema()

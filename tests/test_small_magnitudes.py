@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.settings import ModelSettings
 from toto_datasource.engine.batch import PreparedBatch
 from toto_datasource.engine.local_toto import LocalTotoRuntime, in_data_units
@@ -67,10 +68,11 @@ def test_runner_is_the_direct_call_on_the_rescaled_input(loaded) -> None:  # typ
     assert np.abs(raw[:, 0] - 2e-10).max() > 1e3 * np.abs(out[:, 0] - 2e-10).max()
 
 
-def test_local_backend_answers_in_data_units(tiny_checkpoint) -> None:  # type: ignore[no-untyped-def]
-    runtime = LocalTotoRuntime().load(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"), False)
+def test_local_runtime_answers_in_data_units(tiny_checkpoint) -> None:  # type: ignore[no-untyped-def]
+    runtime = LocalTotoRuntime().load(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"),
+                                     ProcessConfig(), False)
     try:
-        out = runtime.model.submit(ForecastJob(_tiny_sine()[None, :], 16)).result(timeout=120)
+        out = runtime.uncached.submit(ForecastJob(_tiny_sine()[None, :], 16)).result(timeout=120)
     finally:
         runtime.close()
     assert out.quantiles.shape == (9, 1, 16)

@@ -15,8 +15,8 @@ TINY_MODEL_DIR = Path("var/checkpoints/toto-2.0-4m-random")
 
 
 def _default_model_settings(ds) -> ModelSettings | None:  # type: ignore[no-untyped-def]
-    """The model an unconfigured data source gets (admin overrides included: GF_PLUGIN_MODEL, or
-    GF_PLUGIN_INFERENCE_URL for a remote engine), or None when those overrides are invalid
+    """The model an unconfigured data source gets (admin pins included: GF_PLUGIN_MODEL, or
+    GF_PLUGIN_INFERENCE_URL for an inference server), or None when those pins are invalid
     (every query then reports the 400)."""
     from .core.errors import BackendError
     from .core.settings import RawSettings
@@ -27,12 +27,24 @@ def _default_model_settings(ds) -> ModelSettings | None:  # type: ignore[no-unty
         return None
 
 
+def process_config():  # type: ignore[no-untyped-def]
+    """The process's config, read once here; a knob with a bad value ends the start with a
+    message naming it (Grafana shows it in the plugin's log)."""
+    from .core.config import ConfigError, ProcessConfig
+
+    try:
+        return ProcessConfig.from_environment()
+    except ConfigError as exc:
+        print(f"toto-datasource: invalid configuration: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def _data_source(preload: bool):  # type: ignore[no-untyped-def]
     """The data source with its model registry; the default model starts loading in the background."""
     from .engine.registry import ModelRegistry
     from .service import ForecastDataSource
 
-    registry = ModelRegistry()
+    registry = ModelRegistry(process_config())
     ds = ForecastDataSource(registry)
     default = _default_model_settings(ds) if preload else None
     loader = threading.Thread(target=registry.ensure, args=(default,), daemon=True) if default else None
@@ -49,8 +61,8 @@ def cmd_plugin(args: argparse.Namespace) -> None:
     from .plugin.logging import setup_logging
     from .plugin.server import serve_plugin
 
-    setup_logging(os.environ.get("GF_PLUGIN_LOG_LEVEL", "info"))
     ds, loader = _data_source(preload=True)
+    setup_logging(ds.config.log_level)
     serve_plugin(ds, on_ready=loader)
 
 
@@ -73,23 +85,24 @@ def cmd_tiny_model(args: argparse.Namespace) -> None:
 def cmd_forecast(args: argparse.Namespace) -> None:
     from .forecast_cli import run_forecast_command
 
-    sys.exit(run_forecast_command(args))
+    sys.exit(run_forecast_command(args, process_config()))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    sys.exit(run_demo(args))
+    sys.exit(run_demo(args, process_config()))
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
     """The query schema of the built-in sources and query types (query.schema.json is its output)."""
     import json
 
+    from .core.config import ProcessConfig
     from .engine.registry import ModelRegistry
     from .service import ForecastDataSource
 
-    print(json.dumps(ForecastDataSource(ModelRegistry(warmup=False)).schema(), indent=2))
+    print(json.dumps(ForecastDataSource(ModelRegistry(ProcessConfig(), warmup=False)).schema(), indent=2))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from ._proto.pluginv2 import backend_pb2 as pb
-from .core.settings import DEFAULT_MODEL, env_setting
+from .core.config import ProcessConfig
+from .core.settings import DEFAULT_MODEL
 from .frames import decode_frame
 from .plugin.host import PluginProcess
 from .report import model_label_for, plot, read_forecasts, verdict
@@ -49,8 +50,8 @@ def _query(plugin: PluginProcess, ctx: pb.PluginContext, model: str, now_ms: int
     return response.responses["A"]
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    model = args.model or env_setting("model") or DEFAULT_MODEL
+def run_demo(args: argparse.Namespace, config: ProcessConfig) -> int:
+    model = args.model or config.model or DEFAULT_MODEL
     print(f"Starting the plugin as Grafana does (go-plugin handshake over a unix socket); model: {model}")
     with PluginProcess(env={"GF_PLUGIN_MODEL": model}) as plugin:
         print(f"  handshake after {plugin.start_seconds:.2f} s: {plugin.handshake_line.strip()}")

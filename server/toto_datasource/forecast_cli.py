@@ -11,7 +11,9 @@ import json
 import time
 from datetime import datetime
 
-from .core.settings import DEFAULT_MODEL, RawSettings, env_setting
+from .core.config import ProcessConfig
+from .core.request import background
+from .core.settings import DEFAULT_MODEL, RawSettings
 from .engine.registry import ModelRegistry
 from .report import model_label_for, plot, read_forecasts, verdict, write_csv
 from .service import DataQueryInput, ForecastDataSource
@@ -40,8 +42,8 @@ def read_csv_series(path: str) -> list[dict]:
     return series
 
 
-def run_forecast_command(args: argparse.Namespace) -> int:
-    model = args.model or env_setting("model") or DEFAULT_MODEL
+def run_forecast_command(args: argparse.Namespace, config: ProcessConfig) -> int:
+    model = args.model or config.model or DEFAULT_MODEL
     query: dict = {"horizon": int(args.horizon) if args.horizon.isdigit() else args.horizon,
                    "includeHistory": True, "model": model if model in BASELINES else "toto"}
     if args.input:
@@ -50,23 +52,23 @@ def run_forecast_command(args: argparse.Namespace) -> int:
         query.update(source="demo", scenario=args.demo)
         if args.step:
             query["step"] = args.step
-    registry = ModelRegistry(warmup=False)
+    registry = ModelRegistry(config.with_values(model=""), warmup=False)
     ds = ForecastDataSource(registry)
     checkpoint = model if model not in BASELINES else DEFAULT_MODEL
     settings = ds.parse_settings(RawSettings(json_data={"model": checkpoint}))
     if query["model"] == "toto":
-        slot = registry.ensure(settings.model)
-        slot.ready.wait()
-        if slot.state != "ready":
-            print(f"Toto could not be loaded: {slot.error}\nUsing the statistical fallback instead.")
+        handle = registry.ensure(settings.model)
+        handle.ready.wait()
+        if handle.state != "ready":
+            print(f"Toto could not be loaded: {handle.error}\nUsing the statistical fallback instead.")
             query["model"] = "statistical"
-        elif slot.info.get("randomWeights"):
+        elif handle.info.get("randomWeights"):
             print("This checkpoint has random weights (a test model); its output is not a forecast. "
                   "Using the statistical fallback instead.")
             query["model"] = "statistical"
     now = int(time.time() * 1000)
     request = DataQueryInput("A", "", json.dumps(query).encode(), now - 86_400_000, now, 60_000, 1000)
-    result = ds.query_data(settings, [request])["A"]
+    result = ds.query_data(ds.instance(settings), [request], background())["A"]
     if result.error is not None:
         print(f"error ({result.error.status}): {result.error.message}")
         return 1

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import yaml
+from conftest import run_queries
 from toto_datasource.core.settings import RawSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.service import DataQueryInput, ForecastDataSource
@@ -45,7 +46,7 @@ def test_loki_rule_through_source_grafana_evaluates(grafana: standin.Standin) ->
     }
     query = DataQueryInput("A", "threshold", json.dumps(local).encode(), END - 3_600_000, END, 60_000, 43200)
     try:
-        result = ds.query_data(settings, [query], for_alert=True)["A"]
+        result = run_queries(ds, settings, [query], alert=True)["A"]
     finally:
         ds.close()
     assert result.error is None, result.error

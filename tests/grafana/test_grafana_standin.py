@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from prometheus import prom_testkit
 from toto_datasource.core.errors import BackendError
+from toto_datasource.core.request import RequestContext
 from toto_datasource.sources.grafana.client import GrafanaClient
 from toto_datasource.sources.prometheus import PrometheusSource
 from toto_datasource.sources.prometheus.settings import PrometheusSettings
@@ -25,7 +26,8 @@ def fetch(url: str, scenario: str, token: str = standin.TOKEN, ds: dict | None =
     limit = int(kw.pop("limit", 64 << 20))
     client = GrafanaClient(url, token, timeout_s=timeout, max_response_bytes=limit)
     try:
-        return client.query(ds or DS, {"scenario": scenario, **kw}, "A", FROM, TO, STEP, 1000)
+        return client.query(ds or DS, {"scenario": scenario, **kw}, "A", FROM, TO, STEP, 1000,
+                            RequestContext())
     finally:
         client.close()
 
@@ -146,7 +148,7 @@ def test_the_querys_deadline_bounds_the_call_before_the_timeout(grafana: standin
     try:
         with pytest.raises(BackendError) as err:
             client.query(DS, {"scenario": "slow", "delayMs": 30_000}, "A", FROM, TO, STEP, 1000,
-                         deadline=time.monotonic() + 0.5)
+                         RequestContext(deadline=time.monotonic() + 0.5))
     finally:
         client.close()
     assert err.value.status == 504 and "the query's deadline came first" in err.value.message
@@ -165,9 +167,9 @@ def test_unreachable_is_502() -> None:
 
 
 def test_health(grafana: standin.Standin) -> None:
-    ok = GrafanaClient(grafana.url, standin.TOKEN).check()
+    ok = GrafanaClient(grafana.url, standin.TOKEN).check(RequestContext())
     assert ok.ok and ok.version == standin.VERSION and "token accepted" in ok.message
-    bad = GrafanaClient(grafana.url, "nope").check()
+    bad = GrafanaClient(grafana.url, "nope").check(RequestContext())
     assert not bad.ok and "rejected the token (401)" in bad.message and "nope" not in bad.message
 
 
@@ -191,6 +193,7 @@ def test_prometheus_through_grafana_equals_prometheus(grafana_prom: standin.Stan
             grid.end_ms,
             60_000,
             120,
+            RequestContext(),
         )
     finally:
         client.close()

@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2_grpc as pb_grpc
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.errors import BackendError
 from toto_datasource.core.redact import KNOWN_SECRETS
 from toto_datasource.core.types import HealthResult, QueryResult
@@ -24,27 +25,30 @@ THREADS = 12
 SECRET = "AdmissionSecret-42"
 
 
+class NoInstances:
+    def get(self, key, version, raw):  # type: ignore[no-untyped-def]
+        return None
+
+
 @dataclass
 class BlockingSource:
     release: threading.Event = field(default_factory=threading.Event)
     entered: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
+    config: ProcessConfig = field(default_factory=lambda: ProcessConfig(max_rpc_threads=THREADS))
+    instances: NoInstances = field(default_factory=NoInstances)
 
-    def parse_settings(self, raw):  # type: ignore[no-untyped-def]
-        return raw
-
-    def query_data(self, settings, queries, *, for_alert=False, deadline=None):  # type: ignore[no-untyped-def]
+    def query_data(self, instance, queries, ctx):  # type: ignore[no-untyped-def]
         self.entered.release()
         self.release.wait(30)
         error = BackendError(f"upstream said Bearer {SECRET}", 502)
         return {q.ref_id: QueryResult(error=error) for q in queries}
 
-    def check_health(self, settings, deadline=None):  # type: ignore[no-untyped-def]
+    def check_health(self, instance, ctx):  # type: ignore[no-untyped-def]
         return HealthResult(False, f"Prometheus at http://u:{SECRET}@h/?token={SECRET} failed")
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[grpc.Channel, BlockingSource]]:
-    monkeypatch.setenv("GF_PLUGIN_MAX_RPC_THREADS", str(THREADS))
+def server() -> Iterator[tuple[grpc.Channel, BlockingSource]]:
     KNOWN_SECRETS.remember([SECRET])
     ds = BlockingSource()
     srv = build_server(ds, threading.Event(), honour_shutdown=False)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from conftest import check_health
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.core.settings import DataSourceSettings, RawSettings
 from toto_datasource.engine.registry import ModelRegistry
@@ -90,7 +91,7 @@ def test_a_probe_that_ignores_the_deadline_is_cut_off_naming_its_upstream() -> N
     ds = ForecastDataSource(ModelRegistry(warmup=False), sources=builtin_sources().with_entries(provider))
     try:
         settings = ds.parse_settings(RawSettings(json_data={"stuck": True, "model": "/nonexistent/toto"}))
-        result = ds.check_health(settings, deadline=time.monotonic() + 0.5)
+        result = check_health(ds, settings, deadline=time.monotonic() + 0.5)
         assert provider.entered.is_set()  # the answer came while the probe was still stuck
         assert not result.ok
         assert result.message.startswith("Stuck upstream at http://stuck.example:9090 did not answer within")

@@ -12,14 +12,13 @@ import time
 import httpx
 import pytest
 from toto_datasource.core.errors import BackendError
+from toto_datasource.core.request import Budget, RequestContext, answer_deadline
 from toto_datasource.sources.grafana.client import GrafanaClient
 from toto_datasource.sources.http_budget import (
     BodyTooLarge,
-    Budget,
     BudgetExceeded,
     FetchLimiter,
     FetchPermitsExhausted,
-    budget_for,
     budget_transport,
     fetch_within,
 )
@@ -31,22 +30,35 @@ def client() -> httpx.Client:
     return httpx.Client(transport=budget_transport(), timeout=httpx.Timeout(30))
 
 
-def test_budget_is_the_smaller_of_timeout_and_deadline() -> None:
+NO_DEADLINE = RequestContext()
+
+
+def test_budget_is_the_smaller_of_timeout_and_what_is_left_of_the_deadline() -> None:
     now = 100.0
-    b = budget_for(5, None, clock=lambda: now)
+
+    def at(deadline: float | None) -> RequestContext:
+        return RequestContext(deadline=deadline, clock=lambda: now)
+
+    b = at(None).budget(5)
     assert (b.seconds, b.deadline) == (5, 105.0) and "timeout of 5s" in b.reason
-    b = budget_for(30, now + 10, margin_s=1, clock=lambda: now)
-    assert b.seconds == 9 and "deadline" in b.reason
-    b = budget_for(30, now + 1, margin_s=1, clock=lambda: now)
-    assert b.seconds == 0.5  # little left: spend half, never all of it
-    assert budget_for(30, now - 1, clock=lambda: now).seconds == 0
+    assert not b.capped_by_request
+    b = at(now + 9).budget(30)
+    assert b.seconds == 9 and "Grafana's deadline" in b.reason and b.capped_by_request
+    assert at(now - 1).budget(30).seconds == 0
+
+
+def test_answers_are_due_a_margin_before_grafanas_deadline() -> None:
+    """One margin rule: min(1 s, 10 %) of what Grafana gave is kept for encoding and sending."""
+    assert answer_deadline(30.0, clock=lambda: 0.0) == 29.0
+    assert answer_deadline(2.0, clock=lambda: 0.0) == 1.8
+    assert answer_deadline(None) is None
 
 
 def test_slow_headers_end_at_the_budget_not_after_every_byte() -> None:
     with slow_headers(interval_s=0.5) as server, client() as c:  # headers would take > 50 s
         request = c.build_request("GET", server.url + "/api/v1/query")
         with pytest.raises(BudgetExceeded) as err:
-            fetch_within(c, request, budget_for(0.6, None), max_body_bytes=1 << 20)
+            fetch_within(c, request, NO_DEADLINE.budget(0.6), NO_DEADLINE, max_body_bytes=1 << 20)
         assert not server.finished.is_set()
     assert str(err.value) == "did not answer within 0.6s (the data source's timeout of 0.6s)"
 
@@ -65,7 +77,7 @@ def test_blackhole_ends_at_the_budget() -> None:
     with blackhole() as server, client() as c:
         request = c.build_request("POST", server.url + "/api/v1/query_range", data={"query": "up"})
         with pytest.raises(BudgetExceeded):
-            fetch_within(c, request, Budget(0.3, _soon(0.3), "t"), max_body_bytes=1 << 20)
+            fetch_within(c, request, Budget(0.3, _soon(0.3), "t"), NO_DEADLINE, max_body_bytes=1 << 20)
         assert server.requests  # it was reached
 
 
@@ -77,7 +89,7 @@ def test_huge_body_is_cut_at_the_limit() -> None:
     with huge_body() as server, client() as c:
         request = c.build_request("GET", server.url + "/")
         with pytest.raises(BodyTooLarge):
-            fetch_within(c, request, Budget(20, _soon(20), "t"), max_body_bytes=4 << 20)
+            fetch_within(c, request, Budget(20, _soon(20), "t"), NO_DEADLINE, max_body_bytes=4 << 20)
 
 
 def test_echoing_upstream_body_is_returned_for_the_caller_to_redact() -> None:
@@ -86,7 +98,7 @@ def test_echoing_upstream_body_is_returned_for_the_caller_to_redact() -> None:
     with echo_request() as server, client() as c:
         auth = {"Authorization": "Basic dTpzZWNyZXQx"}
         request = c.build_request("GET", server.url + "/api/v1/query?token=QueryTok99", headers=auth)
-        fetched = fetch_within(c, request, Budget(10, _soon(10), "t"), max_body_bytes=1 << 20)
+        fetched = fetch_within(c, request, Budget(10, _soon(10), "t"), NO_DEADLINE, max_body_bytes=1 << 20)
     text = fetched.body.decode()
     assert fetched.status == 502 and "QueryTok99" in text and "dTpzZWNyZXQx" in text
     clean = Redactor()(text)
@@ -105,7 +117,7 @@ def test_fetch_limiter_waits_within_budget_then_refuses() -> None:
     release = threading.Event()
 
     def hold() -> None:
-        with limiter.permit(Budget(10, _soon(10), "t")):
+        with limiter.permit(Budget(10, _soon(10), "t"), NO_DEADLINE):
             inside.wait()
             release.wait(10)
 
@@ -115,13 +127,13 @@ def test_fetch_limiter_waits_within_budget_then_refuses() -> None:
     inside.wait()
     with (
         pytest.raises(FetchPermitsExhausted, match="2 requests to this data source"),
-        limiter.permit(Budget(0.05, _soon(0.05), "t")),
+        limiter.permit(Budget(0.05, _soon(0.05), "t"), NO_DEADLINE),
     ):
         pass
     release.set()
     for t in threads:
         t.join()
-    with limiter.permit(Budget(1, _soon(1), "t")):
+    with limiter.permit(Budget(1, _soon(1), "t"), NO_DEADLINE):
         pass
 
 
@@ -135,7 +147,8 @@ def test_grafana_api_calls_share_the_per_data_source_fetch_bound() -> None:
 
         def stuck() -> None:
             try:
-                client.query(target, {"expr": "up"}, "A", 0, 600_000, 60_000, 10, deadline=_soon(30))
+                client.query(target, {"expr": "up"}, "A", 0, 600_000, 60_000, 10,
+                             RequestContext(deadline=_soon(30)))
             except BackendError as exc:
                 outcome.append(exc)
 
@@ -143,7 +156,8 @@ def test_grafana_api_calls_share_the_per_data_source_fetch_bound() -> None:
         first.start()
         assert hole.requests.wait_for(1, timeout=10)
         with pytest.raises(BackendError) as err:
-            client.query(target, {"expr": "up"}, "B", 0, 600_000, 60_000, 10, deadline=_soon(0.3))
+            client.query(target, {"expr": "up"}, "B", 0, 600_000, 60_000, 10,
+                         RequestContext(deadline=_soon(0.3)))
         assert len(hole.requests) == 1  # the second call waited for the permit, never reached Grafana
     first.join(10)  # leaving the blackhole hangs up on the stuck call
     client.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import check_health, run_queries
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.core.errors import BackendError
 from toto_datasource.core.redact import KNOWN_SECRETS
@@ -31,7 +32,7 @@ def parse(body: str, *, from_ms: int = NOW - 6 * H, to_ms: int = NOW, interval_m
 
 
 def plan(query):  # type: ignore[no-untyped-def]
-    return DS.plan(query, DS.source_for(query, DataSourceSettings()))
+    return DS.plan(query, DS.instance(DataSourceSettings()).source(query.source_name))
 
 
 def parse_settings(*, json_data: dict | bytes | None = None,
@@ -90,6 +91,12 @@ def test_numbers_out_of_range_are_400s_naming_the_field(body: str, kw: dict, fie
         plan(parse(body, **kw))
 
     assert field in error_of(run).message
+
+
+@pytest.mark.parametrize("source", ["[null]", "{}", "[]", "7", "true"])
+def test_a_source_that_is_not_a_name_is_a_400_naming_the_field(source: str) -> None:
+    message = error_of(parse, '{"source": ' + source + "}").message
+    assert message.startswith("source:") and "demo" in message, message
 
 
 def test_a_plan_beyond_the_nanosecond_years_is_refused() -> None:
@@ -163,8 +170,8 @@ def test_a_gpu_that_does_not_exist_is_a_400_from_the_first_query() -> None:
     ds = ForecastDataSource(ModelRegistry(warmup=False), clock=lambda: NOW / 1000)
     settings = parse_settings(json_data={"device": "cuda:7"})
     q = DataQueryInput("A", "", json.dumps({"source": "demo"}).encode(), NOW - 6 * H, NOW, 60_000, 1000)
-    error = ds.query_data(settings, [q])["A"].error
+    error = run_queries(ds, settings, [q])["A"].error
     assert error is not None and error.status == 400, error
     assert error.message.startswith("data source setting device: 'cuda:7' names no such GPU"), error.message
-    health = ds.check_health(settings)
+    health = check_health(ds, settings)
     assert not health.ok and "no such GPU" in health.message

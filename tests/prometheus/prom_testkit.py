@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from toto_datasource.core.request import RequestContext
 from toto_datasource.core.settings import Secret
 from toto_datasource.sources.base import HistoryRequest, TimeGrid
 from toto_datasource.sources.prometheus import PrometheusSettings, PrometheusSpec
@@ -40,8 +41,9 @@ class FakeQuery:
     source: PrometheusSpec
 
 
-def request(expr: str, grid: TimeGrid, legend: str = "") -> HistoryRequest:
-    return HistoryRequest(grid=grid, query=FakeQuery(PrometheusSpec(expr, legend)))  # type: ignore[arg-type]
+def request(expr: str, grid: TimeGrid, ctx: RequestContext | None = None, legend: str = "") -> HistoryRequest:
+    return HistoryRequest(grid=grid, query=FakeQuery(PrometheusSpec(expr, legend)),  # type: ignore[arg-type]
+                          ctx=ctx or RequestContext())
 
 
 def grid(end_s: int, step_s: float, count: int) -> TimeGrid:

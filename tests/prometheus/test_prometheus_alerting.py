@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import run_queries
 from toto_datasource.core.settings import DataSourceSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.engine.types import QUANTILE_LEVELS
@@ -41,7 +42,7 @@ def ds_settings(prom: PromEnv) -> DataSourceSettings:
 def run(ds: ForecastDataSource, s: DataSourceSettings, body: dict, from_ms: int, to_ms: int,
         alert: bool = False) -> QueryResult:
     query = DataQueryInput("A", "", json.dumps(body).encode(), from_ms, to_ms, MINUTE_MS, 1000)
-    (result,) = ds.query_data(s, for_alert=alert, queries=[query]).values()
+    (result,) = run_queries(ds, s, [query], alert=alert).values()
     assert result.error is None, result.error
     return result
 

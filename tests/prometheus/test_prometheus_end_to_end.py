@@ -17,8 +17,9 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import data_query, plugin_context
+from conftest import check_health, data_query, plugin_context, resource, run_queries
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.settings import DataSourceSettings, ModelSettings, RawSettings
 from toto_datasource.engine.registry import ModelRegistry
 from toto_datasource.frames import decode_frame
@@ -29,10 +30,9 @@ from toto_datasource.service import (
     ForecastDataSource,
     QueryResult,
     ResourceResponse,
-    call_resource,
     parse_data_source_settings,
 )
-from toto_datasource.service.instances import InstanceManager
+from toto_datasource.service.instances import MIN_CLOSE_GRACE_S, InstanceManager
 from toto_datasource.sources.prometheus import CLOSE_MARGIN_S
 from toto_datasource.sources.registry import builtin_sources
 
@@ -81,7 +81,7 @@ def run(
     interval_ms: int = MINUTE_MS,
 ) -> QueryResult:
     query = DataQueryInput("A", "", json.dumps(body).encode(), from_ms, to_ms, interval_ms, 1000)
-    (result,) = ds.query_data(s, [query]).values()
+    (result,) = run_queries(ds, s, [query]).values()
     return result
 
 
@@ -159,7 +159,7 @@ def test_step_is_the_one_preview_reports(
             "contextLength": 512, **extra}
     result = run(ds, ds_settings, body, now - 6 * HOUR_MS, now + HOUR_MS, interval_ms)
     assert result.error is None, result.error
-    preview = call_resource(ds, ds_settings, "POST", "preview", {}, json.dumps(
+    preview = resource(ds, ds_settings, "POST", "preview", {}, json.dumps(
         {**body, "intervalMs": interval_ms, "range": {"from": now - 6 * HOUR_MS, "to": now + HOUR_MS}}
     ).encode())
     assert preview.status == 200 and preview.body["stepMs"] == step_ms and preview.body["series"] == 3
@@ -224,7 +224,7 @@ def test_preview_reports_series_step_and_history_span(
     def preview(expr: str, from_ms: int, to_ms: int) -> dict:
         body = {"source": "prometheus", "expr": expr, "step": "1m", "contextLength": 512,
                 "range": {"from": from_ms, "to": to_ms}}
-        resp = call_resource(ds, ds_settings, "POST", "preview", {}, json.dumps(body).encode())
+        resp = resource(ds, ds_settings, "POST", "preview", {}, json.dumps(body).encode())
         assert resp.status == 200, resp.body
         return resp.body
 
@@ -239,7 +239,7 @@ def test_preview_reports_series_step_and_history_span(
 
 
 def lookup(ds: ForecastDataSource, s: DataSourceSettings, what: str, **params: str) -> ResourceResponse:
-    return call_resource(ds, s, "GET", f"prometheus/{what}", {k: [v] for k, v in params.items()}, b"")
+    return resource(ds, s, "GET", f"prometheus/{what}", {k: [v] for k, v in params.items()}, b"")
 
 
 def test_metric_name_and_label_value_lookups(ds: ForecastDataSource, ds_settings: DataSourceSettings) -> None:
@@ -267,7 +267,7 @@ def test_health_includes_the_upstream_version(
     ds: ForecastDataSource, ds_settings: DataSourceSettings, prom: PromEnv
 ) -> None:
     version = httpx.get(f"{prom.url}/api/v1/status/buildinfo", timeout=10).json()["data"]["version"]
-    health = ds.check_health(ds_settings)
+    health = check_health(ds, ds_settings)
     upstream = f"Prometheus at {prom.url} reachable, version {version}"
     assert health.ok and health.message.startswith("Toto 2.0 ready") and health.message.endswith(upstream)
     assert health.details["prometheus"] == {"ok": True, "message": upstream, "version": version}
@@ -280,7 +280,7 @@ def test_unreachable_upstream_fails_health_and_queries_without_leaking_url_crede
     bad = settings(f"http://someone:{TOKEN}@127.0.0.1:{port}/")
     s = DataSourceSettings(model=model, parts=(("prometheus", bad),))
     message = f"cannot reach Prometheus at http://***@127.0.0.1:{port}: connection refused"
-    health = ds.check_health(s)
+    health = check_health(ds, s)
     assert (health.ok, health.message) == (False, message)
     assert health.details["model"]["state"] == "ready"  # the model is fine: the upstream is the problem
     body = {"source": "prometheus", "expr": "up", "model": "seasonal-naive", "step": "1m"}
@@ -300,8 +300,8 @@ def test_health_over_tls_and_basic_auth(
             json_data={"prometheusUrl": auth_prom.url, "authType": "basic", "basicAuthUser": BASIC_USER,
                        "model": model.checkpoint, "device": "cpu"},
             secure={"basicAuthPassword": password, "tlsCACert": auth_prom.ca_pem},
-        ), environ={})
-        return ds.check_health(s)
+        ), ProcessConfig())
+        return check_health(ds, s)
 
     good = health(BASIC_PASSWORD)
     assert good.ok and f"Prometheus at {auth_prom.url} reachable, version 2." in good.message
@@ -319,18 +319,20 @@ def test_health_names_a_ca_certificate_that_does_not_parse(
     s = parse_data_source_settings(RawSettings(
         json_data={"prometheusUrl": auth_prom.url, "model": model.checkpoint, "device": "cpu"},
         secure={"tlsCACert": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----"},
-    ), environ={})
-    health = ds.check_health(s)
+    ), ProcessConfig())
+    health = check_health(ds, s)
     assert not health.ok and health.message.startswith("Prometheus settings: data source setting tlsCACert")
 
 
 # -- the per-configuration source cache ----------------------------------------------------
 def test_an_evicted_source_still_serves_the_request_that_took_it(prom: PromEnv) -> None:
     clock = [0.0]
-    manager = InstanceManager(builtin_sources(), max_instances=1, clock=lambda: clock[0])
+    registry = ModelRegistry(ProcessConfig(), warmup=False)
+    manager = InstanceManager(builtin_sources(), registry, parse_data_source_settings, max_instances=1,
+                              clock=lambda: clock[0])
 
     def get(settings: DataSourceSettings):  # type: ignore[no-untyped-def]
-        return manager.get(settings).source("prometheus")
+        return manager.for_settings(settings).source("prometheus")
 
     first = DataSourceSettings(uid="one", parts=(("prometheus", settings(prom.url)),))
     g = grid(prom.data.end_s, 60, 64)
@@ -340,7 +342,7 @@ def test_an_evicted_source_still_serves_the_request_that_took_it(prom: PromEnv) 
     assert len(taken.fetch(request(LOAD, g)).series) == 3  # ... and the request still gets its history
     fresh = get(first)
     assert fresh is not taken
-    clock[0] += taken.settings.timeout_s + CLOSE_MARGIN_S  # no call on it can still be running
+    clock[0] += max(taken.settings.timeout_s + CLOSE_MARGIN_S, MIN_CLOSE_GRACE_S)  # no call can still run
     assert get(first) is fresh
     with pytest.raises(RuntimeError, match="client has been closed"):
         taken.fetch(request(LOAD, g))

@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from toto_datasource.core.errors import BackendError
+from toto_datasource.core.request import RequestContext
 from toto_datasource.sources.prometheus import PrometheusSettings, PrometheusSource
 
 from .prom_fakes import FakeUpstream
@@ -38,7 +39,7 @@ def test_prometheus_down() -> None:
     err = fetch_error(settings(f"http://127.0.0.1:{port}"))
     assert (err.source, err.status) == ("downstream", 502)
     assert err.message == f"cannot reach Prometheus at http://127.0.0.1:{port}: connection refused"
-    health = PrometheusSource(settings(f"http://127.0.0.1:{port}"), 500).check()
+    health = PrometheusSource(settings(f"http://127.0.0.1:{port}"), 500).check(RequestContext())
     assert not health.ok and health.message == err.message
 
 
@@ -59,9 +60,9 @@ def test_deadline_covers_a_trickling_body() -> None:
 
     s = settings("http://prom.invalid", timeout_s=5)
     src = PrometheusSource(s, 500, client=httpx.Client(transport=httpx.MockTransport(handler)))
-    src._clock = lambda: float(next(clock))  # one "second" per look at the clock
+    ctx = RequestContext(clock=lambda: float(next(clock)))  # one "second" per look at the clock
     with pytest.raises(BackendError) as err:
-        src.fetch(request("up", grid(1_700_000_000, 60, 64)))
+        src.fetch(request("up", grid(1_700_000_000, 60, 64), ctx))
     assert err.value.status == 504 and err.value.source == "downstream"
 
 
@@ -110,7 +111,7 @@ def test_real_basic_auth_and_tls_accepted(auth_prom: AuthEnv) -> None:
     src = PrometheusSource(auth_settings(auth_prom), 500)
     history = src.fetch(request("vector(7)", grid(1_700_000_000, 60, 64)))
     assert history.series[0].observed == 64 and np.all(history.series[0].values == 7)
-    health = src.check()
+    health = src.check(RequestContext())
     assert health.ok and health.version.startswith("2.") and auth_prom.url in health.message
     src.close()
 
@@ -129,7 +130,7 @@ def test_real_auth_rejected(auth_prom: AuthEnv, kw: dict[str, object]) -> None:
     err = fetch_error(s, expr="vector(1)")
     assert (err.source, err.status) == ("downstream", 502)
     assert err.message.startswith(f"Prometheus at {auth_prom.url} rejected the credentials (HTTP 401)")
-    health = PrometheusSource(s, 500).check()
+    health = PrometheusSource(s, 500).check(RequestContext())
     assert not health.ok and health.message.startswith(
         f"Prometheus at {auth_prom.url} rejected the credentials (HTTP 401)"
     )
@@ -153,7 +154,7 @@ def test_auth_headers_are_sent(fake: FakeUpstream) -> None:
     )
     src = PrometheusSource(s, 500)
     assert src.fetch(request("up", grid(1_700_000_000, 60, 16))).series[0].observed == 16
-    assert src.check().version == "9.9.9-fake"
+    assert src.check(RequestContext()).version == "9.9.9-fake"
     basic = PrometheusSource(
         settings(f"{fake.url}/echo", auth="basic", basic_user="u", basic_password=TOKEN), 500
     )
@@ -171,7 +172,7 @@ def test_url_query_string_goes_with_every_request(fake: FakeUpstream) -> None:
     fake.seen_paths.clear()
     src = PrometheusSource(settings(f"{fake.url}/echo?orgId=7&tenant=a%20b"), 500)
     assert src.fetch(request("up", grid(1_700_000_000, 60, 16))).series[0].observed == 16
-    assert src.check().version == "9.9.9-fake"
+    assert src.check(RequestContext()).version == "9.9.9-fake"
     assert len(fake.seen_paths) >= 2
     for path in fake.seen_paths:
         assert "orgId=7" in path and "tenant=a+b" in path.replace("%20", "+"), path
@@ -225,7 +226,7 @@ def test_secrets_never_appear_in_errors_or_logs(
             for text in (err.message, str(err), repr(err)):
                 assert TOKEN not in text, f"{name}: {text}"
             src = PrometheusSource(s, 500)
-            health = src.check()
+            health = src.check(RequestContext())
             src.close()
             assert TOKEN not in health.message, f"{name} (health): {health.message}"
     assert seen == 22
@@ -235,8 +236,8 @@ def test_secrets_never_appear_in_errors_or_logs(
 
 def test_health_without_buildinfo_endpoint(fake: FakeUpstream) -> None:
     """A compatible server without /status/buildinfo is still healthy if it answers a query."""
-    health = PrometheusSource(settings(f"{fake.url}/nobuildinfo"), 500).check()
+    health = PrometheusSource(settings(f"{fake.url}/nobuildinfo"), 500).check(RequestContext())
     assert health.ok and health.version == ""
     assert health.message == f"Prometheus at {fake.url}/nobuildinfo reachable, version unknown"
-    broken = PrometheusSource(settings(f"{fake.url}/nothing-here"), 500).check()
+    broken = PrometheusSource(settings(f"{fake.url}/nothing-here"), 500).check(RequestContext())
     assert not broken.ok and "HTTP 404" in broken.message

@@ -8,11 +8,14 @@ from contextlib import closing
 import numpy as np
 import pytest
 from toto_datasource.core.errors import BackendError
+from toto_datasource.core.request import RequestContext
 from toto_datasource.sources.base import History, TimeGrid
 from toto_datasource.sources.prometheus import MAX_POINTS_PER_REQUEST, PrometheusSource
 
 from .prom_synthetic import DAY, expected_on_grid
 from .prom_testkit import PromEnv, grid, poll, request, settings
+
+CTX = RequestContext()
 
 
 @pytest.fixture
@@ -172,32 +175,32 @@ def test_max_series_setting_is_enforced(prom: PromEnv) -> None:
 
 
 def test_editor_lookups(prom: PromEnv, source: PrometheusSource) -> None:
-    names = source.metric_names("TOTO_TEST")
+    names = source.metric_names(CTX, "TOTO_TEST")
     assert names == sorted(
         ["toto_test_late", "toto_test_load", "toto_test_many", "toto_test_requests_total", "toto_test_sparse"]
     )
-    assert source.metric_names("toto_test", limit=2) == names[:2]
-    assert source.metric_names('{job="fleet"}') == ["toto_test_many"]
-    assert source.label_values("instance", "toto_test_load") == ["a", "b", "c"]
-    assert len(source.label_values("idx")) == 300
+    assert source.metric_names(CTX, "toto_test", limit=2) == names[:2]
+    assert source.metric_names(CTX, '{job="fleet"}') == ["toto_test_many"]
+    assert source.label_values(CTX, "instance", "toto_test_load") == ["a", "b", "c"]
+    assert len(source.label_values(CTX, "idx")) == 300
     with pytest.raises(BackendError, match="invalid label name"):
-        source.label_values("../admin")
+        source.label_values(CTX, "../admin")
     with pytest.raises(BackendError) as err:
-        source.label_values("instance", "sum(")
+        source.label_values(CTX, "instance", "sum(")
     assert err.value.source == "downstream" and err.value.status == 400
 
 
 def test_preview_series_count(prom: PromEnv, source: PrometheusSource) -> None:
     syn = prom.data
     g = grid(syn.end_s, 60, 8192)
-    assert source.series_count("toto_test_load", g) == 3
-    assert source.series_count("toto_test_many", g) == 300
-    assert source.series_count("toto_test_late", g) == 1
-    assert source.series_count("toto_test_late", grid(syn.late_s - DAY, 60, 1024)) == 0
+    assert source.series_count("toto_test_load", g, CTX) == 3
+    assert source.series_count("toto_test_many", g, CTX) == 300
+    assert source.series_count("toto_test_late", g, CTX) == 1
+    assert source.series_count("toto_test_late", grid(syn.late_s - DAY, 60, 1024), CTX) == 0
 
 
 def test_health_reports_version(prom: PromEnv, source: PrometheusSource) -> None:
-    health = source.check()
+    health = source.check(CTX)
     assert health.ok and health.version.startswith("2.")
     assert health.message == f"Prometheus at {prom.url} reachable, version {health.version}"
 
@@ -218,6 +221,6 @@ def test_live_scrape_fresh_data(prom: PromEnv, source: PrometheusSource) -> None
     up = history.series[0]
     assert up.labels["__name__"] == "up" and up.labels["job"] == "self"
     assert np.isfinite(up.values[-1]) and set(up.values[np.isfinite(up.values)].tolist()) == {1.0}
-    assert "up" in source.metric_names("up")
+    assert "up" in source.metric_names(CTX, "up")
     counter = source.fetch(request("prometheus_tsdb_head_samples_appended_total", history.grid))
     assert any("raw counters" in n for n in counter.notices)

@@ -17,7 +17,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.errors import BackendError
+from toto_datasource.core.request import RequestContext
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, contract, probe
 from toto_datasource.engine.toto import run_forecast
 from toto_datasource.serving.oip import OIPServicer, build_server
@@ -111,7 +113,7 @@ def test_engine_down_gives_503_naming_the_address_not_the_token() -> None:
     assert err.value.status == 503 and err.value.source == "downstream"
     assert f"127.0.0.1:{port}" in err.value.message and "sekrit" not in err.value.message
     assert "sekrit" not in repr(runner.settings)
-    health = probe(runner, timeout_s=2)
+    health = probe(runner, RequestContext(), timeout_s=2)
     assert not health.ready and f"127.0.0.1:{port}" in health.message and "sekrit" not in health.message
 
 
@@ -157,14 +159,14 @@ def test_the_token_is_checked(oip_server) -> None:
 
 
 def test_health_reports_the_remote_model(oip_server) -> None:
-    health = probe(runner_for(oip_server.address))
+    health = probe(runner_for(oip_server.address), RequestContext())
     assert health.ready, health.error
     assert health.message.startswith(f"remote model toto at {oip_server.address}: ready, checkpoint ")
     assert "device cpu" in health.message
     assert health.info["id"] == "toto" and health.info["maxRows"] == 8 and health.info["parameters"] > 1e6
     assert health.info["maxConcurrency"] == 1  # one model, queued requests merged: one call in flight
     wrong_model = RemoteRunner(RemoteSettings(oip_server.address, model="chronos", token=TOKEN))
-    assert not probe(wrong_model).ready
+    assert not probe(wrong_model, RequestContext()).ready
 
 
 def test_contract_errors_are_invalid_argument(oip_server) -> None:
@@ -222,7 +224,7 @@ def test_tls_with_a_private_ca_and_the_token(serving_engine, tmp_path) -> None:
     server.start()
     try:
         secure = runner_for(f"grpcs://localhost:{port}", ca_cert=cert.read_text())
-        assert probe(secure).ready
+        assert probe(secure, RequestContext()).ready
         batch = prepared_batch(rows=1)
         np.testing.assert_allclose(secure(batch), in_process(serving_engine, batch), rtol=0, atol=1e-6)
         untrusted = runner_for(f"grpcs://localhost:{port}", max_rows=8)  # system roots: not trusted
@@ -233,18 +235,16 @@ def test_tls_with_a_private_ca_and_the_token(serving_engine, tmp_path) -> None:
         server.stop(0)
 
 
-def test_calls_in_flight_follow_the_engine_unless_pinned(oip_server, monkeypatch) -> None:
-    """The plugin keeps as many calls in flight as the engine advertises; TOTO_REMOTE_CONCURRENCY
-    overrides it; an engine that is down at load gets the default of 4."""
+def test_calls_in_flight_follow_the_engine_unless_pinned(oip_server) -> None:
+    """The plugin keeps as many calls in flight as the server advertises; TOTO_REMOTE_CONCURRENCY
+    overrides it; a server that is down at load gets the default of 4."""
     from toto_datasource.engine.remote.runtime import calls_in_flight
 
-    monkeypatch.delenv("TOTO_REMOTE_CONCURRENCY", raising=False)
-    up = probe(runner_for(oip_server.address))
-    assert calls_in_flight(up) == 1
-    monkeypatch.setenv("TOTO_REMOTE_CONCURRENCY", "3")
-    assert calls_in_flight(up) == 3
-    monkeypatch.delenv("TOTO_REMOTE_CONCURRENCY")
+    up = probe(runner_for(oip_server.address), RequestContext())
+    assert calls_in_flight(up, ProcessConfig()) == 1
+    pinned = ProcessConfig.from_environment({"TOTO_REMOTE_CONCURRENCY": "3"})
+    assert calls_in_flight(up, pinned) == 3
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        down = probe(runner_for(f"127.0.0.1:{s.getsockname()[1]}"), timeout_s=1.0)
-    assert not down.ready and calls_in_flight(down) == 4
+        down = probe(runner_for(f"127.0.0.1:{s.getsockname()[1]}"), RequestContext(), timeout_s=1.0)
+    assert not down.ready and calls_in_flight(down, ProcessConfig()) == 4

@@ -29,6 +29,7 @@ from conftest import data_query
 from toto_datasource._proto.inference import grpc_predict_v2_pb2 as pb
 from toto_datasource._proto.pluginv2 import backend_pb2 as plugin_pb
 from toto_datasource.core.errors import BackendError
+from toto_datasource.core.request import RequestContext
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe
 from toto_datasource.frames import decode_frame
 from toto_datasource.serving.ray_tuning import DIRECT_INGRESS_MIN_GRPC_PORT
@@ -120,7 +121,8 @@ def test_direct_ingress_answers_the_same_on_the_replicas_own_port(plugin, cluste
     """Direct ingress (serving/ray_tuning.py): the replica serves OIP on its own port, without the
     proxy hop, with the same token check and answers equal to in-process."""
     assert cluster.direct_ports and cluster.direct_ports[0] >= DIRECT_INGRESS_MIN_GRPC_PORT != GRPC_PORT
-    wrong = probe(RemoteRunner(RemoteSettings(cluster.direct_address, application="toto", token="wrong")))
+    runner = RemoteRunner(RemoteSettings(cluster.direct_address, application="toto", token="wrong"))
+    wrong = probe(runner, RequestContext())
     assert not wrong.ready and "rejected the inference token" in wrong.error
     ctx = loaded_remote(plugin, cluster.direct_address, token=TOKEN)
     health = plugin.diagnostics.CheckHealth(plugin_pb.CheckHealthRequest(pluginContext=ctx))

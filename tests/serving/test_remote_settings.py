@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.errors import BackendError
 from toto_datasource.core.settings import RawSettings, Secret
 from toto_datasource.engine.remote.settings import remote_settings
@@ -10,7 +11,8 @@ from toto_datasource.service import parse_data_source_settings
 
 
 def parse(json_data: dict, secure: dict | None = None, environ: dict | None = None):  # type: ignore[no-untyped-def]
-    return parse_data_source_settings(RawSettings(json_data=json_data, secure=secure or {}), environ or {})
+    config = ProcessConfig.from_environment(environ or {})
+    return parse_data_source_settings(RawSettings(json_data=json_data, secure=secure or {}), config)
 
 
 def test_no_inference_url_runs_in_process() -> None:
@@ -18,7 +20,7 @@ def test_no_inference_url_runs_in_process() -> None:
     assert parse({"inferenceUrl": "  ", "inferenceModel": "x"}).model.runtime == "local"
 
 
-def test_inference_url_chooses_the_remote_backend_and_hides_the_token() -> None:
+def test_inference_url_chooses_the_remote_runtime_and_hides_the_token() -> None:
     model = parse({"inferenceUrl": "grpc://serve.ml:9000", "inferenceModel": "toto-22m"},
                   {"inferenceToken": "s3cret"}).model
     assert model.runtime == "remote" and model.checkpoint == "toto-22m at serve.ml:9000"

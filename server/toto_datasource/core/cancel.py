@@ -1,34 +1,34 @@
-"""Cancellation scopes: when a gRPC call ends early, the forecasts it queued are dropped unrun.
+"""Cancellation of one request: when its gRPC call ends early, the forecasts it queued are
+dropped unrun.
 
-A gRPC handler opens a scope and registers `scope.cancel` with `context.add_callback`; every
-future a forecaster hands out on that thread (`track`) is cancelled when the call goes away.
-Wrappers that share one computation between callers (the result cache) create their inner
-futures `untracked` and track their own per-caller proxies instead.
+The gRPC edge registers `Cancellation.cancel` with `context.add_callback`; every future the
+request's query types get from a forecaster is tracked here (`RequestContext.track`, called by
+`querytypes.base.SubmitRequest.forecast`, the one way a query type reaches a forecaster). A
+wrapper that shares one computation between requests (the result cache) hands each request a
+proxy future, so cancelling one request never cancels another's computation.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-_local = threading.local()
 
-
-class CancelScope:
+class Cancellation:
     def __init__(self) -> None:
         self._futures: list[Future[Any]] = []
         self._lock = threading.Lock()
         self.cancelled = False
 
-    def add(self, future: Future[Any]) -> None:
+    def track[F: Future[Any]](self, future: F) -> F:
+        """Cancel `future` with the request (at once when the request is already cancelled)."""
         with self._lock:
-            if self.cancelled:
-                future.cancel()
-            else:
+            if not self.cancelled:
                 self._futures.append(future)
+                return future
+        future.cancel()
+        return future
 
     def cancel(self) -> None:
         """Cancel every future still waiting (those already running finish, unobserved)."""
@@ -37,32 +37,3 @@ class CancelScope:
             futures, self._futures = self._futures, []
         for f in futures:
             f.cancel()
-
-
-@contextlib.contextmanager
-def cancel_scope() -> Iterator[CancelScope]:
-    scope = CancelScope()
-    previous = getattr(_local, "scope", None)
-    _local.scope = scope
-    try:
-        yield scope
-    finally:
-        _local.scope = previous
-
-
-@contextlib.contextmanager
-def untracked() -> Iterator[None]:
-    """Futures created inside are internal (a wrapper tracks its own); do not register them."""
-    previous = getattr(_local, "scope", None)
-    _local.scope = None
-    try:
-        yield
-    finally:
-        _local.scope = previous
-
-
-def track(future: Future[Any]) -> Future[Any]:
-    scope: CancelScope | None = getattr(_local, "scope", None)
-    if scope is not None:
-        scope.add(future)
-    return future

@@ -11,16 +11,15 @@ it sends and every log line (issue 13: a token pasted with a trailing newline ca
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .config import ProcessConfig
 from .errors import BackendError, bad_request
 from .redact import KNOWN_SECRETS, SecretValueError, clean_header_name, clean_secret
 
@@ -125,32 +124,22 @@ class DataSourceSettings:
         return dict(self.parts).get(source)
 
 
-def env_setting(name: str, environ: Mapping[str, str] | None = None) -> str:
-    """Read an admin setting: `[plugin.toto-forecast-datasource] name = v` in grafana.ini
-    arrives as GF_PLUGIN_<NAME>; TOTO_<NAME> serves hand-started servers."""
-    env = os.environ if environ is None else environ
-    key = name.upper()
-    return env.get(f"GF_PLUGIN_{key}") or env.get(f"TOTO_{key}") or ""
+def model_settings(json_data: Mapping[str, object], config: ProcessConfig) -> ModelSettings:
+    """The admin's pins (grafana.ini, ProcessConfig) override the data source's jsonData: an
+    air-gapped install can pin a local checkpoint directory for every data source."""
 
+    def pick(key: str, default: str) -> str:
+        return config.admin_pin(key) or str(json_data.get(key) or "") or default
 
-def model_settings(
-    json_data: Mapping[str, object], environ: Mapping[str, str] | None = None
-) -> ModelSettings:
-    """Admin settings (env) override the data source's jsonData: an air-gapped install can
-    pin a local checkpoint directory for every data source."""
-
-    def pick(env_name: str, key: str, default: str) -> str:
-        return env_setting(env_name, environ) or str(json_data.get(key) or "") or default
-
-    device = pick("device", "device", "auto").strip().lower()
-    dtype = pick("dtype", "dtype", "float32").strip().lower()
+    device = pick("device", "auto").strip().lower()
+    dtype = pick("dtype", "float32").strip().lower()
     if not _DEVICE.match(device):
         raise bad_request(f"data source setting device: {device[:40]!r} is not a device; "
                           "expected auto, cpu, cuda or cuda:N")
     if dtype not in DTYPES:
         raise bad_request(f"data source setting dtype: {dtype[:40]!r} is not supported; "
                           f"expected {', '.join(DTYPES)}")
-    return ModelSettings(checkpoint=pick("model", "model", DEFAULT_MODEL), device=device, dtype=dtype)
+    return ModelSettings(checkpoint=pick("model", DEFAULT_MODEL), device=device, dtype=dtype)
 
 
 def number_setting(json_data: Mapping[str, object], key: str, default: float, lo: float, hi: float) -> float:
@@ -166,23 +155,6 @@ def number_setting(json_data: Mapping[str, object], key: str, default: float, lo
     if not lo <= value <= hi:  # NaN fails this too
         raise bad_request(f"data source setting {key}: {value:g} is out of range; expected {lo:g}-{hi:g}")
     return value
-
-
-def json_data_of(raw: bytes | str | Mapping[str, object]) -> dict[str, Any]:
-    if isinstance(raw, (bytes, str)):
-        try:
-            data = json.loads(raw or "{}")
-        except json.JSONDecodeError as exc:
-            raise bad_request(f"data source jsonData is not valid JSON: {exc.msg}") from None
-        except (UnicodeDecodeError, ValueError):
-            raise bad_request("data source jsonData is not valid UTF-8 JSON") from None
-        except RecursionError:
-            raise bad_request("data source jsonData is nested too deeply") from None
-    else:
-        data = dict(raw)
-    if not isinstance(data, dict):
-        raise bad_request("data source jsonData must be a JSON object")
-    return data
 
 
 def clean_secure(raw: RawSettings, key: str, *, header: bool = True) -> Secret:
@@ -247,8 +219,8 @@ def default_horizon_setting(raw: object) -> str:
 
 def parse_settings(
     raw: RawSettings,
+    config: ProcessConfig,
     parts: Mapping[str, SettingsParser] | None = None,
-    environ: Mapping[str, str] | None = None,
     model: Callable[[RawSettings, ModelSettings], ModelSettings] | None = None,
 ) -> DataSourceSettings:
     """Type the generic settings and each source's part; raises BackendError(400) on invalid values.
@@ -256,7 +228,7 @@ def parse_settings(
     Every secret seen is remembered by the process redactor, even when the settings are refused."""
     KNOWN_SECRETS.remember(v.strip() for v in raw.secure.values() if isinstance(v, str))
     try:
-        result = _parse_settings(raw, parts, environ, model)
+        result = _parse_settings(raw, config, parts, model)
     except BackendError:
         raise
     except (TypeError, ValueError, OverflowError, AttributeError) as exc:
@@ -272,13 +244,13 @@ def parse_settings(
 
 def _parse_settings(
     raw: RawSettings,
+    config: ProcessConfig,
     parts: Mapping[str, SettingsParser] | None,
-    environ: Mapping[str, str] | None,
     model: Callable[[RawSettings, ModelSettings], ModelSettings] | None,
 ) -> DataSourceSettings:
     data = raw.json_data
     parsed = [(name, parse(raw)) for name, parse in (parts or {}).items()]
-    models = model_settings(data, environ)
+    models = model_settings(data, config)
     if model is not None:
         models = model(raw, models)
     return DataSourceSettings(

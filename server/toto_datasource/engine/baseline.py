@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.config import ProcessConfig
+from ..core.request import RequestContext
 from ..core.settings import ModelSettings
-from .runtimes import LoadedModel, Probe
+from .runtimes import LoadedModel, NoSettings, Probe
 from .seasons import forward_fill
 from .types import QUANTILE_LEVELS, ForecastJob, ForecastOutput
 
@@ -122,16 +124,16 @@ class SeasonalNaiveForecaster:
         return {"name": self.name, "baseline": True}
 
 
-class SeasonalNaiveRuntime:
+class SeasonalNaiveRuntime(NoSettings):
     """The baseline as a model runtime: instant, needs no checkpoint, picked by `model: seasonal-naive`."""
 
     name = "seasonal-naive"
     instant = True
     query_model = "seasonal-naive"
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
+    def load(self, settings: ModelSettings, config: ProcessConfig, warmup: bool) -> LoadedModel:
         model = SeasonalNaiveForecaster()
         return LoadedModel(model, model, {"name": model.name, "baseline": True})
 
-    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, ctx: RequestContext) -> Probe:
         return Probe(True, "seasonal-naive baseline ready (no checkpoint needed)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -32,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..core.cancel import track, untracked
 from ..core.errors import BackendError
 from .types import Forecaster, ForecastJob, ForecastOutput
 
@@ -62,16 +60,14 @@ class CachingForecaster:
     def __init__(
         self,
         inner: Forecaster,
-        ttl_s: float | None = None,
-        max_entries: int | None = None,
+        ttl_s: float = DEFAULT_TTL_S,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.ttl_s = float(os.environ.get("TOTO_CACHE_TTL_S", DEFAULT_TTL_S)) if ttl_s is None else ttl_s
-        self.max_entries = (
-            int(os.environ.get("TOTO_CACHE_MAX", DEFAULT_MAX_ENTRIES)) if max_entries is None else max_entries
-        )
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
         self.clock = clock
         self._entries: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -96,8 +92,7 @@ class CachingForecaster:
                 self.hits += 1
                 metrics.CACHE_HITS.inc()
             else:
-                with untracked():
-                    inner = self.inner.submit(job)  # raises (queue full, shutting down): nothing cached
+                inner = self.inner.submit(job)  # raises (queue full, shutting down): nothing cached
                 entry = _Entry(inner, now + self.ttl_s, job.deadline)
                 self._entries[key] = entry
                 self.misses += 1
@@ -106,7 +101,7 @@ class CachingForecaster:
                     self._entries.popitem(last=False)
             with entry.lock:
                 entry.waiters += 1
-        return track(self._proxy(key, entry, job))
+        return self._proxy(key, entry, job)
 
     def _usable(self, entry: _Entry, now: float) -> bool:
         f = entry.future
@@ -115,8 +110,7 @@ class CachingForecaster:
     def _retry(self, job: ForecastJob, proxy: Future[ForecastOutput]) -> None:
         """The shared computation was dropped at an earlier caller's deadline: submit ours."""
         try:
-            with untracked():
-                again = self.submit(job)
+            again = self.submit(job)
         except Exception as exc:  # queue full, shutting down: this caller's answer
             proxy.set_exception(exc)
             return
@@ -188,7 +182,7 @@ class CachingForecaster:
             },
         }
 
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+    def clear(self) -> None:
+        """Forget every entry (their outputs and the futures that hold them)."""
+        with self._lock:
+            self._entries.clear()

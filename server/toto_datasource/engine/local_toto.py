@@ -9,19 +9,25 @@ import os
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.config import ProcessConfig
 from ..core.errors import BackendError
-from ..core.settings import ModelSettings
+from ..core.request import RequestContext
+from ..core.settings import ModelSettings, RawSettings
 from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
 from .devices import device_problem
 from .prepare import magnitude_factors, restore_magnitudes
 from .runtimes import LoadedModel, Probe
 from .scheduler import BatchingForecaster, BatchLimits
-from .threads import governed, governor_for, pin_threads_from_environment
+from .threads import governed, governor_for, pin_threads
 from .types import ForecastJob
+
+if TYPE_CHECKING:
+    from .toto import TotoModel
 
 # Rows × length per model call. A GPU gains from big batches; a CPU does not: on 2 cores the
 # 4m/22m checkpoints forecast the most series per second at 16-32 rows of 2048 points per call,
@@ -34,27 +40,17 @@ CPU_SLICE_CELLS = 8 * 2048
 PROBE_TIMEOUT_S = 60.0
 
 
-def warmup_shapes() -> list[tuple[int, int]]:
+def warmup_shapes(config: ProcessConfig) -> list[tuple[int, int]]:
     """(context length, horizon) per shape bucket warmed up before the model reports ready.
     A length that is not a multiple of 32 exercises the padded (masked-attention) path too."""
-    contexts = [
-        int(x) for x in os.environ.get("TOTO_WARMUP_CONTEXTS", "100,512,2048").split(",") if x.strip()
-    ]
-    horizons = [int(x) for x in os.environ.get("TOTO_WARMUP_HORIZONS", "64,256").split(",") if x.strip()]
-    return [(c, h) for c in contexts for h in horizons]
+    return [(c, h) for c in config.warmup_contexts for h in config.warmup_horizons]
 
 
-def default_limits(device: str) -> BatchLimits:
-    cells = int(os.environ.get("TOTO_MAX_BATCH_CELLS", 0)) or (
-        GPU_MAX_BATCH_CELLS if device.startswith("cuda") else CPU_MAX_BATCH_CELLS
-    )
-    window = float(os.environ.get("TOTO_BATCH_WINDOW_MS", 0)) / 1000
-    raw_slice = os.environ.get("TOTO_SLICE_CELLS", "").strip()
-    slice_cells = int(raw_slice) if raw_slice else (0 if device.startswith("cuda") else CPU_SLICE_CELLS)
-    return BatchLimits(
-        max_cells=cells, max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)), window_s=window,
-        slice_cells=slice_cells,
-    )
+def default_limits(device: str, config: ProcessConfig) -> BatchLimits:
+    gpu = device.startswith("cuda")
+    cells = config.max_batch_cells or (GPU_MAX_BATCH_CELLS if gpu else CPU_MAX_BATCH_CELLS)
+    slice_cells = config.slice_cells if config.slice_cells >= 0 else (0 if gpu else CPU_SLICE_CELLS)
+    return BatchLimits(max_cells=cells, max_queue=config.max_queue, slice_cells=slice_cells)
 
 
 def in_data_units(run: BatchRunner) -> BatchRunner:
@@ -77,33 +73,45 @@ def in_data_units(run: BatchRunner) -> BatchRunner:
     return runner
 
 
-def warm_up(forecaster: BatchingForecaster) -> float:
+def warm_up(forecaster: BatchingForecaster, config: ProcessConfig) -> float:
     """One job per shape bucket (allocator, kernels, padded and unpadded paths); seconds taken."""
     started = time.perf_counter()
-    for length, horizon in warmup_shapes():
+    for length, horizon in warmup_shapes(config):
         series = np.sin(np.arange(length) / 10.0)[None, :]
         forecaster.submit(ForecastJob(np.repeat(series, 2, axis=0), horizon)).result()
     return time.perf_counter() - started
+
+
+def free_device_memory(loaded: TotoModel) -> None:
+    """Drop the weights now rather than at the next garbage collection, and hand a GPU's cached
+    blocks back to the driver, so a replaced checkpoint does not keep its memory."""
+    import gc
+
+    loaded.model = None
+    gc.collect()
+    if loaded.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 class ProbeTimeout(Exception):
     pass
 
 
-def probe_forecast(model: object, deadline: float | None = None) -> float:
+def probe_forecast(model: object, ctx: RequestContext) -> float:
     """Milliseconds for a tiny test forecast straight on the model (the cache is bypassed), waited
-    for at most PROBE_TIMEOUT_S or until `deadline` (time.monotonic()); a job still queued then is
-    cancelled."""
+    for at most PROBE_TIMEOUT_S or what is left of the check's deadline; a job still queued then
+    is cancelled."""
     started = time.perf_counter()
-    wait_s = PROBE_TIMEOUT_S
-    if deadline is not None:
-        wait_s = max(0.0, min(wait_s, deadline - time.monotonic()))
+    budget = ctx.budget(PROBE_TIMEOUT_S)
+    wait_s = budget.seconds
     future = model.submit(ForecastJob([[float(i % 7) for i in range(64)]], 32))  # type: ignore[attr-defined]
     try:
         future.result(timeout=wait_s)
     except FutureTimeout:
         future.cancel()
-        why = "Grafana's deadline for the health check" if wait_s < PROBE_TIMEOUT_S else "the probe's limit"
+        why = "Grafana's deadline for the health check" if budget.capped_by_request else "the probe's limit"
         raise ProbeTimeout(f"did not finish within {wait_s:.1f}s ({why}); is the model busy?") from None
     return (time.perf_counter() - started) * 1000
 
@@ -113,15 +121,19 @@ class LocalTotoRuntime:
     instant = False
     query_model = None
 
+    def model_settings(self, raw: RawSettings, settings: ModelSettings, config: ProcessConfig
+                       ) -> ModelSettings:
+        return settings  # the generic model settings (checkpoint, device, dtype) are its own
+
     def settings_problem(self, settings: ModelSettings) -> BackendError | None:
         """Checked before the load starts, so the first query gets the 400, not 503 "loading"."""
         return device_problem(settings.device)
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
+    def load(self, settings: ModelSettings, config: ProcessConfig, warmup: bool) -> LoadedModel:
         from .toto import CheckpointError, load_toto, run_batch
 
         try:
-            loaded = load_toto(settings)
+            loaded = load_toto(settings, fold=config.fold)
         except CheckpointError as exc:
             # The admin's configuration (a path, a device, a dtype) is a 400; a hub id that cannot be
             # fetched is the hub's failure.
@@ -129,29 +141,32 @@ class LocalTotoRuntime:
             hub = not path.startswith(("/", ".", "~")) and not os.path.isdir(path)
             raise BackendError(str(exc), 502, "downstream") if hub else BackendError(str(exc), 400) from None
         info = loaded.describe()
-        pin_threads_from_environment()
-        governor = governor_for(loaded.device)
+        pin_threads(config)
+        governor = governor_for(loaded.device, config)
         if governor is not None:
             info["intraOpThreads"] = f"adaptive, 1-{governor.cores} (the cores other processes leave free)"
         run = governed(lambda batch: run_batch(loaded, batch), governor)
         model = BatchingForecaster(
-            f"toto:{loaded.checkpoint}", in_data_units(run), limits=default_limits(loaded.device), info=info,
+            f"toto:{loaded.checkpoint}", in_data_units(run), limits=default_limits(loaded.device, config),
+            info=info,
         )
         if warmup:
-            info["warmupSeconds"] = round(warm_up(model), 3)
-        cached = CachingForecaster(model)
+            info["warmupSeconds"] = round(warm_up(model, config), 3)
+        cached = CachingForecaster(model, config.cache_ttl_s, config.cache_max)
         info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
 
         def close() -> None:
             model.close()
             if loaded.compiled is not None:  # stop compiling buckets nobody will use
                 loaded.compiled.close()
+            cached.clear()
+            free_device_memory(loaded)
 
         return LoadedModel(cached, model, info, close=close)
 
-    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, ctx: RequestContext) -> Probe:
         try:
-            latency_ms = probe_forecast(loaded.model, deadline)
+            latency_ms = probe_forecast(loaded.uncached, ctx)
         except Exception as exc:
             return Probe(False, f"the model is loaded but a test forecast failed: {exc}")
         info = loaded.info

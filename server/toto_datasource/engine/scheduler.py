@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..core.cancel import track
 from ..core.errors import BackendError
 from .batch import BatchRunner, PreparedBatch
 from .pending import DeadlineExceeded, PendingJob, Row, RowKey
@@ -155,7 +154,7 @@ class BatchingForecaster:
                 503,
             ) from None
         metrics.QUEUE_DEPTH.set(self._queue.qsize())
-        return track(pending.future)
+        return pending.future
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -40,11 +40,13 @@ from typing import Any
 
 import numpy as np
 
+from ..core.config import ProcessConfig
+from ..core.request import RequestContext
 from ..core.settings import ModelSettings
 from .baseline import observed_part, quantiles, seasonal_naive, seasonal_naive_median
 from .harmonic import harmonic_fit
 from .harmonic import periods as harmonic_periods
-from .runtimes import LoadedModel, Probe
+from .runtimes import LoadedModel, NoSettings, Probe
 from .seasons import detect_seasons, forward_fill
 from .types import ForecastJob, ForecastOutput
 
@@ -321,16 +323,16 @@ def method() -> str:
         return "seasonal-naive (augurs not installed)"
 
 
-class StatisticalRuntime:
+class StatisticalRuntime(NoSettings):
     """The fallback as a model runtime: instant, no checkpoint, picked by `model: statistical`."""
 
     name = "statistical"
     instant = True
     query_model = "statistical"
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
+    def load(self, settings: ModelSettings, config: ProcessConfig, warmup: bool) -> LoadedModel:
         model = StatisticalForecaster()
         return LoadedModel(model, model, model.describe())
 
-    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, ctx: RequestContext) -> Probe:
         return Probe(True, f"statistical fallback ready ({method()}; no checkpoint needed)")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.config import ProcessConfig
+
 MIN_INTERVAL_S = 0.05  # below this the jiffy counts (100 Hz) say nothing: keep the last choice
 
 
@@ -79,26 +81,19 @@ class ThreadGovernor:
         return self.threads
 
 
-def pinned_threads() -> int | None:
-    """TOTO_TORCH_THREADS=N (N > 0): a fixed intra-op thread count, no governor."""
-    raw = os.environ.get("TOTO_TORCH_THREADS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else None
-
-
-def governor_for(device: str) -> ThreadGovernor | None:
+def governor_for(device: str, config: ProcessConfig) -> ThreadGovernor | None:
     """A governor for a CPU model, or None: on a GPU, or with TOTO_TORCH_THREADS pinning the count."""
-    if device != "cpu" or pinned_threads() is not None:
+    if device != "cpu" or config.torch_threads:
         return None
-    import torch
-
-    return ThreadGovernor(torch.get_num_threads())
+    return ThreadGovernor(max(1, round(config.cores)))
 
 
-def pin_threads_from_environment() -> None:
-    if (threads := pinned_threads()) is not None:
+def pin_threads(config: ProcessConfig) -> None:
+    """TOTO_TORCH_THREADS=N (N > 0): a fixed intra-op thread count, no governor."""
+    if config.torch_threads:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(config.torch_threads)
 
 
 def governed(run: Callable[[Any], Any], governor: ThreadGovernor | None) -> Callable[[Any], Any]:

@@ -36,7 +36,7 @@ INT8_ERROR_NOTE = "int8 (dynamic quantisation) is approximate: maxError is relat
 
 
 @dataclass
-class LoadedModel:
+class TotoModel:
     model: Any  # toto2.Toto2Model (folded, maybe int8-quantised, maybe with a BucketedTransformer)
     checkpoint: str
     device: str
@@ -99,11 +99,11 @@ def _describe_failure(checkpoint: str, exc: Exception) -> str:
     )
 
 
-def _fold(model: Any) -> tuple[Any, dict[str, Any]]:
+def _fold(model: Any, fold: bool) -> tuple[Any, dict[str, Any]]:
     """The folded model when it matches the unfolded one on a probe batch, else the original."""
     from .fold import fold_unit_scaling, verify_folded
 
-    if os.environ.get("TOTO_FOLD", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not fold:
         return model, {"off": "TOTO_FOLD=0"}
     try:
         folded, report = fold_unit_scaling(model)
@@ -142,7 +142,8 @@ def load_toto(
     *,
     compile: bool | None = None,
     compiler: Callable[[Any], Callable[..., Any]] | None = None,
-) -> LoadedModel:
+    fold: bool = True,
+) -> TotoModel:
     """Load a checkpoint (local directory or hub id) through Toto2Model.from_pretrained.
 
     Then fold the unit-scaling constants into the weights (exact, verified on a probe batch),
@@ -187,7 +188,7 @@ def load_toto(
     model = model.eval()
     parameters = sum(p.numel() for p in model.parameters())
     # Fold in float32 (before any bf16 cast) so the scales are applied at full precision.
-    model, fold = _fold(model)
+    model, folded = _fold(model, fold)
     int8_error = None
     if settings.dtype == "int8":
         model, int8_error = _quantise_int8(model)
@@ -199,7 +200,7 @@ def load_toto(
     if (compile_enabled() if compile is None else compile) and settings.dtype == "float32":
         bucketed = install(model, compiler or default_compiler)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
-    return LoadedModel(
+    return TotoModel(
         model=model,
         checkpoint=checkpoint,
         device=device,
@@ -207,14 +208,14 @@ def load_toto(
         dtype=settings.dtype,
         parameters=parameters,
         load_seconds=time.perf_counter() - started,
-        fold=fold,
+        fold=folded,
         compiled=bucketed,
         int8_error=int8_error,
     )
 
 
 def run_forecast(
-    loaded: LoadedModel,
+    loaded: TotoModel,
     values: np.ndarray,
     mask: np.ndarray,
     series_ids: np.ndarray,
@@ -246,7 +247,7 @@ def run_forecast(
 
 
 def _forecast_bucketed(
-    loaded: LoadedModel, bucketed: BucketedTransformer, values: np.ndarray, mask: np.ndarray,
+    loaded: TotoModel, bucketed: BucketedTransformer, values: np.ndarray, mask: np.ndarray,
     series_ids: np.ndarray, horizon: int, has_missing_values: bool,
 ) -> np.ndarray:
     from .compiled import pick_bucket
@@ -271,7 +272,7 @@ def _forecast_bucketed(
     return out[:, :rows]
 
 
-def run_batch(loaded: LoadedModel, batch: PreparedBatch) -> np.ndarray:
+def run_batch(loaded: TotoModel, batch: PreparedBatch) -> np.ndarray:
     """The in-process runtime's BatchRunner: one PreparedBatch → (9, B, V, horizon) float64."""
     return run_forecast(
         loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
@@ -280,7 +281,7 @@ def run_batch(loaded: LoadedModel, batch: PreparedBatch) -> np.ndarray:
 
 
 def _forecast_once(
-    loaded: LoadedModel, values: np.ndarray, mask: np.ndarray, series_ids: np.ndarray, horizon: int,
+    loaded: TotoModel, values: np.ndarray, mask: np.ndarray, series_ids: np.ndarray, horizon: int,
     has_missing_values: bool, decode_block_size: int | None,
 ) -> np.ndarray:
     """One `forecast()` call."""

@@ -27,7 +27,7 @@ import numpy as np
 from ..core.quantiles import quantile_name
 from ..core.series import Series
 from ..query.durations import format_duration
-from .forecast import BAND_OPACITY, FrameContext
+from .forecast import BAND_OPACITY, QueryMeta
 from .model import DATAPLANE_VERSION, NUMERIC_WIDE, Field, Frame, FrameMeta
 
 
@@ -74,9 +74,9 @@ def unique_labels(series: Sequence[Series]) -> list[dict[str, str]]:
     return out
 
 
-def _numeric_meta(ctx: FrameContext, custom: dict[str, Any]) -> FrameMeta:
-    meta = ctx.meta()
-    return replace(meta, type=NUMERIC_WIDE, type_version=DATAPLANE_VERSION, custom={**ctx.custom, **custom})
+def _numeric_meta(meta: QueryMeta, custom: dict[str, Any]) -> FrameMeta:
+    return replace(meta.frame_meta(), type=NUMERIC_WIDE, type_version=DATAPLANE_VERSION,
+                   custom={**meta.custom, **custom})
 
 
 # -- threshold -----------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def threshold_frames(
     step_ms: int,
     horizon: int,
     sentinel_s: float,
-    ctx: FrameContext,
+    meta: QueryMeta,
 ) -> list[Frame]:
     labels = unique_labels(series)
     horizon_ms = horizon * step_ms
@@ -121,7 +121,7 @@ def threshold_frames(
             "description": f"{qname} forecast {human}",
             "unit": "s",
         }))
-        if not ctx.for_alert:
+        if not meta.for_alert:
             fields += [
                 Field.number(WILL_BREACH, np.array([1.0 if row.will_breach else 0.0]), dict(lab),
                              {"displayNameFromDS": f"{s.name} will breach", "min": 0, "max": 1}),
@@ -143,7 +143,7 @@ def threshold_frames(
         "sentinelSeconds": sentinel_s,
         "series": per_series,
     }
-    return [Frame("threshold", fields, meta=_numeric_meta(ctx, custom))]
+    return [Frame("threshold", fields, meta=_numeric_meta(meta, custom))]
 
 
 # -- anomaly -------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class AnomalySeries:
 
 
 def anomaly_frame(series: Series, labels: dict[str, str], times_ms: np.ndarray, a: AnomalySeries,
-                  ctx: FrameContext) -> Frame:
+                  meta: QueryMeta) -> Frame:
     name = series.name
 
     def band(q: float, values: np.ndarray, custom: dict[str, Any]) -> Field:
@@ -185,21 +185,21 @@ def anomaly_frame(series: Series, labels: dict[str, str], times_ms: np.ndarray, 
             "custom": {"hideFrom": {"legend": True, "tooltip": False, "viz": True}},
         }),
     ]
-    return Frame(f"{name} anomaly", fields, meta=ctx.meta())
+    return Frame(f"{name} anomaly", fields, meta=meta.frame_meta())
 
 
 def anomaly_summary_frame(series: Sequence[Series], labels: Sequence[dict[str, str]],
                           summaries: Sequence[tuple[float, float, float, int]],
-                          ctx: FrameContext, custom: dict[str, Any]) -> Frame:
+                          meta: QueryMeta, custom: dict[str, Any]) -> Frame:
     """Per series (latest score, latest flag, max score, flagged points), one numeric-wide frame."""
     fields: list[Field] = []
     for s, lab, (latest, flag, top, count) in zip(series, labels, summaries, strict=True):
         # On dashboards the time-series frame has per-step anomaly_score/anomaly fields with the
         # same labels: the summary's carry `summary=latest` so every (name, labels) is unique.
-        latest_labels = dict(lab) if ctx.for_alert else {**lab, "summary": "latest"}
+        latest_labels = dict(lab) if meta.for_alert else {**lab, "summary": "latest"}
         fields.append(Field.number(ANOMALY_SCORE, np.array([latest]), latest_labels,
                                    {"displayNameFromDS": f"{s.name} latest anomaly score"}))
-        if not ctx.for_alert:
+        if not meta.for_alert:
             fields += [
                 Field.number(ANOMALY_FLAG, np.array([flag]), latest_labels,
                              {"displayNameFromDS": f"{s.name} anomalous now", "min": 0, "max": 1}),
@@ -208,4 +208,4 @@ def anomaly_summary_frame(series: Sequence[Series], labels: Sequence[dict[str, s
                 Field.number(ANOMALY_COUNT, np.array([float(count)]), dict(lab),
                              {"displayNameFromDS": f"{s.name} anomalous points"}),
             ]
-    return Frame("anomaly summary", fields, meta=_numeric_meta(ctx, custom))
+    return Frame("anomaly summary", fields, meta=_numeric_meta(meta, custom))

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from .forecast import FrameContext
+from .forecast import QueryMeta
 from .model import Field, Frame, FrameMeta
 
 TAGS = ("toto-forecast",)
@@ -31,7 +31,7 @@ def clock(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M UTC")
 
 
-def annotation_frame(annotations: list[Annotation], ctx: FrameContext) -> Frame:
+def annotation_frame(annotations: list[Annotation], meta: QueryMeta) -> Frame:
     ordered = sorted(annotations, key=lambda a: a.time_ms)
     fields = [
         Field.time("time", np.array([a.time_ms for a in ordered], dtype=np.int64)),
@@ -39,6 +39,6 @@ def annotation_frame(annotations: list[Annotation], ctx: FrameContext) -> Frame:
         Field("text", pa.array([a.text for a in ordered], type=pa.string())),
         Field("tags", pa.array([",".join((*TAGS, *a.tags)) for a in ordered], type=pa.string())),
     ]
-    meta = FrameMeta(type="", type_version=None, notices=list(ctx.notices),
-                     executed_query_string=ctx.executed, custom=ctx.custom or None)
+    meta = FrameMeta(type="", type_version=None, notices=list(meta.notices),
+                     executed_query_string=meta.executed, custom=meta.custom or None)
     return Frame("annotations", fields, meta=meta)

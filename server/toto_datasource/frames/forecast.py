@@ -22,15 +22,16 @@ BAND_OPACITY = 18
 
 
 @dataclass
-class FrameContext:
-    """What every frame of one query shares: provenance for meta, notices, the alert flag."""
+class QueryMeta:
+    """What every frame of one query shares in its meta: provenance, notices, custom values, and
+    whether the request asked for alert-shaped frames."""
 
     executed: str
     notices: list[Notice] = field(default_factory=list)
     custom: dict[str, Any] = field(default_factory=dict)
     for_alert: bool = False
 
-    def meta(self) -> FrameMeta:
+    def frame_meta(self) -> FrameMeta:
         return FrameMeta(
             type=TIMESERIES_MULTI,
             type_version=DATAPLANE_VERSION,
@@ -45,14 +46,14 @@ def _quantile_order(quantiles: tuple[float, ...]) -> list[float]:
     return [0.5] + [q for q in quantiles if q < 0.5] + [q for q in quantiles if q > 0.5]
 
 
-def history_frame(series: Series, grid: TimeGrid, visible_from_ms: int, ctx: FrameContext) -> Frame:
+def history_frame(series: Series, grid: TimeGrid, visible_from_ms: int, meta: QueryMeta) -> Frame:
     ts, values = grid.timestamps_ms(), series.values
     if grid.start_ms < visible_from_ms:  # history from before the panel's range is not drawn
         keep = ts >= visible_from_ms
         ts, values = ts[keep], values[keep]
     config = {"displayNameFromDS": series.name}
     value = Field.number(series.name, values, dict(series.labels), config)
-    return Frame(series.name, [Field.time("time", ts), value], meta=ctx.meta())
+    return Frame(series.name, [Field.time("time", ts), value], meta=meta.frame_meta())
 
 
 def forecast_frame(
@@ -60,17 +61,17 @@ def forecast_frame(
     future_ms: np.ndarray,
     quantiles: np.ndarray,
     wanted: tuple[float, ...],
-    ctx: FrameContext,
+    meta: QueryMeta,
 ) -> Frame:
     """`quantiles` is (9, horizon) for this series."""
-    order = [0.5] if ctx.for_alert else _quantile_order(wanted)
+    order = [0.5] if meta.for_alert else _quantile_order(wanted)
     fields = [Field.time("time", future_ms)]
     for q in order:
         display = f"{series.name} {quantile_name(q)}"
         config: dict[str, Any] = {"displayNameFromDS": display}
         if q == 0.5:
             config["custom"] = {"lineStyle": {"fill": "dash", "dash": [10, 10]}, "lineWidth": 2}
-        elif not ctx.for_alert:
+        elif not meta.for_alert:
             custom: dict[str, Any] = {
                 "lineWidth": 0,
                 "hideFrom": {"legend": True, "tooltip": False, "viz": False},
@@ -83,4 +84,4 @@ def forecast_frame(
         labels = {**series.labels, "quantile": f"{q:.1f}"}
         values = quantiles[QUANTILE_LEVELS.index(q)]
         fields.append(Field.number(series.name, values, labels, config))
-    return Frame(f"{series.name} forecast", fields, meta=ctx.meta())
+    return Frame(f"{series.name} forecast", fields, meta=meta.frame_meta())

@@ -24,17 +24,16 @@ from ..service import ForecastDataSource
 from .admission import AdmissionInterceptor, Limits
 from .executor import ElasticThreadPool
 from .memory import trim_heap
-from .servicers import ControllerServicer, DataServicer, DiagnosticsServicer, ResourceServicer
-from .settings_cache import SettingsCache
+from .servicers import ControllerServicer, DataServicer, DiagnosticsServicer, Edge, ResourceServicer
 
 MAGIC_COOKIE_KEY = "grafana_plugin_type"
 MAGIC_COOKIE_VALUE = "datasource"
 APP_PROTOCOL_VERSION = "2"
 CORE_PROTOCOL_VERSION = "1"
 MAX_RECEIVE_BYTES = 64 * 1024 * 1024
-# Threads for RPCs. Data calls may take all but RESERVED_THREADS; CheckHealth at most
-# HEALTH_THREADS of those; the rest always answer grpc.health, CollectMetrics and Shutdown.
-MAX_RPC_THREADS = 256
+# Threads for RPCs (ProcessConfig.max_rpc_threads). Data calls may take all but RESERVED_THREADS;
+# CheckHealth at most HEALTH_THREADS of those; the rest always answer grpc.health,
+# CollectMetrics and Shutdown.
 RESERVED_THREADS = 8
 HEALTH_THREADS = 4
 SHUTDOWN_DEADLINE_S = 1.5  # go-plugin kills 2 s after Shutdown; the process is gone before
@@ -62,36 +61,26 @@ def check_environment(environ: dict[str, str]) -> None:
 
 
 def build_server(ds: ForecastDataSource, stop: threading.Event, *, honour_shutdown: bool) -> grpc.Server:
-    threads = rpc_threads(dict(os.environ))
+    threads = max(RESERVED_THREADS + 2, ds.config.max_rpc_threads)
     limits = Limits(data=threads - RESERVED_THREADS, health=HEALTH_THREADS)
     server = grpc.server(
-        ElasticThreadPool(threads, name="grpc", on_idle=trim_heap),
+        ElasticThreadPool(threads, name="grpc", on_idle=trim_heap if ds.config.malloc_trim else None),
         interceptors=[AdmissionInterceptor(limits)],
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
             ("grpc.max_send_message_length", -1),
         ],
     )
-    settings = SettingsCache(ds)  # one parse per settings version, shared by every capability
-    pb_grpc.add_DataServicer_to_server(DataServicer(ds, settings), server)
-    pb_grpc.add_DiagnosticsServicer_to_server(DiagnosticsServicer(ds, settings), server)
-    pb_grpc.add_ResourceServicer_to_server(ResourceServicer(ds, settings), server)
+    edge = Edge(ds)  # the CPU slots and instance lookups every capability shares
+    pb_grpc.add_DataServicer_to_server(DataServicer(edge), server)
+    pb_grpc.add_DiagnosticsServicer_to_server(DiagnosticsServicer(edge), server)
+    pb_grpc.add_ResourceServicer_to_server(ResourceServicer(edge), server)
     ctl_grpc.add_GRPCControllerServicer_to_server(ControllerServicer(stop, honour_shutdown), server)
     health_servicer = health.HealthServicer()
     for name in ("plugin", ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     return server
-
-
-def rpc_threads(environ: dict[str, str]) -> int:
-    """GF_PLUGIN_MAX_RPC_THREADS (grafana.ini `[plugin.toto-forecast-datasource] max_rpc_threads`)."""
-    raw = environ.get("GF_PLUGIN_MAX_RPC_THREADS") or environ.get("TOTO_MAX_RPC_THREADS") or ""
-    try:
-        value = int(raw) if raw.strip() else MAX_RPC_THREADS
-    except ValueError:
-        value = MAX_RPC_THREADS
-    return max(RESERVED_THREADS + 2, min(value, 4096))
 
 
 def socket_path(environ: dict[str, str]) -> str:

@@ -1,7 +1,9 @@
 """gRPC servicers: one per pluginv2 capability, plus go-plugin's controller.
 
-Each method converts protobuf to domain values (wire.py), calls the data source, converts
-back, and never lets an exception escape as a dead process or a missing refId.
+Each method makes the call's RequestContext (deadline, cancellation, CPU slot, caller), finds
+the data source's instance for the settings version sent, converts protobuf to plain values
+(wire.py), calls the service, converts back, and never lets an exception escape as a dead
+process or a missing refId.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
+from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
@@ -19,48 +21,52 @@ from .._proto.goplugin import grpc_controller_pb2 as ctl
 from .._proto.goplugin import grpc_controller_pb2_grpc as ctl_grpc
 from .._proto.pluginv2 import backend_pb2 as pb
 from .._proto.pluginv2 import backend_pb2_grpc as pb_grpc
-from ..core.cancel import cancel_scope
-from ..core.cpu import cpu_slot
+from ..core.cpu import NO_SLOT, CpuSlots
 from ..core.errors import BackendError
+from ..core.request import RequestContext, answer_deadline
 from ..core.types import QueryResult
 from ..service import ForecastDataSource, call_resource
+from ..service.instances import DataSourceInstance
 from . import wire
-from .settings_cache import SettingsCache
 
 log = logging.getLogger(__name__)
-DEADLINE_MARGIN_S = 1.0
 
 
-def _deadline(context: grpc.ServicerContext) -> float | None:
-    """When our answers must be ready: the caller's deadline less a margin for encoding and sending
-    them, so a slow query becomes its own 504 instead of the whole call's DEADLINE_EXCEEDED."""
-    remaining = context.time_remaining()
-    # grpcio reports "no deadline" as None or as an enormous number of seconds.
-    if remaining is None or remaining > 1e6:
-        return None
-    return time.monotonic() + remaining - min(DEADLINE_MARGIN_S, 0.1 * remaining)
+class Edge:
+    """What every servicer shares: the data source, the CPU slots, and how a call becomes a
+    RequestContext and an instance."""
+
+    def __init__(self, ds: ForecastDataSource, cpu: CpuSlots | None = None) -> None:
+        self.ds = ds
+        self.cpu = cpu or CpuSlots(ds.config.cpu_slot_count)
+
+    def context(self, grpc_ctx: grpc.ServicerContext, plugin: pb.PluginContext,
+                headers: Mapping[str, str], *, cpu: bool) -> RequestContext:
+        """The call's request context; cancelling the gRPC call cancels its queued forecasts."""
+        remaining = grpc_ctx.time_remaining()
+        if remaining is not None and remaining > 1e6:  # grpcio's "no deadline" can be a huge number
+            remaining = None
+        ctx = RequestContext(deadline=answer_deadline(remaining), caller=wire.caller(plugin, headers),
+                             cpu=self.cpu.slot() if cpu else NO_SLOT)
+        grpc_ctx.add_callback(ctx.cancellation.cancel)
+        return ctx
+
+    def instance(self, plugin: pb.PluginContext) -> DataSourceInstance:
+        return self.ds.instances.get(wire.data_source_key(plugin), wire.settings_version(plugin),
+                                     lambda: wire.raw_settings(plugin))
 
 
 class DataServicer(pb_grpc.DataServicer):
-    def __init__(self, ds: ForecastDataSource, settings: SettingsCache | None = None) -> None:
-        self.ds = ds
-        self.settings = settings or SettingsCache(ds)
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
 
     def QueryData(self, request: pb.QueryDataRequest, context: grpc.ServicerContext) -> pb.QueryDataResponse:
-        with cpu_slot():  # Python work holds a CPU slot; every wait inside gives it back
-            return self._query_data(request, context)
-
-    def _query_data(self, request: pb.QueryDataRequest, context: grpc.ServicerContext
-                    ) -> pb.QueryDataResponse:
         queries = wire.query_inputs(request)
         try:
-            settings = self.settings.get(request.pluginContext)
-            with cancel_scope() as scope:  # a cancelled or timed-out call drops its queued forecasts
-                context.add_callback(scope.cancel)
-                results = self.ds.query_data(
-                    settings, queries, for_alert=wire.is_alert_request(request.headers),
-                    deadline=_deadline(context),
-                )
+            ctx = self.edge.context(context, request.pluginContext, request.headers, cpu=True)
+            with ctx.cpu.held():  # Python work holds a CPU slot; every wait inside gives it back
+                instance = self.edge.instance(request.pluginContext)
+                results = self.edge.ds.query_data(instance, queries, ctx)
         except Exception as exc:  # last line of defence: every refId still gets an answer
             log.exception("QueryData failed")
             error = BackendError(f"internal error: {type(exc).__name__}: {exc}", 500)
@@ -69,9 +75,8 @@ class DataServicer(pb_grpc.DataServicer):
 
 
 class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
-    def __init__(self, ds: ForecastDataSource, settings: SettingsCache | None = None) -> None:
-        self.ds = ds
-        self.settings = settings or SettingsCache(ds)
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
 
     def CheckHealth(
         self, request: pb.CheckHealthRequest, context: grpc.ServicerContext
@@ -79,8 +84,8 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
         try:
             # Grafana's deadline (Save & test) may be shorter than timeoutSeconds: every probe is
             # bounded by it and the answer is ERROR naming the slow upstream, never DEADLINE_EXCEEDED.
-            result = self.ds.check_health(self.settings.get(request.pluginContext),
-                                          deadline=_deadline(context))
+            ctx = self.edge.context(context, request.pluginContext, request.headers, cpu=False)
+            result = self.edge.ds.check_health(self.edge.instance(request.pluginContext), ctx)
         except Exception as exc:
             log.exception("CheckHealth failed")
             return pb.CheckHealthResponse(
@@ -98,24 +103,26 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServicer):
 
 
 class ResourceServicer(pb_grpc.ResourceServicer):
-    def __init__(self, ds: ForecastDataSource, settings: SettingsCache | None = None) -> None:
-        self.ds = ds
-        self.settings = settings or SettingsCache(ds)
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
 
     def CallResource(self, request: pb.CallResourceRequest, context: grpc.ServicerContext):  # type: ignore[override]
         try:
             params = parse_qs(urlsplit(request.url).query)
-            settings = self.settings.get(request.pluginContext)
-            response = call_resource(self.ds, settings, request.method.upper() or "GET", request.path, params,
-                                     request.body)
+            headers = wire.resource_headers(request.headers)
+            ctx = self.edge.context(context, request.pluginContext, headers, cpu=True)
+            with ctx.cpu.held():
+                instance = self.edge.instance(request.pluginContext)
+                response = call_resource(self.edge.ds, instance, request.method.upper() or "GET",
+                                         request.path, params, request.body, ctx)
             code, body, content_type = response.status, response.encoded(), response.content_type
         except Exception as exc:
             log.exception("CallResource failed")
             code, body, content_type = (
                 500, json.dumps({"error": f"internal error: {exc}"}).encode(), "application/json"
             )
-        headers = {"Content-Type": pb.StringList(values=[content_type])}
-        yield pb.CallResourceResponse(code=code, headers=headers, body=body)
+        headers_out = {"Content-Type": pb.StringList(values=[content_type])}
+        yield pb.CallResourceResponse(code=code, headers=headers_out, body=body)
 
 
 class ControllerServicer(ctl_grpc.GRPCControllerServicer):

@@ -8,20 +8,59 @@ from collections.abc import Mapping
 
 from .._proto.pluginv2 import backend_pb2 as pb
 from ..core.errors import BackendError, bad_request
+from ..core.identity import Caller
 from ..core.settings import RawSettings
 from ..core.types import DataQueryInput, QueryResult
 from ..frames import encode_frame
+from ..service.instances import DataSourceKey
 
 log = logging.getLogger(__name__)
 
 
-def is_alert_request(headers: Mapping[str, str]) -> bool:
-    """Grafana's alerting sets FromAlert=true; forwarded headers may carry an http_ prefix."""
+ID_TOKEN_HEADER = "x-grafana-id"  # the SDK's GrafanaUserSignInTokenHeaderName, lower-cased
+
+
+def header(headers: Mapping[str, str], name: str) -> str:
+    """A request header by case-insensitive name; QueryData and CheckHealth forward HTTP headers
+    with an http_ prefix, CallResource without."""
     for key, value in headers.items():
-        name = key.lower().removeprefix("http_")
-        if name == "fromalert" and value.lower() == "true":
-            return True
-    return False
+        if key.lower().removeprefix("http_") == name:
+            return value
+    return ""
+
+
+def resource_headers(headers: Mapping[str, pb.StringList]) -> dict[str, str]:
+    """CallResource's multi-valued headers as single values (the first of each)."""
+    return {key: values.values[0] for key, values in headers.items() if values.values}
+
+
+def is_alert_request(headers: Mapping[str, str]) -> bool:
+    """Grafana's alerting sets FromAlert=true (a user's own request can set it too: it chooses
+    frame shapes, never a permission)."""
+    return header(headers, "fromalert").lower() == "true"
+
+
+def caller(ctx: pb.PluginContext, headers: Mapping[str, str]) -> Caller:
+    """Who the request says it is for, unverified (core/identity.py)."""
+    return Caller(
+        id_token=header(headers, ID_TOKEN_HEADER).strip(),
+        org_id=ctx.orgId,
+        namespace=ctx.namespace,
+        app_url=ctx.grafanaConfig.get("GF_APP_URL", ""),
+        login=ctx.user.login if ctx.HasField("user") else "",
+        from_alert=is_alert_request(headers),
+    )
+
+
+def data_source_key(ctx: pb.PluginContext) -> DataSourceKey:
+    return DataSourceKey(ctx.orgId, ctx.dataSourceInstanceSettings.uid)
+
+
+def settings_version(ctx: pb.PluginContext) -> bytes:
+    """What changes when the data source's settings do: the settings as sent (lastUpdatedMS, the
+    JSON, the secrets) and the GF_APP_URL they are read against."""
+    settings = ctx.dataSourceInstanceSettings.SerializeToString(deterministic=True)
+    return settings + b"\0" + ctx.grafanaConfig.get("GF_APP_URL", "").encode()
 
 
 def _text(data: bytes, what: str) -> str:

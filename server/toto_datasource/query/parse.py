@@ -95,7 +95,8 @@ def parse_query(
         obj["queryType"] = query_type
     check = compiled_schema(sources.values(), query_types.values(), models)
     source_name = obj.get("source") or next(iter(sources))
-    stripped = sources[source_name].strip_for_schema(obj) if source_name in sources else obj
+    known = isinstance(source_name, str) and source_name in sources  # a list or object: the schema's 400
+    stripped = sources[source_name].strip_for_schema(obj) if known else obj
     error = check.first_error(stripped)
     if error is not None:
         raise bad_request(describe(error, check.schema))

@@ -22,7 +22,6 @@ number of flagged points per series). Alert requests get only the summary's `ano
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -38,7 +37,7 @@ from ..frames.model import Frame, Notice
 from ..query.durations import Span, format_duration, span, span_schema
 from ..query.limits import MAX_ANOMALY_WINDOW_STEPS, MAX_HORIZON_STEPS
 from ..query.model import ForecastQuery, Plan
-from .base import OutputRequest, QueryCost, await_output, forecast_job, patches
+from .base import QueryCost, SubmitRequest, patches
 from .scoring import FLAG_SCORE, anomaly_flags, anomaly_scores, latest_finite
 
 DEFAULT_WINDOW_STEPS = 64
@@ -79,23 +78,21 @@ class _Window:
 
 @dataclass
 class PendingAnomaly:
-    request: OutputRequest
+    request: SubmitRequest
     first_visible: int  # grid index of the first visible point
     window: int
     windows: list[_Window]
     notices: list[Notice]
 
-    def frames(self, timeout: float | None) -> list[Frame]:
+    def frames(self) -> list[Frame]:
         req = self.request
         grid = req.history.grid
         series = req.history.series
         n_vis = grid.count - self.first_visible
         bands = np.full((3, len(series), n_vis), np.nan)  # p10, p50, p90
-        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             for w in self.windows:
-                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-                out = await_output(w.future, remaining, req.ctx)
+                out = req.wait(w.future)
                 sl = slice(w.start, w.start + w.length)
                 for k, q in enumerate((0.1, 0.5, 0.9)):
                     values = out.level(q)[:, : w.length]
@@ -108,13 +105,13 @@ class PendingAnomaly:
         scores = anomaly_scores(actual, bands[0], bands[1], bands[2])
         flags = anomaly_flags(scores)
         labels = unique_labels(series)
-        ctx = replace(req.ctx, notices=[*req.ctx.notices, *self.notices])
+        meta = replace(req.meta, notices=[*req.meta.notices, *self.notices])
         frames: list[Frame] = []
-        if not ctx.for_alert:
+        if not meta.for_alert:
             times = grid.timestamps_ms()[self.first_visible :]
             for i, s in enumerate(series):
                 a = AnomalySeries(actual[i], bands[0, i], bands[1, i], bands[2, i], scores[i], flags[i])
-                frames.append(anomaly_frame(s, labels[i], times, a, ctx))
+                frames.append(anomaly_frame(s, labels[i], times, a, meta))
         summaries = []
         for i in range(len(series)):
             finite = np.isfinite(scores[i])
@@ -126,13 +123,14 @@ class PendingAnomaly:
             ))
         custom = {"anomalyWindowSteps": self.window,
                   "windows": len(self.windows), "flagScore": FLAG_SCORE}
-        frames.append(anomaly_summary_frame(series, labels, summaries, ctx, custom))
+        frames.append(anomaly_summary_frame(series, labels, summaries, meta, custom))
         return frames
 
 
 class AnomalyQueryType:
     name = "anomaly"
     description = "actual vs rolling forecast band"
+    preview_summary = False
     schema: Mapping[str, Any] = {
         "anomalyWindow": span_schema(
             MAX_ANOMALY_WINDOW_STEPS,
@@ -168,7 +166,7 @@ class AnomalyQueryType:
                 f"more than the {MAX_WINDOWS} allowed; use a longer anomalyWindow or a coarser step")
         return Plan(TimeGrid(grid.end_ms, grid.step_ms, query.context_length + n_vis), window)
 
-    def submit(self, request: OutputRequest) -> PendingAnomaly:
+    def submit(self, request: SubmitRequest) -> PendingAnomaly:
         query, history = request.query, request.history
         grid = history.grid
         n_vis = min(visible_steps(query, grid), grid.count)
@@ -188,9 +186,9 @@ class AnomalyQueryType:
             if not scored.any():
                 continue
             # every window the same horizon (one batch bucket); the last is cut
-            job = forecast_job(request, context=values[:, lo:s], horizon=window)
+            job = request.job(context=values[:, lo:s], horizon=window)
             length = min(window, n_vis - start)
-            windows.append(_Window(start, length, request.forecaster.submit(job), scored))
+            windows.append(_Window(start, length, request.forecast(job), scored))
         if not windows:
             raise bad_request(
                 f"timeRange: too little history before the range: every window needs at least "

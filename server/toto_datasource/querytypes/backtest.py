@@ -20,7 +20,6 @@ maxQueryPatches bounds the CPU work of the statistical models as well as Toto's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -37,7 +36,7 @@ from ..frames.model import DATAPLANE_VERSION, TIMESERIES_MULTI, Field, Frame, Fr
 from ..query.limits import MAX_HORIZON_STEPS
 from ..query.model import ForecastQuery, Plan
 from .accuracy import MEDIAN, Scores, Window, backtest_line, rolling_origins, score_windows
-from .base import OutputRequest, QueryCost, await_output, forecast_job, patches
+from .base import QueryCost, SubmitRequest, patches
 
 DEFAULT_WINDOWS = 8
 MAX_WINDOWS = 32
@@ -78,22 +77,20 @@ def _mean_scores(scores: list[Scores], windows: int) -> Scores:
 
 @dataclass
 class PendingBacktest:
-    request: OutputRequest
+    request: SubmitRequest
     spec: BacktestSpec
     windows: list[list[Window]]  # per series, oldest origin first
     runs: list[ModelRun]
     notices: list[Notice]
 
-    def frames(self, timeout: float | None) -> list[Frame]:
+    def frames(self) -> list[Frame]:
         req = self.request
-        end = None if timeout is None else time.monotonic() + timeout
         quantiles: dict[str, np.ndarray] = {}  # model → (9, series, K, H)
         for run in self.runs:
             outs = []
             try:
                 for future in run.futures:
-                    left = None if end is None else max(0.0, end - time.monotonic())
-                    outs.append(await_output(future, left, req.ctx).quantiles)
+                    outs.append(req.wait(future, run.forecaster).quantiles)
             except BackendError as exc:
                 if run.model == req.query.model:
                     raise
@@ -104,12 +101,12 @@ class PendingBacktest:
         scores = {m: [score_windows(w, q[:, i]) for i, w in enumerate(self.windows)]
                   for m, q in quantiles.items()}
         summary, per_series = self._summaries(scores)
-        req.ctx.custom.update(summary=summary, backtest={
+        req.meta.custom.update(summary=summary, backtest={
             "windows": self.spec.windows, "horizonSteps": req.plan.horizon,
             "contextSteps": self.windows[0][0].context.size, "models": list(quantiles),
             "series": per_series,
         })
-        req.ctx.notices.extend(self.notices)
+        req.meta.notices.extend(self.notices)
         return [self._table(scores), *self._panels(quantiles)]
 
     def _headline(self, models: list[str]) -> str | None:
@@ -164,9 +161,9 @@ class PendingBacktest:
                 "unit": "percentunit"}),
             Field.number("windows", np.array(cols["windows"], dtype=np.float64)),
         ]
-        ctx = self.request.ctx
-        meta = FrameMeta(type="", type_version=None, notices=list(ctx.notices),
-                         executed_query_string=ctx.executed, custom=dict(ctx.custom),
+        shared = self.request.meta
+        meta = FrameMeta(type="", type_version=None, notices=list(shared.notices),
+                         executed_query_string=shared.executed, custom=dict(shared.custom),
                          preferred_visualisation_type="table")
         return Frame("backtest scores", fields, meta=meta)
 
@@ -187,8 +184,8 @@ class PendingBacktest:
                     "displayNameFromDS": f"{series.name} {title(model)} p50 (backtest)",
                     "custom": {"lineStyle": {"fill": "dash", "dash": [10, 10]}}}))
             meta = FrameMeta(type=TIMESERIES_MULTI, type_version=DATAPLANE_VERSION,
-                             notices=list(req.ctx.notices), executed_query_string=req.ctx.executed,
-                             custom=dict(req.ctx.custom))
+                             notices=list(req.meta.notices), executed_query_string=req.meta.executed,
+                             custom=dict(req.meta.custom))
             frames.append(Frame(f"{series.name} backtest", fields, meta=meta))
         return frames
 
@@ -234,7 +231,7 @@ class BacktestQueryType:
                          f"{models} models × {series} series × {spec.windows} windows × {each} patches",
                          "Use fewer backtestWindows, fewer series, a shorter contextLength or horizon.")
 
-    def submit(self, request: OutputRequest) -> PendingBacktest:
+    def submit(self, request: SubmitRequest) -> PendingBacktest:
         spec = request.query.params
         assert isinstance(spec, BacktestSpec)
         horizon = request.plan.horizon
@@ -260,8 +257,8 @@ class BacktestQueryType:
             if forecaster.describe().get("randomWeights"):
                 notices.append(Notice("warning", f"{title(model)}'s checkpoint has random weights (a test "
                                                  "model): its scores say nothing about Toto."))
-            futures = [forecaster.submit(forecast_job(
-                request, np.stack([w[k].context for w in windows]), horizon))
-                for k in range(spec.windows)]
+            futures = [request.forecast(request.job(np.stack([w[k].context for w in windows]), horizon),
+                                        forecaster)
+                       for k in range(spec.windows)]
             runs.append(ModelRun(model, forecaster, futures))
         return PendingBacktest(request, spec, windows, runs, notices)

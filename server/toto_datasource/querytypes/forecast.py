@@ -8,25 +8,25 @@ from dataclasses import dataclass
 from ..engine.types import ForecastOutput
 from ..frames.forecast import forecast_frame, history_frame
 from ..frames.model import Frame
-from .base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
+from .base import ForecastPlanOnly, SubmitRequest
 
 
 @dataclass
 class PendingForecast:
-    request: OutputRequest
+    request: SubmitRequest
     future: Future[ForecastOutput]
 
-    def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout, self.request.ctx)
+    def frames(self) -> list[Frame]:
         req = self.request
+        out = req.wait(self.future)
         grid = req.history.grid
         future_ms = grid.future_ms(req.plan.horizon)
         frames: list[Frame] = []
         for i, series in enumerate(req.history.series):
-            if req.query.include_history and not req.ctx.for_alert:
-                frames.append(history_frame(series, grid, req.query.from_ms, req.ctx))
+            if req.query.include_history and not req.meta.for_alert:
+                frames.append(history_frame(series, grid, req.query.from_ms, req.meta))
             frames.append(
-                forecast_frame(series, future_ms, out.quantiles[:, i, :], req.query.quantiles, req.ctx)
+                forecast_frame(series, future_ms, out.quantiles[:, i, :], req.query.quantiles, req.meta)
             )
         return frames
 
@@ -35,5 +35,5 @@ class ForecastQueryType(ForecastPlanOnly):
     name = "forecast"
     description = "median and band"
 
-    def submit(self, request: OutputRequest) -> PendingForecast:
-        return PendingForecast(request, request.forecaster.submit(forecast_job(request)))
+    def submit(self, request: SubmitRequest) -> PendingForecast:
+        return PendingForecast(request, request.forecast(request.job()))

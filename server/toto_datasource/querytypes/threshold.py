@@ -36,7 +36,7 @@ from ..frames.alerting import ThresholdRow, ThresholdSpec, threshold_frames
 from ..frames.annotations import Annotation, annotation_frame, clock
 from ..frames.model import Frame
 from ..query.durations import format_duration
-from .base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
+from .base import ForecastPlanOnly, SubmitRequest
 from .crossing import breach_probability, first_crossings, peak, sentinel_seconds, time_to_breach_seconds
 
 DEFAULT_QUANTILE = {"above": 0.9, "below": 0.1}
@@ -75,7 +75,7 @@ def threshold_rows(quantiles: np.ndarray, spec: ThresholdSpec, future_ms: np.nda
     ]
 
 
-def breach_annotations(req: OutputRequest, quantiles: np.ndarray, spec: ThresholdSpec,
+def breach_annotations(req: SubmitRequest, quantiles: np.ndarray, spec: ThresholdSpec,
                        rows: list[ThresholdRow]) -> list[Annotation]:
     """A region per series from the first forecast step beyond the threshold to the last step of
     that run beyond it, plus one mark where the forecast starts."""
@@ -101,18 +101,18 @@ def breach_annotations(req: OutputRequest, quantiles: np.ndarray, spec: Threshol
 
 @dataclass
 class PendingThreshold:
-    request: OutputRequest
+    request: SubmitRequest
     spec: ThresholdSpec
     future: Future[ForecastOutput]
 
-    def frames(self, timeout: float | None) -> list[Frame]:
-        out = await_output(self.future, timeout, self.request.ctx)
+    def frames(self) -> list[Frame]:
         req = self.request
+        out = req.wait(self.future)
         grid = req.history.grid
         horizon = req.plan.horizon
         rows = threshold_rows(out.quantiles, self.spec, grid.future_ms(horizon), grid.step_ms)
         if self.spec.annotations:
-            return [annotation_frame(breach_annotations(req, out.quantiles, self.spec, rows), req.ctx)]
+            return [annotation_frame(breach_annotations(req, out.quantiles, self.spec, rows), req.meta)]
         return threshold_frames(
             req.history.series,
             rows,
@@ -120,7 +120,7 @@ class PendingThreshold:
             step_ms=grid.step_ms,
             horizon=horizon,
             sentinel_s=sentinel_seconds(grid.step_ms, horizon),
-            ctx=req.ctx,
+            meta=req.meta,
         )
 
 
@@ -146,7 +146,7 @@ class ThresholdQueryType(ForecastPlanOnly):
     def parse_params(self, obj: Mapping[str, Any]) -> ThresholdSpec:
         return parse_threshold(obj)
 
-    def submit(self, request: OutputRequest) -> PendingThreshold:
+    def submit(self, request: SubmitRequest) -> PendingThreshold:
         spec = request.query.params
         assert isinstance(spec, ThresholdSpec)
-        return PendingThreshold(request, spec, request.forecaster.submit(forecast_job(request)))
+        return PendingThreshold(request, spec, request.forecast(request.job()))

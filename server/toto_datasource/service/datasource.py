@@ -11,29 +11,30 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Callable
 from dataclasses import replace
 
 from .. import metrics
+from ..core.config import ProcessConfig
 from ..core.errors import BackendError, bad_request
 from ..core.registry import Registry
+from ..core.request import RequestContext
 from ..core.settings import DataSourceSettings, ModelSettings, RawSettings, parse_settings
 from ..core.types import DataQueryInput, HealthResult, QueryResult
 from ..engine.decoding import decode_block_for
 from ..engine.registry import ModelRegistry, builtin_runtimes
-from ..engine.runtimes import ModelRuntime, settings_hook
+from ..engine.runtimes import ModelRuntime, settings_adjuster
 from ..engine.types import Forecaster
-from ..frames.forecast import FrameContext
+from ..frames.forecast import QueryMeta
 from ..frames.model import Notice
 from ..query import ForecastQuery, Plan, format_duration, parse_query, plan_query
 from ..query.schema import build_schema
-from ..querytypes.base import OutputRequest, PendingOutput, QueryType
+from ..querytypes.base import PendingFrames, QueryType, SubmitRequest
 from ..querytypes.registry import builtin_query_types
 from ..sources.base import History, HistoryRequest, HistorySource, SourceProvider
 from ..sources.registry import builtin_sources
 from .health import check_health_within, model_list
-from .instances import InstanceManager
+from .instances import DataSourceInstance, InstanceManager
 
 
 def check_cost(kind: QueryType, query: ForecastQuery, plan: Plan, series: int, limit: int) -> None:
@@ -52,15 +53,17 @@ log = logging.getLogger(__name__)
 
 def parse_data_source_settings(
     raw: RawSettings,
-    environ: Mapping[str, str] | None = None,
+    config: ProcessConfig | None = None,
     sources: Registry[SourceProvider] | None = None,
     runtimes: Registry[ModelRuntime] | None = None,
 ) -> DataSourceSettings:
-    """The generic settings, every source's part and the model runtimes' settings hooks (which
-    runtime runs the data source's Toto); raises BackendError(400)."""
+    """The generic settings, every source's part and the model runtimes' adjustments (which
+    runtime runs the data source's Toto), under the admin's pins in `config` (none by default);
+    raises BackendError(400)."""
+    config = config or ProcessConfig()
     providers = (sources or builtin_sources()).values()
-    model = settings_hook((runtimes or builtin_runtimes()).values(), environ)
-    return parse_settings(raw, {p.name: p.parse_settings for p in providers}, environ, model=model)
+    model = settings_adjuster((runtimes or builtin_runtimes()).values(), config)
+    return parse_settings(raw, config, {p.name: p.parse_settings for p in providers}, model=model)
 
 
 class ForecastDataSource:
@@ -71,19 +74,22 @@ class ForecastDataSource:
         clock: Callable[[], float] = time.time,
         sources: Registry[SourceProvider] | None = None,
         query_types: Registry[QueryType] | None = None,
-        instances: InstanceManager | None = None,
     ) -> None:
         self.registry = registry
+        self.config = registry.config
         self.clock = clock
         self.sources = sources or builtin_sources()
         self.query_types = query_types or builtin_query_types()
-        self.instances = instances or InstanceManager(self.sources)
+        self.instances = InstanceManager(self.sources, registry, self.parse_settings)
 
     # -- settings -------------------------------------------------------------------------
-    def parse_settings(
-        self, raw: RawSettings, environ: Mapping[str, str] | None = None
-    ) -> DataSourceSettings:
-        return parse_data_source_settings(raw, environ, self.sources, self.registry.runtimes)
+    def parse_settings(self, raw: RawSettings) -> DataSourceSettings:
+        return parse_data_source_settings(raw, self.config, self.sources, self.registry.runtimes)
+
+    def instance(self, settings: DataSourceSettings) -> DataSourceInstance:
+        """The instance of already typed settings (in-process callers; the plugin edge gets
+        instances by data source and settings version from `instances`)."""
+        return self.instances.for_settings(settings)
 
     def schema(self) -> dict:
         """The query schema of exactly the registered sources and query types."""
@@ -91,16 +97,11 @@ class ForecastDataSource:
 
     # -- query data -----------------------------------------------------------------------
     def query_data(
-        self,
-        settings: DataSourceSettings | BackendError,
-        queries: list[DataQueryInput],
-        *,
-        for_alert: bool = False,
-        deadline: float | None = None,
+        self, instance: DataSourceInstance, queries: list[DataQueryInput], ctx: RequestContext
     ) -> dict[str, QueryResult]:
         """Answer every refId. All queries are submitted before any is awaited (batching)."""
         results: dict[str, QueryResult] = {}
-        pending: dict[str, tuple[PendingOutput, str, float, str]] = {}
+        pending: dict[str, tuple[PendingFrames, str, float]] = {}
         uses = Counter(q.ref_id for q in queries)
         for q in queries:
             started = time.perf_counter()
@@ -110,12 +111,8 @@ class ForecastDataSource:
                     "give each query its own refId"), q.query_type)
                 continue
             try:
-                if isinstance(settings, BackendError):
-                    raise settings
-                query = self.parse(q, settings)
-                submitted = self._submit(query, settings, for_alert, deadline)
-                model = self.forecaster_for(query, settings).name  # a timeout names where it waited
-                pending[q.ref_id] = (submitted, query.query_type, started, model)
+                query = self.parse(q, instance.valid_settings())
+                pending[q.ref_id] = (self._submit(query, instance, ctx), query.query_type, started)
             except BackendError as exc:
                 results[q.ref_id] = self._failed(exc, q.query_type or "forecast")
             except Exception as exc:  # a bug must not take down the other queries
@@ -123,20 +120,14 @@ class ForecastDataSource:
                 results[q.ref_id] = self._failed(
                     BackendError(f"internal error: {type(exc).__name__}: {exc}", 500), ""
                 )
-        for ref_id, (out, qtype, started, model) in pending.items():
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        for ref_id, (out, qtype, started) in pending.items():
             try:
-                frames = out.frames(timeout)
+                frames = out.frames()
                 for frame in frames:
                     frame.ref_id = ref_id
                 results[ref_id] = QueryResult(frames)
                 metrics.QUERIES.labels(qtype, "200").inc()
                 metrics.QUERY_SECONDS.labels(qtype).observe(time.perf_counter() - started)
-            except FutureTimeout:
-                results[ref_id] = self._failed(
-                    BackendError(f"the forecast ({model}) did not finish before the request's deadline", 504),
-                    qtype,
-                )
             except BackendError as exc:
                 results[ref_id] = self._failed(exc, qtype)
             except Exception as exc:
@@ -166,9 +157,6 @@ class ForecastDataSource:
             models=self.registry.query_models(),
         )
 
-    def source_for(self, query: ForecastQuery, settings: DataSourceSettings) -> HistorySource:
-        return self.instances.get(settings).source(query.source_name)
-
     def plan(self, query: ForecastQuery, source: HistorySource) -> Plan:
         """The time plan; a source whose data dictates the grid (inline points) sets it."""
         grid = source.native_grid(query.source, query.context_length)
@@ -179,22 +167,20 @@ class ForecastDataSource:
             plan = plan_query(query, int(self.clock() * 1000))
         return self.query_types.get(query.query_type).history_plan(query, plan)
 
-    def model_settings_for(self, query: ForecastQuery, settings: DataSourceSettings) -> ModelSettings:
+    def forecaster_for(self, query_model: str, settings: DataSourceSettings) -> Forecaster:
         """A query's `model` names a baseline directly, or "toto": the data source's own model."""
-        runtime = self.registry.by_query_model(query.model)
-        return settings.model if runtime is None else ModelSettings(runtime=runtime.name)
+        runtime = self.registry.by_query_model(query_model)
+        model = settings.model if runtime is None else ModelSettings(runtime=runtime.name)
+        return self.registry.forecaster(model)
 
-    def forecaster_for(self, query: ForecastQuery, settings: DataSourceSettings) -> Forecaster:
-        return self.registry.forecaster(self.model_settings_for(query, settings))
-
-    def _submit(
-        self, query: ForecastQuery, settings: DataSourceSettings, for_alert: bool, deadline: float | None
-    ) -> PendingOutput:
-        forecaster = self.forecaster_for(query, settings)  # fail fast (loading) before fetching
+    def _submit(self, query: ForecastQuery, instance: DataSourceInstance, ctx: RequestContext
+                ) -> PendingFrames:
+        settings = instance.valid_settings()
+        forecaster = self.forecaster_for(query.model, settings)  # fail fast (loading) before fetching
         kind = self.query_types.get(query.query_type)
-        source = self.source_for(query, settings)
+        source = instance.source(query.source_name)
         plan = self.plan(query, source)
-        history = source.fetch(HistoryRequest(plan.grid, query, deadline))
+        history = source.fetch(HistoryRequest(plan.grid, query, ctx))
         if not history.series:
             raise bad_request("the source returned no series for this query")
         check_cost(kind, query, plan, len(history.series), settings.max_query_patches)
@@ -202,17 +188,15 @@ class ForecastDataSource:
                                      "horizonSteps": plan.horizon}
         if (block := decode_block_for(plan.horizon)) is not None:
             custom["decodeBlockSize"] = block
-        ctx = FrameContext(
+        meta = QueryMeta(
             executed=self._executed(plan, history, forecaster),
             notices=self._notices(history, forecaster),
             custom=custom,
-            for_alert=for_alert,
+            for_alert=ctx.from_alert,
         )
         metrics.SERIES_FORECAST.labels(forecaster.name.split(":")[0]).inc(len(history.series))
-        def other_model(name: str) -> Forecaster:
-            return self.forecaster_for(replace(query, model=name), settings)
-
-        return kind.submit(OutputRequest(query, history, plan, forecaster, ctx, deadline, other_model))
+        return kind.submit(SubmitRequest(query, history, plan, forecaster, meta, ctx,
+                                         lambda model: self.forecaster_for(model, settings)))
 
     @staticmethod
     def _executed(plan: Plan, history: History, forecaster: Forecaster) -> str:
@@ -232,13 +216,13 @@ class ForecastDataSource:
         return notices
 
     # -- health and resources (service/health.py, service/resources.py) -------------------
-    def check_health(self, settings: DataSourceSettings | BackendError,
-                     deadline: float | None = None) -> HealthResult:
-        """Answered by `deadline` (time.monotonic()), whatever an upstream does (service/health.py)."""
-        return check_health_within(self.registry, self.sources, self.instances, settings, deadline)
+    def check_health(self, instance: DataSourceInstance, ctx: RequestContext) -> HealthResult:
+        """Answered by the check's deadline, whatever an upstream does (service/health.py)."""
+        return check_health_within(self.registry, self.sources, instance, ctx)
 
     def models(self) -> list[dict[str, object]]:
         return model_list(self.registry)
 
     def close(self) -> None:
         self.instances.close()
+        self.registry.close()

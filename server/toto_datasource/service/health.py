@@ -3,9 +3,9 @@
 Each part reports in `details` under its own name; the message says what to fix first.
 
 Deadlines: Grafana calls CheckHealth with a deadline (the "Save & test" button, provisioning)
-that may be shorter than `timeoutSeconds`. Every part's probe gets that deadline (less a small
-margin, `PROBE_MARGIN_FRACTION`), so an upstream that never answers ends its own probe with a
-message naming it ("Prometheus at ... did not answer within 1.6s (what was left of Grafana's
+that may be shorter than `timeoutSeconds`. Every part's probe gets that deadline less the one
+margin rule of core/request.py (`answer_deadline`), so an upstream that never answers ends its
+own probe with a message naming it ("Prometheus at ... did not answer within 1.6s (what was left of Grafana's
 deadline ...)"), and the thread running it ends too. Whatever a probe cannot bound (a DNS lookup
 inside the socket library) is cut off by `check_health_within`: the parts run on a daemon
 thread and the answer goes out at the deadline, naming the part still running. Measured with a
@@ -16,21 +16,16 @@ never-answering Prometheus, timeoutSeconds 20 and a 2 s gRPC deadline: ERROR aft
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from ..core.errors import BackendError
 from ..core.registry import Registry
+from ..core.request import RequestContext, answer_deadline
 from ..core.settings import DataSourceSettings
 from ..core.types import HealthResult
 from ..engine.registry import ModelRegistry, ModelState
 from ..sources.base import SourceProvider
-from .instances import InstanceManager
-
-# Probes stop this fraction of the time left before the answer's own deadline (at most
-# PROBE_MARGIN_MAX_S), so their own words arrive before the cut-off below replaces them.
-PROBE_MARGIN_FRACTION = 0.1
-PROBE_MARGIN_MAX_S = 0.5
+from .instances import DataSourceInstance
 
 
 class _Progress:
@@ -49,28 +44,27 @@ class _Progress:
 def check_health_within(
     registry: ModelRegistry,
     sources: Registry[SourceProvider],
-    instances: InstanceManager,
-    settings: DataSourceSettings | BackendError,
-    deadline: float | None,
+    instance: DataSourceInstance,
+    ctx: RequestContext,
 ) -> HealthResult:
-    """`check_health`, answered by `deadline` (time.monotonic()) whatever a probe does: past it the
+    """`check_health`, answered by the check's deadline whatever a probe does: past it the
     answer is ERROR naming the part that is still running."""
-    if deadline is None:
-        return check_health(registry, sources, instances, settings)
-    left = deadline - time.monotonic()
-    probe_deadline = deadline - min(PROBE_MARGIN_MAX_S, PROBE_MARGIN_FRACTION * max(0.0, left))
+    left = ctx.left()
+    if left is None:
+        return check_health(registry, sources, instance, ctx)
+    probes = ctx.with_deadline(answer_deadline(left, ctx.clock))
     progress = _Progress()
     box: list[HealthResult | BaseException] = []
 
     def run() -> None:
         try:
-            box.append(check_health(registry, sources, instances, settings, probe_deadline, progress))
+            box.append(check_health(registry, sources, instance, probes, progress))
         except BaseException as exc:  # handed to the caller's thread, which logs it
             box.append(exc)
 
     worker = threading.Thread(target=run, name="check-health", daemon=True)
     worker.start()
-    worker.join(max(0.0, deadline - time.monotonic()))
+    worker.join(ctx.left())
     if box:
         if isinstance(box[0], BaseException):
             raise box[0]
@@ -80,7 +74,7 @@ def check_health_within(
         details = {k: dict(v) if isinstance(v, dict) else v for k, v in progress.details.items()}
     return HealthResult(
         False,
-        f"{running} did not answer within {max(0.0, left):.1f}s (what was left of Grafana's deadline "
+        f"{running} did not answer within {left:.1f}s (what was left of Grafana's deadline "
         "for the health check)",
         details,
     )
@@ -89,29 +83,27 @@ def check_health_within(
 def check_health(
     registry: ModelRegistry,
     sources: Registry[SourceProvider],
-    instances: InstanceManager,
-    settings: DataSourceSettings | BackendError,
-    deadline: float | None = None,
+    instance: DataSourceInstance,
+    ctx: RequestContext,
     progress: _Progress | None = None,
 ) -> HealthResult:
     """The model's state and every configured source's upstream, each in `details`; the message is
-    the first problem found (model first), or every part's OK message joined. Probes end by
-    `deadline` (time.monotonic()) where they can."""
+    the first problem found (model first), or every part's OK message joined. Probes end by the
+    check's deadline where they can."""
+    settings = instance.settings
     if isinstance(settings, BackendError):
         return HealthResult(False, f"invalid data source settings: {settings}")
     progress = progress or _Progress()
     details = progress.details
-    ok, message = _model_health(registry, settings, details, deadline, progress)
+    ok, message = _model_health(registry, settings, details, ctx, progress)
     problems = [] if ok else [message]
     messages = [message] if ok else []
-    instance = instances.get(settings)
     for name, _ in settings.parts:
         provider = sources.get(name)
         try:
             source = instance.source(name)
-            url = getattr(source, "url", "")
-            progress.start(f"{provider.title} at {url}" if url else provider.title)
-            upstream = source.check(deadline)
+            progress.start(f"{provider.title} at {source.url}" if source.url else provider.title)
+            upstream = source.check(ctx)
         except BackendError as exc:  # e.g. a CA certificate that does not parse
             details[name] = {"ok": False, "message": exc.message}
             problems.append(f"{provider.title} settings: {exc.message}")
@@ -126,18 +118,19 @@ def check_health(
 
 
 def _model_health(registry: ModelRegistry, settings: DataSourceSettings, details: dict[str, Any],
-                  deadline: float | None, progress: _Progress) -> tuple[bool, str]:
+                  ctx: RequestContext, progress: _Progress) -> tuple[bool, str]:
     handle = registry.ensure(settings.model)
     details["model"] = {"checkpoint": settings.model.checkpoint, "backend": handle.runtime.name,
                         "state": str(handle.state), **handle.info}
     if handle.state == ModelState.LOADING:
         return False, f"loading the Toto model {settings.model.checkpoint}; test again in a few seconds"
-    if handle.state == ModelState.FAILED or handle.loaded is None:
+    loaded = handle.loaded
+    if handle.state == ModelState.FAILED or loaded is None:  # failed, or let go just now
         return False, handle.error.message if handle.error else "the model failed to load"
     remote = handle.info.get("remote")
     progress.start(f"the remote inference engine at {remote}" if remote
                    else f"the model's test forecast ({handle.runtime.name})")
-    probe = handle.runtime.probe(handle.loaded, settings.model, deadline)
+    probe = handle.runtime.probe(loaded, settings.model, ctx)
     details["model"].update(probe.details)
     return probe.ok, probe.message
 

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BackendError, bad_request
-from ..core.settings import DataSourceSettings
+from ..core.request import RequestContext
 from ..core.types import DataQueryInput, ResourceResponse
 from ..query import format_duration
 from .health import model_list
+from .instances import DataSourceInstance
 
 if TYPE_CHECKING:
     from .datasource import ForecastDataSource
@@ -22,11 +23,12 @@ if TYPE_CHECKING:
 
 def call_resource(
     ds: ForecastDataSource,
-    settings: DataSourceSettings | BackendError,
+    instance: DataSourceInstance,
     method: str,
     path: str,
     params: Mapping[str, list[str]],
     body: bytes,
+    ctx: RequestContext,
 ) -> ResourceResponse:
     route = path.strip("/")
     try:
@@ -36,15 +38,13 @@ def call_resource(
             return ResourceResponse(200, {"models": model_list(ds.registry)})
         if route == "schema" and method == "GET":
             return ResourceResponse(200, ds.schema())
-        if isinstance(settings, BackendError):
-            raise settings
         if route == "preview" and method == "POST":
-            return ResourceResponse(200, preview(ds, settings, body))
+            return ResourceResponse(200, preview(ds, instance, body, ctx))
         source_name, _, sub = route.partition("/")
         if sub and method == "GET" and source_name in ds.sources:
-            handler = ds.instances.get(settings).source(source_name).routes().get(sub)
+            handler = instance.source(source_name).routes().get(sub)
             if handler is not None:
-                return ResourceResponse(200, handler(params, body))
+                return ResourceResponse(200, handler(params, body, ctx))
             raise BackendError(f"no {source_name} lookup named {sub}", 404)
     except BackendError as exc:
         return ResourceResponse(exc.status, {"error": exc.message})
@@ -53,7 +53,8 @@ def call_resource(
     return ResourceResponse(404, {"error": f"no route {method} /{route}; available: {known}"})
 
 
-def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -> dict[str, Any]:
+def preview(ds: ForecastDataSource, instance: DataSourceInstance, body: bytes, ctx: RequestContext
+            ) -> dict[str, Any]:
     """What the query would fetch and forecast, without running the model; a query type that
     asks for it (backtest: `preview_summary`) is run and its one-line `summary` added."""
     try:
@@ -73,12 +74,12 @@ def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -
         interval_ms=float(obj.get("intervalMs") or 0),
         max_data_points=int(obj.get("maxDataPoints") or 0),
     )
-    query = ds.parse(request, settings)
-    source = ds.source_for(query, settings)
+    query = ds.parse(request, instance.valid_settings())
+    source = instance.source(query.source_name)
     plan = ds.plan(query, source)
     grid = plan.grid
     answer = {
-        "series": source.series_count(query.source, grid),
+        "series": source.series_count(query.source, grid, ctx),
         "step": format_duration(grid.step_ms),
         "stepMs": grid.step_ms,
         "historySpan": format_duration(grid.end_ms - grid.start_ms),
@@ -88,16 +89,16 @@ def preview(ds: ForecastDataSource, settings: DataSourceSettings, body: bytes) -
         "horizon": format_duration(plan.horizon_ms),
         "notices": [],
     }
-    if getattr(ds.query_types.get(query.query_type), "preview_summary", False):
-        answer.update(run_for_summary(ds, settings, request))
+    if ds.query_types.get(query.query_type).preview_summary:
+        answer.update(run_for_summary(ds, instance, request, ctx))
     return answer
 
 
-def run_for_summary(ds: ForecastDataSource, settings: DataSourceSettings, request: DataQueryInput
-                    ) -> dict[str, Any]:
+def run_for_summary(ds: ForecastDataSource, instance: DataSourceInstance, request: DataQueryInput,
+                    ctx: RequestContext) -> dict[str, Any]:
     """Run the query (a backtest: its one line is what the editor asks for) and return its
     frames' meta.custom `summary`; a failure is the preview's notice, not an error."""
-    result = ds.query_data(settings, [request])[request.ref_id]
+    result = ds.query_data(instance, [request], ctx)[request.ref_id]
     if result.error is not None:
         return {"summary": None, "notices": [result.error.message]}
     meta = result.frames[0].meta if result.frames else None

@@ -53,12 +53,14 @@ class ServingEngine:
     properties: dict[str, str] = field(default_factory=dict)
 
     def load(self) -> ServingEngine:
-        from ..engine.threads import pin_threads_from_environment
+        from ..core.config import ProcessConfig
+        from ..engine.threads import pin_threads
         from ..engine.toto import load_toto
 
         o = self.options
-        pin_threads_from_environment()  # TOTO_TORCH_THREADS=N, as in the plugin
-        self.loaded = load_toto(ModelSettings(o.checkpoint, o.device, o.dtype))
+        config = ProcessConfig.from_environment()  # the server's own environment, read at its start
+        pin_threads(config)  # TOTO_TORCH_THREADS=N, as in the plugin
+        self.loaded = load_toto(ModelSettings(o.checkpoint, o.device, o.dtype), fold=config.fold)
         self.max_cells = o.max_cells or (
             GPU_MAX_CELLS if self.loaded.device.startswith("cuda") else CPU_MAX_CELLS
         )

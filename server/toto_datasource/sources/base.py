@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..core.errors import BackendError, bad_request
+from ..core.request import RequestContext
 from ..core.series import Series, TimeGrid
 from ..core.settings import DataSourceSettings, RawSettings
 from ..query.model import ForecastQuery
@@ -36,11 +37,12 @@ class History:
 
 @dataclass(frozen=True)
 class HistoryRequest:
-    """What the query stage asks of a source: `grid` is the history window to fill."""
+    """What the query stage asks of a source: `grid` is the history window to fill, `ctx` the
+    request's deadline, CPU slot and caller (every upstream call is budgeted from it)."""
 
     grid: TimeGrid
     query: ForecastQuery | None = None
-    deadline: float | None = None  # time.monotonic() after which nobody waits for the answer
+    ctx: RequestContext = field(default_factory=RequestContext)
 
     @property
     def spec(self) -> Any:
@@ -65,11 +67,17 @@ class SourceHealth:
     version: str = ""  # the upstream's own version, when it tells
 
 
-# A resource route: (query parameters, request body) → JSON-able body; raise BackendError to fail.
-ResourceRoute = Callable[[Mapping[str, list[str]], bytes], Any]
+# A resource route: (query parameters, request body, the request's context) → JSON-able body;
+# raise BackendError to fail.
+ResourceRoute = Callable[[Mapping[str, list[str]], bytes, RequestContext], Any]
 
 
 class HistorySource(Protocol):
+    @property
+    def url(self) -> str:
+        """The upstream's URL as messages name it ("" for a source without one)."""
+        ...
+
     def fetch(self, request: HistoryRequest) -> History:
         """Fill every series of the query onto request.grid. Raise BackendError for what the user
         should see."""
@@ -79,14 +87,14 @@ class HistorySource(Protocol):
         """The grid the data itself dictates (inline points), or None to let the planner choose."""
         ...
 
-    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+    def series_count(self, spec: Any, grid: TimeGrid, ctx: RequestContext) -> int:
         """How many series fetch() would return (the editor's preview; may be approximate)."""
         ...
 
-    def check(self, deadline: float | None = None) -> SourceHealth | None:
+    def check(self, ctx: RequestContext) -> SourceHealth | None:
         """The upstream's health for CheckHealth, or None when there is no upstream. Answers by
-        `deadline` (time.monotonic(), Grafana's deadline for the check) when it comes before the
-        source's own timeout, with an unhealthy result naming the upstream that did not answer."""
+        the check's deadline (`ctx`) when it comes before the source's own timeout, with an
+        unhealthy result naming the upstream that did not answer."""
         ...
 
     def routes(self) -> Mapping[str, ResourceRoute]:
@@ -135,10 +143,12 @@ class SourceProvider(Protocol):
 class StaticSource:
     """Defaults for a source without upstream, settings or routes (demo, inline)."""
 
+    url = ""
+
     def native_grid(self, spec: Any, context_length: int) -> TimeGrid | None:
         return None
 
-    def check(self, deadline: float | None = None) -> SourceHealth | None:
+    def check(self, ctx: RequestContext) -> SourceHealth | None:
         return None
 
     def routes(self) -> Mapping[str, ResourceRoute]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.request import RequestContext
 from ..core.settings import DataSourceSettings
 from .base import History, HistoryRequest, Series, SimpleProvider, StaticSource, TimeGrid, spec_of
 
@@ -128,7 +129,7 @@ class DemoSource(StaticSource):
             executed_query=f"demo scenario {scenario}",
         )
 
-    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+    def series_count(self, spec: Any, grid: TimeGrid, ctx: RequestContext) -> int:
         return len(SCENARIOS) if spec.scenario == "all" else 1
 
 

@@ -2,70 +2,33 @@
 concurrent fetches per data source.
 
 Why: httpx's timeouts are per socket operation. An upstream that sends its response headers at
-1 byte/s answers every read within a 5 s timeout, so in issue 13 the error came after 71 s (and
-under a 30 s gRPC deadline every call ended DEADLINE_EXCEEDED instead of a per-query 504). A
-check between body chunks cannot help either: the headers never finish.
+1 byte/s answers every read within a 5 s timeout, so the error came after 71 s (and under a
+30 s gRPC deadline every call ended DEADLINE_EXCEEDED instead of a per-query 504). A check
+between body chunks cannot help either: the headers never finish.
 
-How: `budget_transport()` gives an httpx transport whose network streams cap every connect,
-read and write at what is left of the budget of the call running on that thread (a
-thread-local deadline set by `fetch_within`); past the deadline the next socket operation raises
+How: `fetch_within` puts the call's `Budget` (from `RequestContext.budget`: min(the data
+source's timeout, what is left of the request's deadline)) into the request's own httpx timeout
+extension; the network streams of `budget_transport()` read it on every connect, read and write
+and cap the operation at what is left of the budget. Past it the next socket operation raises
 httpcore's timeout, which httpx turns into `httpx.TimeoutException`, which becomes
-`BudgetExceeded` with a sentence saying which limit ended it. Sync httpx runs a request on the
-caller's thread, so the thread-local is the request's own.
-
-Budget = min(the data source's timeout, the gRPC deadline minus a margin for turning the answer
-into frames), so a per-query 504 always reaches Grafana before its deadline.
+`BudgetExceeded` with a sentence saying which limit ended it. The budget travels with the
+request, so no thread-local state is needed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore
 import httpx
 
-from ..core.cpu import released
+from ..core.request import Budget, RequestContext
 
-DEADLINE_MARGIN_S = 1.0  # kept back from the gRPC deadline: frames, encoding, the response itself
-MIN_MARGIN_FRACTION = 0.5  # with less than 2 x margin left, spend half of what is left
 DEFAULT_FETCHES_PER_SOURCE = 16
-
-_local = threading.local()
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Seconds an upstream call may take in total, the monotonic deadline, and why that much."""
-
-    seconds: float
-    deadline: float
-    reason: str
-
-    def remaining(self, clock: Callable[[], float] = time.monotonic) -> float:
-        return self.deadline - clock()
-
-
-def budget_for(
-    timeout_s: float,
-    request_deadline: float | None,
-    *,
-    margin_s: float = DEADLINE_MARGIN_S,
-    clock: Callable[[], float] = time.monotonic,
-) -> Budget:
-    """min(timeout_s, the request's deadline minus a margin); `request_deadline` is monotonic."""
-    now = clock()
-    seconds, reason = timeout_s, f"the data source's timeout of {timeout_s:g}s"
-    if request_deadline is not None:
-        left = request_deadline - now
-        usable = max(left - margin_s, left * MIN_MARGIN_FRACTION, 0.0)
-        if usable < seconds:
-            seconds, reason = usable, f"what was left ({usable:.1f}s) of Grafana's deadline for the request"
-    return Budget(seconds, now + seconds, reason)
 
 
 class BudgetExceeded(Exception):
@@ -86,30 +49,39 @@ class BodyTooLarge(Exception):
 # ---- the transport ------------------------------------------------------------------------
 
 
-def _capped(timeout: float | None) -> float | None:
-    deadline = getattr(_local, "deadline", None)
-    if deadline is None:
+class _Remaining:
+    """A timeout value that is what is left of a budget whenever a socket operation reads it."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+
+    def __float__(self) -> float:
+        return max(0.001, self.budget.remaining())
+
+
+def _capped(timeout: Any) -> float | None:
+    if not isinstance(timeout, _Remaining):
         return timeout
-    left = deadline - time.monotonic()
+    left = timeout.budget.remaining()
     if left <= 0:
         raise httpcore.ReadTimeout("the call's time budget is spent")
-    return left if timeout is None else min(timeout, left)
+    return left
 
 
 class _Stream(httpcore.NetworkStream):
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+    def read(self, max_bytes: int, timeout: Any = None) -> bytes:
         return self._inner.read(max_bytes, _capped(timeout))
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+    def write(self, buffer: bytes, timeout: Any = None) -> None:
         self._inner.write(buffer, _capped(timeout))
 
     def close(self) -> None:
         self._inner.close()
 
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None):  # type: ignore[no-untyped-def]
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: Any = None):  # type: ignore[no-untyped-def]
         return _Stream(self._inner.start_tls(ssl_context, server_hostname, _capped(timeout)))
 
     def get_extra_info(self, info: str) -> Any:
@@ -120,11 +92,11 @@ class _Backend(httpcore.NetworkBackend):
     def __init__(self, inner: httpcore.NetworkBackend) -> None:
         self._inner = inner
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+    def connect_tcp(self, host: str, port: int, timeout: Any = None,
                     local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
         return _Stream(self._inner.connect_tcp(host, port, _capped(timeout), local_address, socket_options))
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
+    def connect_unix_socket(self, path: str, timeout: Any = None,
                             socket_options: Any = None) -> httpcore.NetworkStream:
         return _Stream(self._inner.connect_unix_socket(path, _capped(timeout), socket_options))
 
@@ -133,7 +105,7 @@ class _Backend(httpcore.NetworkBackend):
 
 
 def budget_transport(**kwargs: Any) -> httpx.HTTPTransport:
-    """httpx.HTTPTransport(**kwargs) whose socket operations respect `fetch_within`'s deadline.
+    """httpx.HTTPTransport(**kwargs) whose socket operations respect each request's budget.
 
     httpx has no public hook for httpcore's network backend; the pool's `_network_backend` is
     replaced (httpx is pinned <0.29; tests/hardening/test_http_budget.py fails if this moves)."""
@@ -144,16 +116,6 @@ def budget_transport(**kwargs: Any) -> httpx.HTTPTransport:
         raise RuntimeError("httpx/httpcore changed: no _network_backend on the connection pool")
     pool._network_backend = _Backend(inner)  # type: ignore[attr-defined]
     return transport
-
-
-@contextlib.contextmanager
-def _deadline(deadline: float) -> Iterator[None]:
-    previous = getattr(_local, "deadline", None)
-    _local.deadline = deadline if previous is None else min(previous, deadline)
-    try:
-        yield
-    finally:
-        _local.deadline = previous
 
 
 @dataclass
@@ -167,23 +129,24 @@ def fetch_within(
     client: httpx.Client,
     request: httpx.Request,
     budget: Budget,
+    ctx: RequestContext,
     *,
     max_body_bytes: int,
     auth: Any = httpx.USE_CLIENT_DEFAULT,
-    clock: Callable[[], float] = time.monotonic,
 ) -> Fetched:
-    """Send and read the whole body within the budget. The client must use `budget_transport()`
-    for the header phase to be bounded; the body is bounded either way. `clock` is the one the
-    budget's deadline is measured on (a source's injectable clock); the transport's sockets use
-    the same remaining time on time.monotonic.
+    """Send and read the whole body within the budget, the request's CPU slot given back while
+    the upstream answers. The client must use `budget_transport()` for the header phase to be
+    bounded; the body is bounded either way.
 
     Raises BudgetExceeded, BodyTooLarge, or httpx errors other than timeouts (connect refused,
     protocol errors) for the caller to word."""
-    left = budget.remaining(clock)
+    left = budget.remaining()
     if left <= 0:
         raise BudgetExceeded(budget)
-    request.extensions["timeout"] = httpx.Timeout(max(left, 0.001)).as_dict()
-    with _deadline(time.monotonic() + left), released():  # no CPU slot held while the upstream answers
+    remaining = _Remaining(budget)
+    request.extensions["timeout"] = {"connect": remaining, "read": remaining, "write": remaining,
+                                     "pool": left}
+    with ctx.released():
         try:
             response = client.send(request, stream=True, auth=auth)
         except httpx.TimeoutException:
@@ -196,7 +159,7 @@ def fetch_within(
                 if size > max_body_bytes:
                     raise BodyTooLarge(max_body_bytes)
                 parts.append(part)
-                if budget.remaining(clock) <= 0:
+                if budget.remaining() <= 0:
                     raise BudgetExceeded(budget, "finish its answer")
             return Fetched(response.status_code, response.headers, b"".join(parts))
         except httpx.TimeoutException:
@@ -231,28 +194,12 @@ class FetchLimiter:
         self._sem = threading.BoundedSemaphore(self.limit)
 
     @contextlib.contextmanager
-    def permit(self, budget: Budget, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
-        with released():
-            got = self._sem.acquire(timeout=max(0.0, budget.remaining(clock)))
+    def permit(self, budget: Budget, ctx: RequestContext) -> Iterator[None]:
+        with ctx.released():
+            got = self._sem.acquire(timeout=max(0.0, budget.remaining()))
         if not got:
             raise FetchPermitsExhausted(self.limit, budget)
         try:
             yield
         finally:
             self._sem.release()
-
-
-class FetchLimiters:
-    """One FetchLimiter per data source key (uid), created on first use."""
-
-    def __init__(self, limit: int = DEFAULT_FETCHES_PER_SOURCE) -> None:
-        self.limit = limit
-        self._by_key: dict[object, FetchLimiter] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, key: object) -> FetchLimiter:
-        with self._lock:
-            limiter = self._by_key.get(key)
-            if limiter is None:
-                limiter = self._by_key[key] = FetchLimiter(self.limit)
-            return limiter

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import bad_request
+from ..core.request import RequestContext
 from ..core.settings import DataSourceSettings
 from ..query.durations import parse_duration_ms
 from ..query.limits import MAX_INLINE_POINTS, MAX_INLINE_SERIES
@@ -116,7 +117,7 @@ class InlineSource(StaticSource):
         step = spec.step_ms or infer_step_ms(timestamps)
         return grid_for(timestamps, step, context_length)
 
-    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+    def series_count(self, spec: Any, grid: TimeGrid, ctx: RequestContext) -> int:
         return len(spec.series)
 
     def fetch(self, request: HistoryRequest) -> History:

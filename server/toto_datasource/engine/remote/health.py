@@ -7,13 +7,13 @@ All steps end by the caller's `deadline` too (Grafana's deadline for CheckHealth
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
 from ..._proto.inference import grpc_predict_v2_pb2 as pb
+from ...core.request import RequestContext
 from . import contract
 from .client import RemoteRunner, transport_error
 
@@ -58,19 +58,19 @@ def model_info(meta: pb.ModelMetadataResponse) -> dict[str, Any]:
     return info
 
 
-def probe(runner: RemoteRunner, timeout_s: float = 5.0, deadline: float | None = None) -> RemoteHealth:
-    """ServerReady, ModelReady, ModelMetadata: each within `timeout_s`, all by `deadline`
-    (time.monotonic()) when given."""
+def probe(runner: RemoteRunner, ctx: RequestContext, timeout_s: float = 5.0) -> RemoteHealth:
+    """ServerReady, ModelReady, ModelMetadata: each within `timeout_s`, all within the check's
+    deadline (`ctx`)."""
     settings, stub, md = runner.settings, runner.stub, runner._metadata
     health = RemoteHealth(runner.address, settings.model, ready=False)
 
-    capped = False  # the last step's timeout was what was left until `deadline`
+    capped = False  # the last step's budget was what was left of the check's deadline
 
     def step_s() -> float:
         nonlocal capped
-        left = timeout_s if deadline is None else deadline - time.monotonic()
-        capped = left < timeout_s
-        return max(0.001, min(timeout_s, left))
+        budget = ctx.budget(timeout_s)
+        capped = budget.capped_by_request
+        return max(0.001, budget.seconds)
 
     try:
         if not stub.ServerReady(pb.ServerReadyRequest(), timeout=step_s(), metadata=md).ready:

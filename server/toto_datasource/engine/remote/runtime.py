@@ -13,10 +13,12 @@ failed-load retry).
 
 from __future__ import annotations
 
-import os
 import weakref
 from typing import Any
 
+from ...core.config import ProcessConfig
+from ...core.errors import BackendError
+from ...core.request import RequestContext, background
 from ...core.settings import ModelSettings, RawSettings
 from ..cache import CachingForecaster
 from ..runtimes import LoadedModel, Probe
@@ -46,16 +48,15 @@ def remote_info(health: RemoteHealth) -> dict[str, Any]:
     return info
 
 
-def calls_in_flight(health: RemoteHealth) -> int:
+def calls_in_flight(health: RemoteHealth, config: ProcessConfig) -> int:
     """TOTO_REMOTE_CONCURRENCY, else what the engine advertises (`max_concurrency`), else 4.
 
     Why the engine's word: against the plain OIP server (one model, queued requests merged) the
     plugin got 1.07x the in-process throughput with 1 call in flight, 0.86x with 2 and 0.78x
     with 4 (1 series x 16 clients, 2 cores, alternating 3 s windows); Ray Serve with replicas
     gains from several. An engine that was down at load gets the default."""
-    pinned = os.environ.get("TOTO_REMOTE_CONCURRENCY", "").strip()
-    if pinned.isdigit() and int(pinned) > 0:
-        return int(pinned)
+    if config.remote_concurrency:
+        return config.remote_concurrency
     advertised = health.info.get("maxConcurrency") if health.ready else None
     return advertised or DEFAULT_CONCURRENCY
 
@@ -68,22 +69,24 @@ class RemoteRuntime:
     def __init__(self) -> None:
         self._runners: weakref.WeakKeyDictionary[Any, RemoteRunner] = weakref.WeakKeyDictionary()
 
-    def model_settings(
-        self, raw: RawSettings, settings: ModelSettings, environ: Any = None
-    ) -> ModelSettings:
-        """Settings hook: a data source with an inference URL runs on this runtime."""
-        return remote_model_settings(raw, settings, environ)
+    def model_settings(self, raw: RawSettings, settings: ModelSettings, config: ProcessConfig
+                       ) -> ModelSettings:
+        """A data source with an inference URL (its own or the admin's) runs on this runtime."""
+        return remote_model_settings(raw, settings, config)
 
-    def load(self, settings: ModelSettings, warmup: bool) -> LoadedModel:
+    def settings_problem(self, settings: ModelSettings) -> BackendError | None:
+        return None  # remote_model_settings already refused what cannot work
+
+    def load(self, settings: ModelSettings, config: ProcessConfig, warmup: bool) -> LoadedModel:
         runner = RemoteRunner(remote_settings(settings))
-        health = probe(runner, PROBE_TIMEOUT_S)  # the engine warms itself up; this only reads metadata
+        # The server warms itself up; this only reads its metadata.
+        health = probe(runner, background(), PROBE_TIMEOUT_S)
         info = remote_info(health)
-        concurrency = calls_in_flight(health)
-        limits = BatchLimits(max_cells=REMOTE_MAX_CELLS, concurrency=concurrency,
-                             max_queue=int(os.environ.get("TOTO_MAX_QUEUE", 1024)))
+        concurrency = calls_in_flight(health, config)
+        limits = BatchLimits(max_cells=REMOTE_MAX_CELLS, concurrency=concurrency, max_queue=config.max_queue)
         model = BatchingForecaster(f"remote:{runner.settings.model}@{runner.address}", runner,
                                    limits=limits, info=info)
-        cached = CachingForecaster(model)
+        cached = CachingForecaster(model, config.cache_ttl_s, config.cache_max)
         info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
         info["concurrency"] = concurrency
 
@@ -94,9 +97,9 @@ class RemoteRuntime:
         self._runners[model] = runner  # probe() reuses the channel
         return LoadedModel(cached, model, info, close=close)
 
-    def probe(self, loaded: LoadedModel, settings: ModelSettings, deadline: float | None = None) -> Probe:
-        runner = self._runners[loaded.model]
-        health = probe(runner, PROBE_TIMEOUT_S, deadline)
+    def probe(self, loaded: LoadedModel, settings: ModelSettings, ctx: RequestContext) -> Probe:
+        runner = self._runners[loaded.uncached]
+        health = probe(runner, ctx, PROBE_TIMEOUT_S)
         if health.ready:  # the engine may have been down at load, or redeployed since
             loaded.info.update(remote_info(health))
         message = health.message

@@ -9,11 +9,11 @@ likewise INFERENCE_MODEL, INFERENCE_TOKEN, INFERENCE_TLS_CA_CERT). The token and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from ...core.config import ProcessConfig
 from ...core.errors import bad_request
-from ...core.settings import ModelSettings, RawSettings, Secret, env_setting
+from ...core.settings import ModelSettings, RawSettings, Secret, flag_setting
 from .client import RemoteSettings
 
 RUNTIME = "remote"
@@ -22,23 +22,17 @@ SCHEMES = {"": False, "grpc": False, "http": False, "grpcs": True, "https": True
 DEFAULT_CONCURRENCY = 4  # model calls in flight per engine (replicas serve them in parallel)
 
 
-def _truthy(value: object) -> bool:
-    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def remote_model_settings(
-    raw: RawSettings, model: ModelSettings, environ: Mapping[str, str] | None = None
-) -> ModelSettings:
+def remote_model_settings(raw: RawSettings, model: ModelSettings, config: ProcessConfig) -> ModelSettings:
     """`model` unchanged when no inference URL is set; else the remote runtime's ModelSettings.
     Raises BackendError(400) naming the setting for a URL or TLS choice that cannot work."""
     data, secure = raw.json_data, raw.secure
-    url = (env_setting("inference_url", environ) or str(data.get("inferenceUrl") or "")).strip()
+    url = (config.inference_url or str(data.get("inferenceUrl") or "")).strip()
     if not url:
         return model
-    name = (env_setting("inference_model", environ) or str(data.get("inferenceModel") or "")).strip()
+    name = (config.inference_model or str(data.get("inferenceModel") or "")).strip()
     name = name or DEFAULT_ENGINE_MODEL
-    token = env_setting("inference_token", environ) or secure.get("inferenceToken", "")
-    ca_cert = env_setting("inference_tls_ca_cert", environ) or secure.get("inferenceTlsCACert", "")
+    token = config.inference_token or secure.get("inferenceToken", "")
+    ca_cert = config.inference_tls_ca_cert or secure.get("inferenceTlsCACert", "")
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme not in SCHEMES:
         raise bad_request(f"data source setting inferenceUrl: scheme {scheme!r} is not supported; "
@@ -48,7 +42,7 @@ def remote_model_settings(
         address, _ = parsed.address, parsed.target  # target: several engines must be IPs of one family
     except ValueError as exc:
         raise bad_request(f"data source setting inferenceUrl: {exc}") from None
-    if _truthy(env_setting("inference_tls_skip_verify", environ) or data.get("inferenceTlsSkipVerify")):
+    if config.inference_tls_skip_verify or flag_setting(data, "inferenceTlsSkipVerify"):
         # grpc-python verifies every TLS peer: there is no switch to turn that off.
         raise bad_request(
             "data source setting inferenceTlsSkipVerify: gRPC cannot skip TLS certificate verification; "

@@ -22,15 +22,14 @@ import httpx
 
 from ...core.errors import BackendError, bad_request, downstream
 from ...core.redact import Redactor
+from ...core.request import RequestContext
 from ..base import SourceHealth
 from ..http_budget import (
     DEFAULT_FETCHES_PER_SOURCE,
     BodyTooLarge,
-    Budget,
     BudgetExceeded,
     FetchLimiter,
     FetchPermitsExhausted,
-    budget_for,
     budget_transport,
     fetch_within,
 )
@@ -119,10 +118,10 @@ class GrafanaClient:
         to_ms: int,
         interval_ms: int,
         max_data_points: int,
-        deadline: float | None = None,
+        ctx: RequestContext,
     ) -> DecodedResult:
         """Run the target's query over [from_ms, to_ms] at interval_ms and decode its series, within
-        timeoutSeconds or before `deadline` (time.monotonic(): the query's own), whichever is first."""
+        timeoutSeconds or what is left of the request's deadline, whichever is less."""
         uid, kind = str(datasource.get("uid") or ""), str(datasource.get("type") or "")
         if kind == OWN_PLUGIN_ID:
             raise bad_request(
@@ -134,7 +133,7 @@ class GrafanaClient:
         body = self.request_body(
             datasource, source_query, ref_id, from_ms, to_ms, interval_ms, max_data_points
         )
-        status, raw = self._call("POST", "/api/ds/query", body, deadline=deadline)
+        status, raw = self._call("POST", "/api/ds/query", body, ctx)
         if status in (401, 403, 404) or status not in RESULT_STATUSES:
             raise self._status_error(status, raw, target)
         doc = self._json(raw)
@@ -146,11 +145,11 @@ class GrafanaClient:
 
     # ---- health ------------------------------------------------------------------------------
 
-    def check(self, deadline: float | None = None) -> SourceHealth:
+    def check(self, ctx: RequestContext) -> SourceHealth:
         """Reachable (version from /api/health), then the token (GET /api/org: any org member may),
-        each within timeoutSeconds and both before `deadline` (time.monotonic()) when given."""
+        each within timeoutSeconds and both within the check's deadline."""
         try:
-            status, raw = self._call("GET", "/api/health", None, auth=False, deadline=deadline,
+            status, raw = self._call("GET", "/api/health", None, ctx, auth=False,
                                      deadline_of="the health check")
             info = self._json(raw)
             version = str(info.get("version", "")) if isinstance(info, dict) else ""
@@ -162,8 +161,7 @@ class GrafanaClient:
                 return SourceHealth(
                     False, f"Grafana {version} reachable, but no token is set: {TOKEN_HELP}", version
                 )
-            status, raw = self._call("GET", "/api/org", None, deadline=deadline,
-                                     deadline_of="the health check")
+            status, raw = self._call("GET", "/api/org", None, ctx, deadline_of="the health check")
         except BackendError as exc:
             return SourceHealth(False, exc.message)
         if status == 401:
@@ -176,18 +174,18 @@ class GrafanaClient:
 
     # ---- HTTP --------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Any, auth: bool = True, deadline: float | None = None,
+    def _call(self, method: str, path: str, body: Any, ctx: RequestContext, auth: bool = True,
               deadline_of: str = "the query") -> tuple[int, bytes]:
-        """One request under one budget: timeout_s, or less when `deadline` (time.monotonic(), the
-        request's own, already less Grafana's margin) comes first; within one fetch permit."""
-        budget = budget_for(self.timeout_s, deadline, margin_s=0.0)
+        """One request under one budget (`RequestContext.budget`), within one fetch permit."""
+        budget = ctx.budget(self.timeout_s)
         if budget.seconds <= 0:
             raise self._timeout(BudgetExceeded(budget), deadline_of)
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
         try:
             req = self._client.build_request(method, self.url + path, json=body, headers=headers)
-            with self._limiter.permit(budget):
-                fetched = fetch_within(self._client, req, budget, max_body_bytes=self.max_response_bytes)
+            with self._limiter.permit(budget, ctx):
+                fetched = fetch_within(self._client, req, budget, ctx,
+                                       max_body_bytes=self.max_response_bytes)
             return fetched.status, fetched.body
         except BudgetExceeded as exc:
             raise self._timeout(exc, deadline_of) from None
@@ -209,11 +207,8 @@ class GrafanaClient:
             ) from None
 
     def _timeout(self, exc: BudgetExceeded, deadline_of: str) -> BackendError:
-        budget: Budget = exc.budget
-        if budget.seconds >= self.timeout_s:
-            why = "(timeoutSeconds)"
-        else:
-            why = f"({deadline_of}'s deadline came first)"
+        budget = exc.budget
+        why = f"({deadline_of}'s deadline came first)" if budget.capped_by_request else "(timeoutSeconds)"
         return downstream(
             f"Grafana at {self.url} did not {exc.phase} within {budget.seconds:.3g}s {why}", 504
         )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ...core.errors import bad_request
+from ...core.request import RequestContext
 from ...query.durations import format_duration
 from ..base import History, HistoryRequest, ResourceRoute, Series, SourceHealth, TimeGrid, spec_of
 from ..regular_grid import place
@@ -90,12 +91,12 @@ class GrafanaSource:
 
     def _query(
         self, spec: GrafanaSpec, ref_id: str, grid: TimeGrid, step_ms: int, points: int,
-        deadline: float | None = None,
+        ctx: RequestContext,
     ) -> DecodedResult:
         if not self.settings.token:
             raise bad_request(f"source: grafana needs a Grafana service-account token: {TOKEN_HELP}")
         return self._client.query(spec.datasource, spec.source_query, ref_id or "A",
-                                  grid.start_ms, grid.end_ms, step_ms, points, deadline)
+                                  grid.start_ms, grid.end_ms, step_ms, points, ctx)
 
     def fetch(self, request: HistoryRequest) -> History:
         spec = spec_of(request, GrafanaSpec)
@@ -103,7 +104,7 @@ class GrafanaSource:
         if grid.count <= 0 or grid.step_ms <= 0:
             raise bad_request(f"invalid history grid: {grid.count} points every {grid.step_ms} ms")
         ref_id = request.query.ref_id if request.query is not None else "A"
-        decoded = self._query(spec, ref_id, grid, grid.step_ms, grid.count, request.deadline)
+        decoded = self._query(spec, ref_id, grid, grid.step_ms, grid.count, request.ctx)
         if len(decoded.series) > self.max_series:
             raise bad_request(
                 f"{spec.target} returned {len(decoded.series)} series; the data source allows at most "
@@ -131,16 +132,16 @@ class GrafanaSource:
     def native_grid(self, spec: Any, context_length: int) -> TimeGrid | None:
         return None
 
-    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+    def series_count(self, spec: Any, grid: TimeGrid, ctx: RequestContext) -> int:
         """Series the target's query returns over the grid's span, at a coarse step (the preview)."""
         if not isinstance(spec, GrafanaSpec):
             raise bad_request("the preview of source grafana needs sourceDatasource and sourceQuery")
         span = grid.end_ms - grid.start_ms
         step = max(grid.step_ms, -(-span // PREVIEW_POINTS))
-        return len(self._query(spec, "preview", grid, step, PREVIEW_POINTS).series)
+        return len(self._query(spec, "preview", grid, step, PREVIEW_POINTS, ctx).series)
 
-    def check(self, deadline: float | None = None) -> SourceHealth:
-        return self._client.check(deadline)
+    def check(self, ctx: RequestContext) -> SourceHealth:
+        return self._client.check(ctx)
 
     def routes(self) -> Mapping[str, ResourceRoute]:
         return {}

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -24,11 +24,11 @@ import httpx
 
 from ...core.errors import BackendError, bad_request, downstream
 from ...core.redact import Redactor
+from ...core.request import Budget, RequestContext
 from ...core.settings import redact_url
 from ..http_budget import (
     DEFAULT_FETCHES_PER_SOURCE,
     BodyTooLarge,
-    Budget,
     BudgetExceeded,
     FetchLimiter,
     FetchPermitsExhausted,
@@ -48,11 +48,9 @@ class NotFound(BackendError):
 
 
 class PrometheusHttp:
-    """Sends API calls for one data-source configuration; `clock` gives deadlines their time."""
+    """Sends API calls for one data-source configuration, each within its caller's budget."""
 
-    def __init__(
-        self, settings: PrometheusSettings, client: httpx.Client | None, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, settings: PrometheusSettings, client: httpx.Client | None) -> None:
         self.settings = settings
         # Credentials in the URL (http://user:pass@host) become basic auth: httpx logs request
         # URLs, so the URL we send never carries them, and the one messages show has ***@ instead.
@@ -64,7 +62,6 @@ class PrometheusHttp:
         userinfo = urlsplit(settings.url)
         # Values that must never reach a message or a log line (upstream error bodies are redacted too).
         self._redactor = Redactor.for_settings(settings)
-        self._clock = clock
         self._limiter = FetchLimiter(FETCH_PERMITS)
         self._headers = {name: value.reveal() for name, value in settings.headers}
         self._auth: httpx.Auth | None = None
@@ -110,11 +107,12 @@ class PrometheusHttp:
         method: str,
         path: str,
         params: Mapping[str, str] | None,
-        deadline: float,
+        budget: Budget,
+        ctx: RequestContext,
         warnings: list[str] | None = None,
     ) -> Any:
-        """One API call under a deadline; returns the `data` member or raises a downstream BackendError."""
-        body, status = self.send(method, path, params, deadline)
+        """One API call within `budget`; returns the `data` member or raises a downstream BackendError."""
+        body, status = self.send(method, path, params, budget, ctx)
         if status in (401, 403):
             raise downstream(
                 f"Prometheus at {self.url} rejected the credentials (HTTP {status}); "
@@ -156,12 +154,11 @@ class PrometheusHttp:
         return doc.get("data")
 
     def send(
-        self, method: str, path: str, params: Mapping[str, str] | None, deadline: float
+        self, method: str, path: str, params: Mapping[str, str] | None, budget: Budget, ctx: RequestContext
     ) -> tuple[bytes, int]:
-        """Send and read the whole body before `deadline` (on this source's clock), within one of
-        the data source's fetch permits."""
-        budget = self.budget(deadline)
-        if budget.seconds <= 0:
+        """Send and read the whole body within `budget` (calls of one fetch share it), within one
+        of the data source's fetch permits."""
+        if budget.remaining() <= 0:
             raise self._timeout(BudgetExceeded(budget))
         form = method == "POST"
         log.debug("prometheus %s %s %s", method, path, {k: v for k, v in (params or {}).items()})
@@ -173,9 +170,9 @@ class PrometheusHttp:
                 data=params if form else None,
                 headers=self._headers,
             )
-            with self._limiter.permit(budget, self._clock):
-                fetched = fetch_within(self._client, req, budget, max_body_bytes=MAX_BODY_BYTES,
-                                       auth=self._auth or httpx.USE_CLIENT_DEFAULT, clock=self._clock)
+            with self._limiter.permit(budget, ctx):
+                fetched = fetch_within(self._client, req, budget, ctx, max_body_bytes=MAX_BODY_BYTES,
+                                       auth=self._auth or httpx.USE_CLIENT_DEFAULT)
             return fetched.body, fetched.status
         except BudgetExceeded as exc:
             raise self._timeout(exc) from None
@@ -195,15 +192,6 @@ class PrometheusHttp:
             raise downstream(
                 f"request to Prometheus at {self.url} failed: {self._reason(exc)}", 502
             ) from None
-
-    def budget(self, deadline: float) -> Budget:
-        """The call's budget: what is left until `deadline`, and which limit set that deadline."""
-        left = deadline - self._clock()
-        if left >= self.settings.timeout_s - 0.05:
-            reason = f"the data source's timeout of {self.settings.timeout_s:g}s"
-        else:
-            reason = "what was left of Grafana's deadline for the request"
-        return Budget(max(0.0, left), deadline, reason)
 
     def _timeout(self, exc: BudgetExceeded) -> BackendError:
         return downstream(f"Prometheus at {self.url} {exc}", 504)

@@ -7,7 +7,6 @@ where nothing was observed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ import httpx
 import numpy as np
 
 from ...core.errors import bad_request
+from ...core.request import Budget, RequestContext
 from ..base import History, HistoryRequest, ResourceRoute, SourceHealth, TimeGrid, spec_of
 from .http import NotFound, PrometheusHttp
 from .placement import (
@@ -59,22 +59,13 @@ class PrometheusSource:
             raise bad_request(NO_URL)
         self.settings = settings
         self.max_series = max_series
-        self._clock = time.monotonic  # injectable so tests can drive the deadline without waiting
-        self._http = PrometheusHttp(settings, client, clock=lambda: self._clock())
+        self._http = PrometheusHttp(settings, client)
         self.url = self._http.url
 
     def close(self) -> None:
         self._http.close()
 
-    def _deadline(self, request_deadline: float | None = None) -> float:
-        """The data source's timeout, or the request's own deadline (time.monotonic()) when that
-        comes first, on this source's clock."""
-        own = self._clock() + self.settings.timeout_s
-        if request_deadline is None:
-            return own
-        return min(own, self._clock() + max(0.0, request_deadline - time.monotonic()))
-
-    def _range(self, expr: str, grid: TimeGrid, step_ms: int, deadline: float,
+    def _range(self, expr: str, grid: TimeGrid, step_ms: int, budget: Budget, ctx: RequestContext,
                warnings: list[str]) -> list[Mapping[str, Any]]:
         data = self._http.api(
             "POST",
@@ -86,7 +77,8 @@ class PrometheusSource:
                 "step": fmt_seconds(step_ms),
                 "timeout": f"{self.settings.timeout_s:g}",
             },
-            deadline,
+            budget,
+            ctx,
             warnings,
         )
         return self._matrix(data)
@@ -100,12 +92,12 @@ class PrometheusSource:
         grid = request.grid
         if grid.count <= 0 or grid.step_ms <= 0:
             raise bad_request(f"invalid history grid: {grid.count} points every {grid.step_ms} ms")
-        deadline = self._deadline(request.deadline)
+        budget = request.ctx.budget(self.settings.timeout_s)  # one budget for every chunk
         parts = chunks(grid)
         placed: dict[tuple[tuple[str, str], ...], Placed] = {}
         warnings: list[str] = []
         for chunk in parts:
-            result = self._range(expr, chunk, chunk.step_ms, deadline, warnings)
+            result = self._range(expr, chunk, chunk.step_ms, budget, request.ctx, warnings)
             keys = [tuple(sorted((item.get("metric") or {}).items())) for item in result]
             total = len(placed) + len({k for k in keys if k not in placed})
             if total > self.max_series:
@@ -140,64 +132,65 @@ class PrometheusSource:
     def native_grid(self, spec: Any, context_length: int) -> TimeGrid | None:
         return None
 
-    def series_count(self, spec: Any, grid: TimeGrid) -> int:
+    def series_count(self, spec: Any, grid: TimeGrid, ctx: RequestContext) -> int:
         """How many series the expression returns over the grid's span, from a coarse range query
         (the preview only counts; the values are not needed at full resolution)."""
         expr = require_expr(spec.expr if isinstance(spec, PrometheusSpec) else str(spec))
         span = grid.end_ms - grid.start_ms
         step = max(grid.step_ms, -(-span // PREVIEW_POINTS) if span else grid.step_ms)
-        return len(self._range(expr, grid, step, self._deadline(), []))
+        return len(self._range(expr, grid, step, ctx.budget(self.settings.timeout_s), ctx, []))
 
     # ---- editor resources ------------------------------------------------------------------
 
     def routes(self) -> Mapping[str, ResourceRoute]:
         return {"metric-names": self._metric_names_route, "label-values": self._label_values_route}
 
-    def _metric_names_route(self, params: Mapping[str, list[str]], body: bytes) -> Any:
-        return {"names": self.metric_names(_first(params, "match"))}
+    def _metric_names_route(self, params: Mapping[str, list[str]], body: bytes, ctx: RequestContext) -> Any:
+        return {"names": self.metric_names(ctx, _first(params, "match"))}
 
-    def _label_values_route(self, params: Mapping[str, list[str]], body: bytes) -> Any:
+    def _label_values_route(self, params: Mapping[str, list[str]], body: bytes, ctx: RequestContext) -> Any:
         label = _first(params, "label")
         if not label:
             raise bad_request("label-values needs a label parameter")
-        return {"values": self.label_values(label, _first(params, "match"))}
+        return {"values": self.label_values(ctx, label, _first(params, "match"))}
 
-    def metric_names(self, match: str = "", limit: int = 200) -> list[str]:
+    def metric_names(self, ctx: RequestContext, match: str = "", limit: int = 200) -> list[str]:
         """Metric names for the editor. A `match` with braces is a series selector sent upstream;
         plain text filters names by case-insensitive substring."""
         selector = match.strip() if "{" in match else ""
-        names = self._label_values("__name__", selector)
+        names = self._label_values(ctx, "__name__", selector)
         needle = "" if selector else match.strip().lower()
         picked = [n for n in names if needle in n.lower()]
         return sorted(picked)[: max(0, limit)]
 
-    def label_values(self, label: str, match: str = "") -> list[str]:
+    def label_values(self, ctx: RequestContext, label: str, match: str = "") -> list[str]:
         """Values of one label, optionally only on series matching the selector `match`."""
         if not LABEL_NAME.match(label):
             raise bad_request(f"invalid label name {label!r}")
-        return sorted(self._label_values(label, match.strip()))
+        return sorted(self._label_values(ctx, label, match.strip()))
 
-    def _label_values(self, label: str, selector: str) -> list[str]:
+    def _label_values(self, ctx: RequestContext, label: str, selector: str) -> list[str]:
         params = {"match[]": selector} if selector else None
-        data = self._http.api("GET", f"/api/v1/label/{label}/values", params, self._deadline())
+        budget = ctx.budget(self.settings.timeout_s)
+        data = self._http.api("GET", f"/api/v1/label/{label}/values", params, budget, ctx)
         if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
             raise self._http.bad_response("label values are not a list of strings")
         return data
 
     # ---- health ----------------------------------------------------------------------------
 
-    def check(self, deadline: float | None = None) -> SourceHealth:
+    def check(self, ctx: RequestContext) -> SourceHealth:
         """Reachable, credentials accepted, version: buildinfo needs auth like any API call, so a
         successful answer proves all three. Falls back to a trivial query for compatible servers
         without the buildinfo endpoint. Both calls share one budget: timeoutSeconds, or less when
-        Grafana's `deadline` for the check comes first."""
-        deadline = self._deadline(deadline)
+        the check's deadline comes first."""
+        budget = ctx.budget(self.settings.timeout_s)
         try:
-            info = self._http.api("GET", "/api/v1/status/buildinfo", None, deadline)
+            info = self._http.api("GET", "/api/v1/status/buildinfo", None, budget, ctx)
             version = str(info.get("version", "")) if isinstance(info, dict) else ""
         except NotFound:
             try:
-                self._http.api("GET", "/api/v1/query", {"query": "1"}, deadline)
+                self._http.api("GET", "/api/v1/query", {"query": "1"}, budget, ctx)
             except Exception as exc2:
                 return SourceHealth(False, str(exc2))
             version = ""
