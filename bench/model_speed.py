@@ -1,4 +1,4 @@
-"""Model speed at the hardware's limit (issue 16): achieved FLOP/s as a fraction of measured peak.
+"""Model speed at the hardware's limit: achieved FLOP/s as a fraction of measured peak.
 
 For each model size and batch size (context 2048, horizon 256 = 72 patches, univariate):
   * eager      — toto2 as shipped (unit-scaling layers), through `forecast()`;

@@ -1,4 +1,4 @@
-"""queryType backtest on signals with known answers (issue 14): through QueryData in process, the
+"""queryType backtest on signals with known answers: through QueryData in process, the
 preview route, and the plugin started as Grafana starts it."""
 
 from __future__ import annotations

@@ -63,15 +63,31 @@ def test_two_calls_in_flight_with_concurrency_two() -> None:
         model.close()
 
 
-def test_one_call_at_a_time_by_default() -> None:
-    runner = CountingRunner()
+def test_jobs_that_arrive_during_a_call_share_the_next_one_by_default() -> None:
+    """The in-process model runs one call at a time, so jobs queued behind a running call are
+    batched into the next one instead of each starting a call of its own."""
+    gate = threading.Event()
+    entered = threading.Event()
+
+    class Gated(CountingRunner):
+        def __call__(self, batch: PreparedBatch) -> np.ndarray:
+            if self.calls == 0:
+                entered.set()
+                assert gate.wait(WAIT)
+            return super().__call__(batch)
+
+    runner = Gated()
     model = BatchingForecaster("local-fake", runner)
     try:
-        jobs = jobs_of_distinct_shapes(5)
-        futures = [model.submit(j) for j in jobs]
-        for f in futures:
-            f.result(WAIT)
-        assert model.limits.concurrency == 1 and runner.most_inside == 1
+        first = model.submit(ForecastJob(np.full((1, 64), 1.0), 32))
+        assert entered.wait(WAIT)
+        queued = [ForecastJob(np.full((2, 64), float(i)), 32) for i in range(3)]
+        futures = [model.submit(j) for j in queued]
+        gate.set()
+        first.result(WAIT)
+        for job, f in zip(queued, futures, strict=True):
+            np.testing.assert_allclose(f.result(WAIT).quantiles, expected(job.context, job.horizon))
+        assert runner.calls == 2 and runner.most_inside == 1  # the running call, then one for all three
     finally:
         model.close()
 
@@ -84,6 +100,6 @@ def test_one_job_split_over_concurrent_calls_is_assembled_in_order() -> None:
         context = np.arange(40 * 64, dtype=float).reshape(40, 64)
         out = model.submit(ForecastJob(context, 48)).result(WAIT)
         np.testing.assert_allclose(out.quantiles, expected(context, 48))
-        assert runner.calls == 10  # 40 rows, 4 per call
+        assert runner.calls >= 10  # 40 rows, at most 4 per call (the memory cap)
     finally:
         model.close()

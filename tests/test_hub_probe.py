@@ -1,4 +1,4 @@
-"""The hub probe answers within its timeout and says "hub unreachable" (issue 14, first run)."""
+"""The hub probe answers within its timeout and says "hub unreachable" (a first run offline)."""
 
 from __future__ import annotations
 

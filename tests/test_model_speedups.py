@@ -1,4 +1,4 @@
-"""Model-side speed-ups (issue 16) on the real toto2 code: folding the unit-scaling constants
+"""Model-side speed-ups on the real toto2 code: folding the unit-scaling constants
 (exact), the bucketed compiled transformer (exact, background compile, fallback) and opt-in int8.
 
 Compile cost: one 1-row, 4-patch bucket of the 4m model, ~30 s on the shared 2-core CPU with a cold

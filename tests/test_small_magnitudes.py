@@ -1,4 +1,4 @@
-"""Series far below toto2's scaler floor come back in data units (issue 14, small magnitudes)."""
+"""Series far below toto2's scaler floor come back in data units."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Statistical fallback, season detection, accuracy scores and the report lines (issue 14)."""
+"""Statistical fallback, season detection, accuracy scores and the report lines."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_plural() -> None:
     assert plural(1, "step") == "1 step" and plural(14, "step") == "14 steps" and plural(1, "min") == "1 min"
 
 
-# --- the calendar harmonic candidate, the AR(1) errors and the selection (issue 14 item 3) ---
+# --- the calendar harmonic candidate, the AR(1) errors and the selection ---
 
 DAY_1M = 1440  # steps of a day at 1 minute: a 2048-point context holds 1.4 of them
 
@@ -183,7 +183,7 @@ def test_ar1_errors_follow_a_persistent_offset_only() -> None:
 
 
 def test_demo_postgres_forecast_starts_at_the_observed_level() -> None:
-    """Issue 14 item 5: the fallback's median at the first step is the recent level (no jump at the
+    """The fallback's median at the first step is the recent level (no jump at the
     origin, so `make demo` never reads "crosses 500 QPS in 1 step" from a calm stretch)."""
     from toto_datasource.sources.base import TimeGrid
     from toto_datasource.sources.demo import postgres_load
@@ -198,7 +198,7 @@ def test_demo_postgres_forecast_starts_at_the_observed_level() -> None:
         assert out.level(0.9)[0, 0] < 500
 
 
-# --- the cost work (issue 14, fallback target ≤ 10 ms a series): same answers, cheaper ---
+# --- the cost work (target ≤ 10 ms a series): same answers, cheaper ---
 
 
 def test_fast_quantiles_match_numpy() -> None:

@@ -8,8 +8,7 @@ and infinities, several at once, compared field by field with the general path."
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from toto_datasource.sources import regular_grid as rg
 
@@ -43,25 +42,17 @@ def cases(draw: st.DrawFn) -> tuple[int, list[tuple[np.ndarray, np.ndarray]], in
     return step, series, draw(st.sampled_from([1, 5, 24, 1 << 20]))
 
 
-def general_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rg, "_evenly_stepped", lambda ts, step: False)
-    monkeypatch.setattr(rg, "_on_grid", lambda ts, steps, grid: False)
-
-
-@settings(max_examples=400, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, derandomize=True, deadline=None)
 @given(cases(), st.sampled_from(["last", "mean"]))
-def test_fast_paths_equal_the_general_path(monkeypatch: pytest.MonkeyPatch, case, merge) -> None:
+def test_fast_paths_equal_the_general_path(case, merge) -> None:
     step, series, max_count = case
     timestamps = [ts for ts, _ in series]
     if not any(ts.size for ts in timestamps):
         return
     fast_grid = rg.grid_for(timestamps, step, max_count)
     fast = rg.place(fast_grid, series, merge)
-    with monkeypatch.context() as m:
-        general_path(m)
-        grid = rg.grid_for(timestamps, step, max_count)
-        slow = rg.place(grid, series, merge)
+    grid = rg.grid_for(timestamps, step, max_count, fast=False)
+    slow = rg.place(grid, series, merge, fast=False)
     assert fast_grid == grid
     assert fast.notices == slow.notices
     for a, b in zip(fast.series, slow.series, strict=True):
@@ -70,12 +61,11 @@ def test_fast_paths_equal_the_general_path(monkeypatch: pytest.MonkeyPatch, case
             b.reordered, b.merged, b.moved, b.max_shift_ms, b.outside, b.infinite)
 
 
-def test_a_regular_series_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fast path is the one taken for the common case (else this file tests nothing)."""
+def test_a_regular_series_is_what_the_fast_paths_take() -> None:
+    """Regular data qualifies for both fast paths (else the comparison above compares nothing)."""
     ts = 1_700_000_040_000 + 60_000 * np.arange(100, dtype=np.int64)
-    calls = []
-    real = rg._on_grid
-    monkeypatch.setattr(rg, "_on_grid", lambda *a: calls.append(real(*a)) or calls[-1])
-    monkeypatch.setattr(rg, "_choose_half", lambda *a: pytest.fail("scored buckets for regular data"))
-    out = rg.place(rg.grid_for([ts], 60_000, 100), [(ts, np.ones(100))])
-    assert calls == [True] and out.series[0].outside == 0
+    grid = rg.grid_for([ts], 60_000, 100)
+    assert rg.evenly_stepped(ts, 60_000) and rg.on_grid(ts, np.diff(ts), grid)
+    jittered = ts + np.where(np.arange(100) % 7 == 3, 1_500, 0)
+    assert not rg.evenly_stepped(jittered, 60_000) and not rg.on_grid(jittered, np.diff(jittered), grid)
+    assert rg.place(grid, [(ts, np.ones(100))]).series[0].outside == 0

@@ -3,7 +3,7 @@ port, serves from one daemon thread, and at exit closes every connection and sto
 `STOP_S` whatever a client is doing.
 
 - `slow_headers`: reads the request, then sends the status line and headers one byte every
-  `interval_s` (1 byte/s is what beat a 5 s httpx timeout for 71 s in issue 13).
+  `interval_s` (1 byte/s is what beat a 5 s httpx timeout for 71 s).
 - `blackhole`: accepts and never answers.
 - `echo_request`: answers 502 with an HTML page that quotes the request line (URL with its query
   string) and every header (Authorization included), like a broken proxy's error page.

@@ -1,4 +1,4 @@
-"""CheckHealth answers by its gRPC deadline, whatever an upstream does (issue 13).
+"""CheckHealth answers by its gRPC deadline, whatever an upstream does.
 
 Grafana's "Save & test" may call CheckHealth with a deadline shorter than `timeoutSeconds`; an
 upstream that never answers must give an ERROR naming it, not DEADLINE_EXCEEDED for the call.

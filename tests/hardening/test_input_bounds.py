@@ -1,6 +1,6 @@
 """Bounds before arithmetic (query/parse.py, query/plan.py, query/durations.py) and settings
 errors naming the field (core/settings.py, sources/prometheus/settings.py), in process: each
-input of issue 13 that was a 500 is a 400 here, fast."""
+input that once was a 500 is a 400 here, fast."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Grafana's contract: grpc.health is polled and a plugin that does not answer is restarted;
 Shutdown is followed 2 s later by SIGKILL. The asserts are orderings (health answered while
 every stuck call is still pending; the process exited with code 0 on its own, not killed) and
-the measured times are printed; the time targets of issue 13 (health <= 1 s, exit <= 2 s after
+the measured times are printed; the time targets (health <= 1 s, exit <= 2 s after
 Shutdown) are checked with a 5x margin, documented here, because the CI machine is shared.
 """
 
@@ -105,7 +105,7 @@ def test_sigterm_removes_the_socket(plugin_env: dict[str, str]) -> None:
 
 def test_slow_upstream_under_a_short_deadline_gets_a_per_query_504(started: PluginProcess) -> None:
     """timeoutSeconds 30, Grafana's deadline 6 s, headers at 1 byte/s: the answer must be a 504
-    for the query before the deadline, not DEADLINE_EXCEEDED for the whole call (issue 13)."""
+    for the query before the deadline, not DEADLINE_EXCEEDED for the whole call."""
     with slow_headers(interval_s=1.0) as slow:
         ctx = context({"prometheusUrl": slow.url, "timeoutSeconds": 30}, uid="slow")
         request = pb.QueryDataRequest(pluginContext=ctx, queries=[

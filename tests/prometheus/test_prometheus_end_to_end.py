@@ -33,7 +33,7 @@ from toto_datasource.service import (
     parse_data_source_settings,
 )
 from toto_datasource.service.instances import MIN_CLOSE_GRACE_S, InstanceManager
-from toto_datasource.sources.prometheus import CLOSE_MARGIN_S
+from toto_datasource.sources.base import CLOSE_MARGIN_S
 from toto_datasource.sources.registry import builtin_sources
 
 from .prom_server import free_port

@@ -1,6 +1,6 @@
 """Loopback-only network namespaces for tests, and a bridge from the root namespace into one.
 
-Ray binds the machine's routable address whatever --node-ip-address says (issue 15), so the
+Ray binds the machine's routable address whatever --node-ip-address says, so the
 Ray head runs inside a namespace whose only interface is `lo`. The client side (this pytest
 process, or a plugin process started as Grafana starts it) stays in the root namespace and
 reaches Serve's gRPC proxy through `LoopbackBridge`: it listens on 127.0.0.1 here and opens

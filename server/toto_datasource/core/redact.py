@@ -2,7 +2,7 @@
 bodies and log lines.
 
 Why one place: before it, each source redacted its own messages, and whatever it missed went
-out in full. In issue 13 a bearer token pasted with a trailing newline came back whole in
+out in full. A bearer token pasted with a trailing newline came back whole in
 `Illegal header value b'Bearer PastedTok3nSecret\\n'` (httpx's message, raised before the source
 could filter it), and an upstream proxy that echoed the request put the URL's `?token=` and the
 base64 `Authorization: Basic` value into query errors and CheckHealth.

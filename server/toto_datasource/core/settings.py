@@ -6,7 +6,7 @@ each registered source provider to parse its own part, so adding a source never 
 Secrets are wrapped in `Secret` and credentials in a URL are shown as `***`, so a log line or an
 error message that formats settings never shows them. Every secret parsed is also remembered by
 `redact.KNOWN_SECRETS`, the process-wide redactor that the plugin edge applies to every message
-it sends and every log line (issue 13: a token pasted with a trailing newline came back in full).
+it sends and every log line (a token pasted with a trailing newline once came back in full).
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def flag_setting(json_data: Mapping[str, object], key: str) -> bool:
 
 
 def default_horizon_setting(raw: object) -> str:
-    """jsonData.defaultHorizon: 1-8192 steps or a duration such as 6h, checked once here (issue 13:
+    """jsonData.defaultHorizon: 1-8192 steps or a duration such as 6h, checked once here (
     "forever" or 99999 made every query without its own horizon fail with a 500)."""
     if raw in (None, ""):
         return ""

@@ -1,6 +1,6 @@
 """What every RPC passes on its way in and out: admission by kind, and redaction of what leaves.
 
-Why: grpcio's sync server runs each RPC on a pool thread for its whole life. In issue 13, with 80
+Why: grpcio's sync server runs each RPC on a pool thread for its whole life. With 80
 queries stuck on a never-answering upstream, all 64 threads were taken, grpc.health "plugin"
 took 18 s and Shutdown never ran (Grafana SIGKILLs after 2 s). So data calls (QueryData,
 CallResource) may hold at most `pool - reserve` threads and CheckHealth (which may test an

@@ -1,7 +1,7 @@
 """A bounded thread pool whose idle workers exit, for the gRPC server.
 
 Why not ThreadPoolExecutor: its threads never end, so after one burst of hostile traffic the
-process kept 79 threads (14 before) for good (issue 13). grpcio accepts any
+process kept 79 threads (14 before) for good. grpcio accepts any
 `concurrent.futures.Executor`; this one starts a worker only when no idle worker can take the
 job (up to `max_workers`) and lets a worker exit after `idle_s` without work, down to `min_workers`.
 `on_idle` runs (on the exiting worker, outside the lock) when the pool is back at `min_workers`:

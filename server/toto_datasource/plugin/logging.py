@@ -6,7 +6,7 @@ text (go-plugin's hclog reader). Extra key/values go in `extra={"kv": {...}}`.
 Every line passes `runtime.redact.RedactingFilter` (no configured secret, URL credential or
 query string reaches Grafana's log), and third-party loggers that bring their own plain-text
 stream handler (huggingface_hub adds one at import; torch adds its own and sets propagate=False)
-get this formatter and filter too, as does `logging.lastResort`: in issue 13 Hugging Face's retry
+get this formatter and filter too, as does `logging.lastResort`: Hugging Face's retry
 messages reached stderr as plain text when no checkpoint was local and there was no network.
 Those libraries are imported by the engine's loader thread, after the handshake and after this
 setup, so loggers created from then on are `AdoptingLogger`s: a console handler added to one is

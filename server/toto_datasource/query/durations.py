@@ -11,7 +11,7 @@ _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)\s*$")
 DURATION_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d|w)\s*$"  # the schema's form of _DURATION
 # Longer than every limit a caller checks (a step, a horizon, an anomaly window): a duration
-# beyond it is clamped here, so "9999...9w" (float inf, int() overflowed into a 500 in issue 13)
+# beyond it is clamped here, so "9999...9w" (float inf, int() overflowed into a 500)
 # reaches the caller's range check and its 400 naming the field.
 DURATION_CAP_MS = 10_000 * 366 * 86_400_000
 

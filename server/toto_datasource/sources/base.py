@@ -19,8 +19,11 @@ from ..core.series import Series, TimeGrid
 from ..core.settings import DataSourceSettings, RawSettings
 from ..query.model import ForecastQuery
 
+# How long after its own timeout a replaced source may still be turning its last answer into frames.
+CLOSE_MARGIN_S = 30.0
+
 __all__ = [
-    "History", "HistoryRequest", "HistorySource", "ResourceRoute", "Series", "SourceHealth",
+    "CLOSE_MARGIN_S", "History", "HistoryRequest", "HistorySource", "ResourceRoute", "Series", "SourceHealth",
     "SourceProvider", "TimeGrid", "spec_of",
 ]
 

@@ -51,6 +51,7 @@ RawSeries = tuple[np.ndarray, np.ndarray]  # (timestamps_ms int64, values float6
 
 
 def format_step(ms: int) -> str:
+    """A step in the largest unit that divides it exactly: 1m, 15s, 1500ms (PromQL's own form)."""
     for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND)):
         if ms % size == 0:
             return f"{ms // size}{unit}"
@@ -68,16 +69,16 @@ def median_spacing_ms(timestamps_ms: np.ndarray) -> float | None:
     return float(np.median(diffs)) if diffs.size >= 1 else None
 
 
-def _on_grid(ts: np.ndarray, steps: np.ndarray, grid: TimeGrid) -> bool:
+def on_grid(ts: np.ndarray, steps: np.ndarray, grid: TimeGrid) -> bool:
     """Sorted `ts` (with `steps` its differences) has a point on every grid time from its first."""
     return (ts.size >= 2 and (int(ts[0]) - grid.start_ms) % grid.step_ms == 0
             and bool((steps == grid.step_ms).all()))
 
 
-def _evenly_stepped(ts: np.ndarray, step_ms: int) -> bool:
+def evenly_stepped(ts: np.ndarray, step_ms: int) -> bool:
     """Sorted, one point every `step_ms`: what Prometheus and most clients send. Such a series
     sits on one phase of the grid, so its grid is its ends and its buckets a slice (grid_for,
-    place): same grid and values for a fraction of the numpy calls (issue 16)."""
+    place): same grid and values for a fraction of the numpy calls."""
     return ts.size >= 2 and bool((ts[1:] - ts[:-1] == step_ms).all())
 
 
@@ -143,9 +144,12 @@ class RegularGrid:
 
 
 def place(
-    grid: TimeGrid, series: Sequence[RawSeries], merge: Merge = "last", names: Sequence[str] = ()
+    grid: TimeGrid, series: Sequence[RawSeries], merge: Merge = "last", names: Sequence[str] = (),
+    *, fast: bool = True,
 ) -> RegularGrid:
-    """Put every series' points into the buckets of `grid`; notices say what was merged or left out."""
+    """Put every series' points into the buckets of `grid`; notices say what was merged or left out.
+    `fast=False` scores buckets even for series already on the grid (the general path the fast
+    one must equal: tests/grafana/test_regular_grid_fast_path.py)."""
     clean: list[tuple[np.ndarray, np.ndarray, int, bool, bool]] = []
     for ts, vals in series:
         ts = np.asarray(ts, dtype=np.int64)
@@ -157,8 +161,7 @@ def place(
             ts, vals = ts[order], vals[order]
         finite = np.isfinite(vals)
         if finite.all():  # the common case: no copies
-            on_grid = not reordered and _on_grid(ts, steps, grid)
-            clean.append((ts, vals, 0, reordered, on_grid))
+            clean.append((ts, vals, 0, reordered, fast and not reordered and on_grid(ts, steps, grid)))
             continue
         inf = np.isinf(vals)
         clean.append((ts[finite], vals[finite], int(inf.sum()), reordered, False))
@@ -201,7 +204,8 @@ def _place_one(
     )
 
 
-def _some(names: list[str], limit: int = 3) -> str:
+def listed(names: list[str], limit: int = 3) -> str:
+    """The first `limit` names for a notice, and how many more."""
     shown = ", ".join(names[:limit])
     return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
 
@@ -216,14 +220,14 @@ def _notices(grid: TimeGrid, out: list[RegularSeries], merge: Merge, names: list
         notices.append(
             f"{sum(s.moved for s, _ in moved)} points of {len(moved)} series were off the {step} grid "
             f"(by up to {format_step(worst)}) and were snapped to their step "
-            f"({_some([n for _, n in moved])})"
+            f"({listed([n for _, n in moved])})"
         )
     merged = [(s, n) for s, n in zip(out, label, strict=True) if s.merged]
     if merged:
         how = "the last one kept" if merge == "last" else "averaged"
         notices.append(
             f"{sum(s.merged for s, _ in merged)} points fell on the same step ({step}) as another "
-            f"point, {how} ({_some([n for _, n in merged])})"
+            f"point, {how} ({listed([n for _, n in merged])})"
         )
     outside = sum(s.outside for s in out)
     if outside:
@@ -248,16 +252,17 @@ def grid_anchor_ms(timestamps: Sequence[np.ndarray], step_ms: int) -> int:
     return int(values[best]) if counts[best] * 2 > phases.size else 0
 
 
-def grid_for(timestamps: Sequence[np.ndarray], step_ms: int, max_count: int) -> TimeGrid:
+def grid_for(timestamps: Sequence[np.ndarray], step_ms: int, max_count: int, *, fast: bool = True
+             ) -> TimeGrid:
     """The grid of `step_ms` (anchored by grid_anchor_ms) that covers every point, or the latest
-    `max_count` steps of them."""
+    `max_count` steps of them. `fast=False` takes the general path even for evenly stepped series."""
     if step_ms <= 0:
         raise bad_request(f"the step must be positive, got {step_ms} ms")
     series_ts = [np.asarray(ts, dtype=np.int64) for ts in timestamps]
     nonempty = [ts for ts in series_ts if ts.size]
     if not nonempty:
         raise bad_request("no series has any timestamp")
-    if all(_evenly_stepped(ts, step_ms) for ts in nonempty):
+    if fast and all(evenly_stepped(ts, step_ms) for ts in nonempty):
         phases = {int(ts[0]) % step_ms for ts in nonempty}
         if len(phases) == 1:  # every point on one grid: the anchor is that phase, no half step
             anchor = phases.pop()

@@ -7,11 +7,10 @@ from typing import Any
 
 from ...core.errors import bad_request
 from ...core.settings import DataSourceSettings, RawSettings
+from ..base import CLOSE_MARGIN_S
 from .client import OWN_PLUGIN_ID, TOKEN_HELP
 from .settings import GrafanaSettings, parse_grafana_settings
 from .source import GrafanaSource, GrafanaSpec, parse_grafana_spec
-
-CLOSE_MARGIN_S = 30.0  # beyond the source's timeout: time to turn its last answer into frames
 
 
 class GrafanaProvider:

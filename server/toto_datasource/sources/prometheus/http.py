@@ -5,7 +5,7 @@ ever quoting a secret: configured secrets and URL credentials are redacted from 
 
 Each call has one total budget, connect + TLS + headers + body (sources/http_budget.py): the
 caller's deadline is min(timeoutSeconds, the request's deadline). httpx alone times out per socket
-operation, so headers sent at 1 byte/s took 71 s under a 5 s timeout (issue 13). At most
+operation, so headers sent at 1 byte/s took 71 s under a 5 s timeout. At most
 `FETCH_PERMITS` calls per data source are in flight; a call that cannot get a permit within its
 budget is a 504 too, so 80 queries on one stuck upstream hold 16 connections, not 80.
 """

@@ -18,6 +18,7 @@ import numpy as np
 from ...core.errors import bad_request
 from ...core.series import Series, TimeGrid
 from ..base import History
+from ..regular_grid import format_step, listed
 
 # Prometheus refuses a range query with (end - start) / step > 11000; keep each request at or below
 # 11000 points so the check passes on every version and on compatible servers.
@@ -103,18 +104,6 @@ def fmt_seconds(ms: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}" if ms >= 0 else f"{ms / 1000:.3f}"
 
 
-def fmt_step(ms: int) -> str:
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-def _some(names: list[str], limit: int = 3) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
-
-
 def chunks(grid: TimeGrid) -> list[TimeGrid]:
     """Split the grid into consecutive sub-grids of at most MAX_POINTS_PER_REQUEST points."""
     out = []
@@ -165,35 +154,35 @@ def history_of(
     if not series:
         raise bad_request(
             f"expr returned no data between {fmt_time(grid.start_ms)} and {fmt_time(grid.end_ms)} "
-            f"(step {fmt_step(grid.step_ms)}); check the expression and the time range"
+            f"(step {format_step(grid.step_ms)}); check the expression and the time range"
         )
     if empty:
         notices.append(f"{empty} series had no points in the history window and were dropped")
     if few:
         notices.append(
             f"{len(few)} series have fewer than {MIN_RELIABLE_POINTS} points; "
-            f"their forecasts are unreliable ({_some(few)})"
+            f"their forecasts are unreliable ({listed(few)})"
         )
     if late:
         notices.append(
             f"{len(late)} series start late in the history window "
-            f"(the missing history is masked): {_some(late)}"
+            f"(the missing history is masked): {listed(late)}"
         )
     if counters:
         notices.append(
-            f"{len(counters)} series look like raw counters ({_some(counters)}); a counter only grows, "
+            f"{len(counters)} series look like raw counters ({listed(counters)}); a counter only grows, "
             "so forecast its rate instead, e.g. rate(<counter>[5m])"
         )
     if snapped or dups:
         notices.append(
-            f"{snapped + dups} points were off the {fmt_step(grid.step_ms)} grid or duplicated "
+            f"{snapped + dups} points were off the {format_step(grid.step_ms)} grid or duplicated "
             "and were snapped to the nearest step"
         )
     if non_finite:
         notices.append(f"{non_finite} infinite values were treated as missing")
     executed = (
         f"query_range {expr} start={fmt_time(grid.start_ms)} end={fmt_time(grid.end_ms)} "
-        f"step={fmt_step(grid.step_ms)}"
+        f"step={format_step(grid.step_ms)}"
     )
     if requests > 1:
         executed += f" ({requests} requests of at most {MAX_POINTS_PER_REQUEST} points)"

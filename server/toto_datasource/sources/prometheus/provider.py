@@ -6,11 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...core.settings import DataSourceSettings, RawSettings
-from ..base import not_configured
+from ..base import CLOSE_MARGIN_S, not_configured
 from .settings import PrometheusSettings, parse_prometheus_settings
 from .source import NO_URL, PrometheusSource, PrometheusSpec, require_expr
-
-CLOSE_MARGIN_S = 30.0  # beyond the source's timeout: time to turn its last answer into frames
 
 
 class PrometheusProvider:

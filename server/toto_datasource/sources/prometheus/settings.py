@@ -2,7 +2,7 @@
 
 Checked here, once per settings version, so a bad value is the admin's 400 naming the field (on
 every query and in CheckHealth) rather than a 500 or a 502 "downstream" later: a URL that does not
-parse (issue 13: `http://[::1`), a URL that is not a string (`5` was a 502), secrets with line
+parse (`http://[::1`), a URL that is not a string (`5` was a 502), secrets with line
 breaks or characters HTTP headers cannot carry (httpx quoted the value in full), header names that
 are not tokens, and `tlsSkipVerify: "false"` (a string, which bool() made true).
 """
