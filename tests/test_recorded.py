@@ -68,11 +68,11 @@ def inline(name: str, labels: dict[str, str], end_ms: int = END, n: int = 128) -
     return {"name": name, "labels": labels, "timestamps": ts, "values": [100.0 + i % 7 for i in range(n)]}
 
 
-def run(ds: ForecastDataSource, bodies: dict[str, dict], *, to_ms: int = NOW, alert: bool = False
-        ) -> dict[str, QueryResult]:
+def run(ds: ForecastDataSource, bodies: dict[str, dict], *, to_ms: int = NOW, alert: bool = False,
+        settings: DataSourceSettings | None = None) -> dict[str, QueryResult]:
     queries = [DataQueryInput(ref, "", json.dumps(b).encode(), to_ms - 3_600_000, to_ms, MIN, 1000)
                for ref, b in bodies.items()]
-    return ds.query_data(DataSourceSettings(), queries, for_alert=alert)
+    return ds.query_data(settings or DataSourceSettings(), queries, for_alert=alert)
 
 
 def recorded(result: QueryResult) -> Frame:
@@ -208,6 +208,13 @@ def test_stale_history_cannot_reach_far_past_it(ramp: ForecastDataSource) -> Non
     error = run(ramp, {"A": body})["A"].error
     assert error is not None and error.status == 400
     assert error.message.startswith("leadTime: 1h after the evaluation time is 43261 steps of 1m")
+
+
+def test_a_query_over_the_model_work_limit_is_told_to_shorten_its_lead_time(ramp: ForecastDataSource) -> None:
+    body = {"queryType": "recorded", "source": "demo", "scenario": "all", "leadTime": "1d"}
+    error = run(ramp, {"A": body}, settings=DataSourceSettings(max_query_patches=100))["A"].error
+    assert error is not None and error.status == 400
+    assert "maxQueryPatches" in error.message and "a shorter leadTime" in error.message
 
 
 @pytest.mark.parametrize(("ms", "label"), [(15 * MIN, "15m"), (60 * MIN, "1h"), (90 * MIN, "1h30m"),

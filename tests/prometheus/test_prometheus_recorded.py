@@ -80,7 +80,8 @@ def test_the_provisioned_recording_rule_gives_one_value_per_series_and_quantile(
     for f in frame.fields:
         assert len(f) == 1 and f.values.null_count == 0 and f.labels is not None
         assert {"env", "instance", "job"} <= f.labels.keys() and "__name__" not in f.labels
-        got[(f.labels["instance"], f.labels["ml_forecast"], f.labels["ml_lead_time"])] = f.values.to_pylist()[0]
+        key = (f.labels["instance"], f.labels["ml_forecast"], f.labels["ml_lead_time"])
+        got[key] = f.values.to_pylist()[0]
 
     # A dashboard asking the same gets the same numbers.
     (panel,) = query_frames(plugin, ctx, model, from_ms, t, {})
@@ -114,13 +115,15 @@ def test_the_accuracy_alert_and_panel_compare_what_the_rule_records(prom_bins: t
     record = recording_rule()["record"]["metric"]
     leads = {lead_label(parse_duration_ms(x)) for x in recording_rule()["data"][0]["model"]["leadTime"]}
     exprs = [e.replace("$instance", "pg-primary") for e in accuracy_promql()]
-    compared = re.findall(re.escape(record) + r'\{[^}]*ml_lead_time="([^"]+)"[^}]*\} offset (\w+)', " ".join(exprs))
+    pattern = re.escape(record) + r'\{[^}]*ml_lead_time="([^"]+)"[^}]*\} offset (\w+)'
+    compared = re.findall(pattern, " ".join(exprs))
     assert compared and all(lead == offset and lead in leads for lead, offset in compared)
-    assert any("1h" == lead for lead, _ in compared)
+    assert any(lead == "1h" for lead, _ in compared)
 
     _, promtool = prom_bins
     rules = tmp_path / "check.yaml"
     rules.write_text(yaml.safe_dump({"groups": [{"name": "check", "rules": [
         {"record": f"check:expr{i}", "expr": e} for i, e in enumerate(exprs)]}]}))
-    done = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -38,7 +38,7 @@ from ..query.durations import DURATION_PATTERN, Span, format_duration, parse_dur
 from ..query.limits import MAX_HORIZON_STEPS
 from ..query.model import ForecastQuery, Plan
 from ..query.plan import NANOSECOND_LIMIT_MS
-from .base import ForecastPlanOnly, OutputRequest, await_output, forecast_job
+from .base import ForecastPlanOnly, OutputRequest, QueryCost, await_output, forecast_job
 
 MAX_LEAD_TIMES = 8
 MAX_LEAD_MS = 366 * 86_400_000 * MAX_HORIZON_STEPS  # a year-long step at most, as for `step`
@@ -171,6 +171,10 @@ class RecordedQueryType(ForecastPlanOnly):
                 f"{format_duration(step)} past the last history point; a forecast reaches at most "
                 f"{MAX_HORIZON_STEPS} steps: give a shorter leadTime or a coarser step")
         return replace(plan, horizon=horizon)
+
+    def cost(self, query: ForecastQuery, plan: Plan, series: int) -> QueryCost:
+        base = super().cost(query, plan, series)
+        return replace(base, advice="Use fewer series, a shorter contextLength or a shorter leadTime.")
 
     def submit(self, request: OutputRequest) -> PendingRecorded:
         spec = request.query.params
