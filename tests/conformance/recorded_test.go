@@ -3,6 +3,8 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"github.com/grafana/grafana-plugin-sdk-go/genproto/pluginv2"
+	"go.yaml.in/yaml/v3"
 )
 
 // sample is one series Grafana's recording-rule writer would write: its labels and value.
@@ -101,6 +104,44 @@ func checkRecorded(t *testing.T, ref string, samples map[string]sample, leads []
 	return len(series)
 }
 
+// provisionedRecording is the query of the recording rule in
+// grafana-plugin/provisioning/alerting/toto-forecast-recording.yaml, as Grafana's provisioning
+// reads it: the rule's one data query (record.from names it), its model and relative range.
+func provisionedRecording(t *testing.T) (model map[string]any, fromSeconds int) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "grafana-plugin", "provisioning", "alerting", "toto-forecast-recording.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Record struct {
+					From string `yaml:"from"`
+				} `yaml:"record"`
+				Data []struct {
+					RefID             string         `yaml:"refId"`
+					RelativeTimeRange map[string]int `yaml:"relativeTimeRange"`
+					Model             map[string]any `yaml:"model"`
+				} `yaml:"data"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(raw, &file); err != nil {
+		t.Fatalf("toto-forecast-recording.yaml: %v", err)
+	}
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			if r.Record.From != "" && len(r.Data) == 1 && r.Data[0].RefID == r.Record.From {
+				return r.Data[0].Model, r.Data[0].RelativeTimeRange["from"]
+			}
+		}
+	}
+	t.Fatal("toto-forecast-recording.yaml: no recording rule recording its one query")
+	return nil, 0
+}
+
 // recordingContext is one data source with every source's settings: Prometheus' URL, the Grafana
 // stand-in's token and URL (GF_APP_URL). withUser=false is an alert or recording-rule evaluation.
 func recordingContext(withUser bool, promURL, standinURL string) *pluginv2.PluginContext {
@@ -122,7 +163,8 @@ func recordingContext(withUser bool, promURL, standinURL string) *pluginv2.Plugi
 
 // TestRecordedForecasts: queryType recorded as a Grafana-managed recording rule's query (record.from
 // the query itself, no Reduce): for every source (demo on the data source's Toto, inline, a real
-// Prometheus, any data source through the Grafana stand-in), from a dashboard and from an alert or
+// Prometheus, any data source through the Grafana stand-in) and for the provisioned example rule's
+// own query (on the real Prometheus), from a dashboard and from an alert or
 // recording evaluation (FromAlert, no user), the frames give Grafana's writer one value per series,
 // lead time and quantile with unique label sets, and both requests the same numbers. A leadTime
 // beyond the horizon a forecast may reach is that query's 400 naming leadTime.
@@ -142,12 +184,13 @@ func TestRecordedForecasts(t *testing.T) {
 	now := time.Now()
 	minute := now.Truncate(time.Minute)
 	standinEnd := time.UnixMilli(1_700_000_040_000)
-	cases := []struct {
+	type recordedCase struct {
 		ref      string
 		from, to time.Time
 		model    map[string]any
 		series   int // 0: at least two
-	}{
+	}
+	cases := []recordedCase{
 		{"demo", now.Add(-10 * time.Minute), now, with(map[string]any{"source": "demo", "scenario": "all"}), 0},
 		{"inline", minute.Add(-time.Hour), minute, with(map[string]any{"source": "inline", "model": "seasonal-naive",
 			"series": []any{
@@ -160,6 +203,11 @@ func TestRecordedForecasts(t *testing.T) {
 			"sourceDatasource": map[string]string{"uid": "standin", "type": "toto-standin"},
 			"sourceQuery":      map[string]any{"scenario": "multi"}, "model": "seasonal-naive"}), 2},
 	}
+	// The provisioned rule's own query, its metric swapped for one the test Prometheus has.
+	rule, fromSeconds := provisionedRecording(t)
+	rule["expr"] = promMetric
+	cases = append(cases, recordedCase{"provisioned", prom.end.Add(-time.Duration(fromSeconds) * time.Second),
+		prom.end, rule, len(promSeries)})
 	written := map[bool]map[string]map[string]sample{}
 	for _, alert := range []bool{false, true} {
 		headers := map[string]string{"X-Dashboard-Uid": "recorded", "X-Panel-Id": "1"}
