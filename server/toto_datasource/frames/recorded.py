@@ -5,8 +5,8 @@ dataplane's numeric reader; for a numeric-wide frame that is the first frame onl
 field one metric with exactly one value. Each becomes one sample: the field's labels minus
 `__name__`, plus the rule's own labels, named after the rule's `record.metric` and stamped with
 the evaluation time. Field names are dropped, so the label set alone must tell the written series
-apart (two samples with one label set at one timestamp are a "duplicate sample" the writer
-ignores: one forecast would be lost). Every value therefore carries:
+apart: two samples with one label set and timestamp are a "duplicate sample" to the remote-write
+endpoint, an error the writer ignores, and one forecast is silently lost. Every value carries:
 
 - `ml_forecast`: `yhat` (the median), `yhat_lower`, `yhat_upper` (the band's edges): the labels
   of Grafana Cloud ML's `<metric>:predicted` series, so PromQL written for those works unchanged,

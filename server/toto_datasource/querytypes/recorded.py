@@ -37,11 +37,12 @@ from ..frames.recorded import RecordedValues, lead_label, recorded_frame
 from ..query.durations import DURATION_PATTERN, Span, format_duration, parse_duration_ms
 from ..query.limits import MAX_HORIZON_STEPS
 from ..query.model import ForecastQuery, Plan
+from ..query.parse import MAX_STEP_MS
 from ..query.plan import NANOSECOND_LIMIT_MS
 from .base import ForecastPlanOnly, OutputRequest, QueryCost, await_output, forecast_job
 
 MAX_LEAD_TIMES = 8
-MAX_LEAD_MS = 366 * 86_400_000 * MAX_HORIZON_STEPS  # a year-long step at most, as for `step`
+MAX_LEAD_MS = MAX_STEP_MS * MAX_HORIZON_STEPS  # as long as `horizon` may be
 YHAT, YHAT_LOWER, YHAT_UPPER = "yhat", "yhat_lower", "yhat_upper"
 LEAD_TIME = "leadTime"
 
