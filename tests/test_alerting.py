@@ -26,7 +26,6 @@ from toto_datasource.engine.types import QUANTILE_LEVELS, Forecaster, ForecastJo
 from toto_datasource.frames import decode_frame, encode_frame
 from toto_datasource.frames.alerting import unique_labels
 from toto_datasource.frames.model import Frame
-from toto_datasource.query import ForecastQuery
 from toto_datasource.querytypes.crossing import (
     breach_probability,
     cdf_at,
@@ -78,7 +77,7 @@ class WithForecaster(ForecastDataSource):
         super().__init__(registry, clock=lambda: NOW / 1000)
         self.test_forecaster = forecaster
 
-    def forecaster_for(self, query: ForecastQuery, settings: DataSourceSettings) -> Forecaster:
+    def forecaster_for(self, query_model: str, settings: DataSourceSettings) -> Forecaster:
         return self.test_forecaster
 
 

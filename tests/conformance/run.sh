@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the Go conformance harness against the built plugin (grafana-plugin/dist).
 # Needs: the project venv (make install). Brings: Go (when the machine has none), the plugin
-# folder (when not built yet), the random-weight test checkpoint.
+# folder (when not built yet), the random-weight test checkpoint, Debian's prometheus package.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +33,12 @@ fi
 checkpoint=$repo/var/checkpoints/toto-2.0-4m-random
 if [ ! -f "$checkpoint/model.safetensors" ]; then
   "$python" -m toto_datasource tiny-model --size 4m --output "$checkpoint"
+fi
+
+# Prometheus for TestRecordedForecasts' source "prometheus": Debian's package, installed as the
+# Python suite installs it (needs root when missing).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  (cd "$repo/tests" && "$python" -c 'from prometheus.prom_server import ensure_binaries; ensure_binaries()')
 fi
 
 # The stand-in for Grafana's /api/ds/query (source "grafana"), built once per source hash.

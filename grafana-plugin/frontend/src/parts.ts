@@ -46,6 +46,8 @@ export interface SourcePart extends Part {
 export interface QueryTypePart extends Part {
   /** Its result lies after now, so the panel's range must reach into the future (preview says so). */
   drawsFuture?: boolean;
+  /** It decides how far it forecasts itself (recorded: its lead times): the editor hides Horizon. */
+  ownsHorizon?: boolean;
 }
 
 const sources: SourcePart[] = [];

@@ -4,6 +4,7 @@ import { queryTypeParts, registerQueryType, registerSource, sourceParts } from '
 import { anomaly } from './querytypes/anomaly';
 import { backtest } from './querytypes/backtest';
 import { forecast } from './querytypes/forecast';
+import { recorded } from './querytypes/recorded';
 import { threshold } from './querytypes/threshold';
 import { demo } from './sources/demo';
 import { grafana } from './sources/grafana';
@@ -20,6 +21,7 @@ registerQueryType(forecast);
 registerQueryType(threshold);
 registerQueryType(anomaly);
 registerQueryType(backtest);
+registerQueryType(recorded);
 
 export * from './parts';
 

@@ -155,6 +155,35 @@ describe('QueryEditor', () => {
     expectAllValid(emitted);
   });
 
+  it('builds a recorded query for recording rules: lead times instead of a horizon', async () => {
+    const user = userEvent.setup({ delay: null });
+    const { emitted, last } = renderQueryEditor(DEFAULT_QUERY);
+
+    await user.click(screen.getByRole('radio', { name: 'Recorded' }));
+    expect(last()).toMatchObject({ queryType: 'recorded', leadTime: '1h' });
+    expect(screen.queryByLabelText('Horizon')).not.toBeInTheDocument();
+
+    const lead = screen.getByLabelText('Lead time');
+    await user.clear(lead);
+    await user.type(lead, '15m, 1h{Enter}');
+    expect(last().leadTime).toEqual(['15m', '1h']);
+
+    const before = emitted.length;
+    await user.clear(lead);
+    await user.type(lead, '15m, 15m{Enter}');
+    expect(emitted.length).toBe(before);
+    expect(screen.getByText('Give each lead time once')).toBeInTheDocument();
+    await user.clear(lead);
+    await user.type(lead, 'soon{Enter}');
+    expect(emitted.length).toBe(before);
+    expect(screen.getByText('Expected durations such as 15m, 1h')).toBeInTheDocument();
+
+    await user.clear(lead);
+    await user.type(lead, '30m{Enter}');
+    expect(last().leadTime).toBe('30m');
+    expectAllValid(emitted);
+  });
+
   it('builds a backtest query and shows the verdict line the preview carries', async () => {
     const verdict = 'Toto beats seasonal-naive by 31 % on this metric: MASE 0.62 vs 0.90 over 8 windows';
     preview.mockResolvedValue({ ...PREVIEW, summary: verdict });

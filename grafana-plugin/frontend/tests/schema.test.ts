@@ -1,5 +1,6 @@
 import { queryKeys, queryTypeParts, sourceParts } from '../src/registry';
 import { MAX_ANOMALY_WINDOW_STEPS } from '../src/querytypes/anomaly';
+import { MAX_LEAD_TIMES } from '../src/querytypes/recorded';
 import { DIRECTIONS } from '../src/querytypes/threshold';
 import { SCENARIOS } from '../src/sources/demo';
 import { CONTEXT_LENGTH, DEFAULT_QUERY, MAX_HORIZON_STEPS, MODELS, QUANTILE_LEVELS } from '../src/types';
@@ -29,6 +30,7 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     const steps = (key: string) => schema.properties[key].oneOf.find((o: { type: string }) => o.type === 'integer').maximum;
     expect(steps('horizon')).toBe(MAX_HORIZON_STEPS);
     expect(steps('anomalyWindow')).toBe(MAX_ANOMALY_WINDOW_STEPS);
+    expect(schema.properties.leadTime.oneOf.find((o: { type: string }) => o.type === 'array').maxItems).toBe(MAX_LEAD_TIMES);
     const ctx = schema.properties.contextLength;
     expect([ctx.minimum, ctx.maximum, ctx.default]).toEqual([CONTEXT_LENGTH.min, CONTEXT_LENGTH.max, CONTEXT_LENGTH.default]);
   });
@@ -58,6 +60,8 @@ describe('the registries match query.schema.json (+ tests/schema.pending.json)',
     expect(schemaErrors({ quantiles: [0.15] })).not.toEqual([]);
     expect(schemaErrors({ source: 'influx' })).not.toEqual([]);
     expect(schemaErrors({ backtestWindows: 33 })).not.toEqual([]);
+    expect(schemaErrors({ queryType: 'recorded', leadTime: ['1h', '1h'] })).not.toEqual([]);
+    expect(schemaErrors({ queryType: 'recorded', leadTime: ['15m', '1h'] })).toEqual([]);
     expect(schemaErrors({ source: 'grafana', sourceDatasource: { uid: 'x', type: 'toto-forecast-datasource' } })).not.toEqual([]);
     expect(schemaErrors({ source: 'grafana', sourceDatasource: { uid: 'p', type: 'prometheus' }, sourceQuery: { refId: 'A', expr: 'up' } })).toEqual([]);
   });

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..core.series import TimeGrid
 from .durations import Span
@@ -30,6 +30,20 @@ class ForecastQuery:
     model: str
     joint: bool
     params: Any = None
+    horizon_field: str = "horizon"  # the query key `horizon` came from, named in its errors
+
+
+@runtime_checkable
+class SetsHorizon(Protocol):
+    """Parameters of a query type that decide how far it forecasts (recorded: its longest
+    leadTime). The planner then chooses the step and horizon as for a forecast of that length, and
+    its errors name `horizon_field`."""
+
+    @property
+    def horizon(self) -> Span: ...
+
+    @property
+    def horizon_field(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,9 @@ class Plan:
 
     grid: TimeGrid
     horizon: int
+    # When the query is evaluated: the range end, or now when the range ends later (a recording
+    # rule's range ends at its evaluation time). None for plans made without a clock.
+    at_ms: int | None = None
 
     @property
     def horizon_ms(self) -> int:

@@ -19,7 +19,7 @@ from ..core.errors import bad_request
 from ..core.quantiles import DEFAULT_QUANTILES
 from ..core.settings import DataSourceSettings
 from .durations import Span, format_duration, parse_duration_ms, span
-from .model import ForecastQuery
+from .model import ForecastQuery, SetsHorizon
 from .schema import SchemaPart, compiled_schema, describe
 
 # Epoch milliseconds a time range may use: 1970 to 2200. Anything else is not a dashboard range
@@ -117,11 +117,16 @@ def parse_query(
                           "duration such as 2h or a number of steps") from None
     if horizon is not None and horizon.ms is not None and horizon.ms > MAX_STEP_MS * 8192:
         raise bad_request(f"horizon: {format_duration(horizon.ms)} is longer than any supported forecast")
+    source = sources[source_name].parse_query(obj)
+    params = query_types[qtype].parse_params(obj)
+    horizon_field = "horizon"
+    if isinstance(params, SetsHorizon):  # the type's own parameters say how far it forecasts
+        horizon, horizon_field = params.horizon, params.horizon_field
     return ForecastQuery(
         ref_id=ref_id,
         query_type=qtype,
         source_name=source_name,
-        source=sources[source_name].parse_query(obj),
+        source=source,
         from_ms=from_ms,
         to_ms=to_ms,
         interval_ms=interval,
@@ -133,5 +138,6 @@ def parse_query(
         include_history=bool(obj.get("includeHistory", True)),
         model=obj.get("model", "toto"),
         joint=bool(obj.get("joint", False)),
-        params=query_types[qtype].parse_params(obj),
+        params=params,
+        horizon_field=horizon_field,
     )

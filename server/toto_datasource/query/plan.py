@@ -55,12 +55,13 @@ def plan_query(
         horizon = math.ceil((query.to_ms - end_ms) / step)
     else:
         horizon = DEFAULT_HORIZON_STEPS
+    field = query.horizon_field
     if horizon < 1:
-        raise bad_request("horizon: must be at least one step")
+        raise bad_request(f"{field}: must be at least one step")
     if horizon > MAX_HORIZON_STEPS:
         raise bad_request(
-            f"horizon: {horizon} steps at a step of {format_duration(step)} is more than the "
-            f"{MAX_HORIZON_STEPS} steps allowed; shorten the horizon or set a coarser step"
+            f"{field}: {horizon} steps at a step of {format_duration(step)} is more than the "
+            f"{MAX_HORIZON_STEPS} steps allowed; shorten the {field} or set a coarser step"
         )
     grid = TimeGrid(end_ms=int(end_ms), step_ms=int(step), count=query.context_length)
     if grid.start_ms < -NANOSECOND_LIMIT_MS or grid.end_ms + horizon * step > NANOSECOND_LIMIT_MS:
@@ -69,4 +70,4 @@ def plan_query(
             "reach beyond the years 1678-2262 that Grafana's nanosecond timestamps can hold; "
             "set a finer step, a shorter contextLength or a shorter horizon"
         )
-    return Plan(grid, horizon)
+    return Plan(grid, horizon, at_ms=min(query.to_ms, now_ms))

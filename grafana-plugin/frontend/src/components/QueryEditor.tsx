@@ -85,22 +85,24 @@ export function QueryEditor({ query, onChange, onRunQuery, datasource, range, da
 
       {SourceFields && <SourceFields {...partProps} />}
 
-      <InlineFieldRow>
-        <CommitInput
-          label="Horizon"
-          tooltip="How far to forecast: a duration (2h) or a number of steps. Empty: up to the end of the time range when it lies in the future."
-          placeholder="to range end"
-          value={query.horizon}
-          parse={(t) => parseSpan(t, MAX_HORIZON_STEPS)}
-          onCommit={(horizon) => update({ horizon })}
-        />
-        <RadioButtonGroup
-          size="sm"
-          options={HORIZON_PRESETS}
-          value={typeof query.horizon === 'string' ? query.horizon.trim() : undefined}
-          onChange={(horizon) => update({ horizon })}
-        />
-      </InlineFieldRow>
+      {!queryType?.ownsHorizon && (
+        <InlineFieldRow>
+          <CommitInput
+            label="Horizon"
+            tooltip="How far to forecast: a duration (2h) or a number of steps. Empty: up to the end of the time range when it lies in the future."
+            placeholder="to range end"
+            value={query.horizon}
+            parse={(t) => parseSpan(t, MAX_HORIZON_STEPS)}
+            onCommit={(horizon) => update({ horizon })}
+          />
+          <RadioButtonGroup
+            size="sm"
+            options={HORIZON_PRESETS}
+            value={typeof query.horizon === 'string' ? query.horizon.trim() : undefined}
+            onChange={(horizon) => update({ horizon })}
+          />
+        </InlineFieldRow>
+      )}
       <InlineFieldRow>
         <CommitInput
           label="Step"
