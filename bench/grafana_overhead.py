@@ -8,6 +8,10 @@
    (toto_inference_seconds, read through CollectMetrics around each call).
 
     .venv/bin/python bench/grafana_overhead.py [--size 22m] [--repeats 21] [--results]
+
+With `--against DIR` (another checkout of this project whose grafana-plugin/dist is built, e.g. the
+previous release), step 2 runs in both trees, alternating `--rounds` times, so two versions of the
+plugin are compared side by side in one run on the same machine, model and query.
 """
 
 from __future__ import annotations
@@ -41,6 +45,29 @@ def series(context: int) -> np.ndarray:
     return np.round(values, 4)
 
 
+def tree_name(tree: Path) -> str:
+    """A checkout as the table names it: its commit."""
+    head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True)
+    return head.stdout.strip() or tree.name
+
+
+def go_benchmark(tree: Path, env: dict[str, str], repeats: int) -> tuple[float, float, float]:
+    """BenchmarkQueryDataOneSeries against `tree`'s built plugin: (median, p10, beyond-model) ms."""
+    out = subprocess.run(
+        ["bash", str(tree / "tests" / "conformance" / "run.sh"), "-run", "^$", "-bench",
+         "QueryDataOneSeries", "-benchtime", f"{repeats}x"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    found = [re.search(rf"([0-9.]+) {name}\b", out.stdout)
+             for name in ("ms-median", "ms-p10", "ms-beyond-model-median")]
+    if out.returncode != 0 or not all(found):
+        sys.exit(f"the Go benchmark in {tree} failed (rc {out.returncode}):\n{out.stdout[-3000:]}\n"
+                 f"{out.stderr[-3000:]}")
+    go_ms, go_p10, beyond_ms = (float(m.group(1)) for m in found if m)
+    return go_ms, go_p10, beyond_ms
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="22m")
@@ -48,6 +75,8 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--results", action="store_true")
+    ap.add_argument("--against", type=Path, help="another checkout to compare with, alternating")
+    ap.add_argument("--rounds", type=int, default=3, help="alternations with --against")
     args = ap.parse_args()
 
     checkpoint = random_checkpoint(args.size)
@@ -69,29 +98,33 @@ def main() -> None:
     del loaded
 
     env = {**os.environ, "TOTO_CONFORMANCE_MODEL": str(checkpoint), "TOTO_BENCH_QUERY_JSON": str(query_file)}
-    out = subprocess.run(
-        ["bash", str(ROOT / "tests" / "conformance" / "run.sh"), "-run", "^$", "-bench",
-         "QueryDataOneSeries", "-benchtime", f"{args.repeats}x"],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
-    found = [re.search(rf"([0-9.]+) {name}\b", out.stdout)
-             for name in ("ms-median", "ms-p10", "ms-beyond-model-median")]
-    if out.returncode != 0 or not all(found):
-        sys.exit(f"the Go benchmark failed (rc {out.returncode}):\n{out.stdout[-3000:]}\n"
-                 f"{out.stderr[-3000:]}")
-    go_ms, go_p10, beyond_ms = (float(m.group(1)) for m in found if m)
+    trees = [ROOT] if args.against is None else [ROOT, args.against.resolve()]
+    runs: dict[Path, list[tuple[float, float, float]]] = {tree: [] for tree in trees}
+    for _ in range(1 if args.against is None else args.rounds):
+        for tree in trees:
+            runs[tree].append(go_benchmark(tree, env, args.repeats))
 
     lines = [
-        *heading(f"bench/grafana_overhead.py --size {args.size} --repeats {args.repeats}", machine()),
+        *heading(f"bench/grafana_overhead.py --size {args.size} --repeats {args.repeats}"
+                 + (f" --against {args.against} --rounds {args.rounds}" if args.against else ""), machine()),
         f"One inline series × {args.context} points, horizon {args.horizon}, history frame included, "
         "result cache off; plugin started by go-plugin with Grafana's environment, called with the Go "
         "SDK's pluginv2 client.",
         "",
-        "| model | direct model call (ms, median) | QueryData via Grafana's Go client (ms, median / p10) "
+        "| plugin | round | direct model call (ms, median) "
+        "| QueryData via Grafana's Go client (ms, median / p10) "
         "| e2e − direct (ms) | e2e − the plugin's own model time, same call (ms, median) |",
-        "|---|---|---|---|---|",
-        f"| {args.size} | {direct_ms:.1f} | {go_ms:.1f} / {go_p10:.1f} | {go_ms - direct_ms:+.1f} | "
-        f"{beyond_ms:+.1f} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for tree in trees:
+        for i, (go_ms, go_p10, beyond_ms) in enumerate(runs[tree], 1):
+            lines.append(f"| {tree_name(tree)} | {i} | {direct_ms:.1f} | {go_ms:.1f} / {go_p10:.1f} | "
+                         f"{go_ms - direct_ms:+.1f} | {beyond_ms:+.1f} |")
+    if args.against is not None:
+        new, old = (float(np.median([r[2] for r in runs[t]])) for t in trees)
+        lines += ["", f"Beyond-model time, median over rounds: {tree_name(trees[0])} {new:+.1f} ms, "
+                      f"{tree_name(trees[1])} {old:+.1f} ms (ratio {new / old:.2f})."]
+    lines += [
         "",
         "The last column is robust to the machine's speed drifting between the two phases (this shared "
         "VM's model call varied 59–85 ms from run to run): both times come from the same call.",
