@@ -248,3 +248,50 @@ def test_calls_in_flight_follow_the_engine_unless_pinned(oip_server) -> None:
         s.bind(("127.0.0.1", 0))
         down = probe(runner_for(f"127.0.0.1:{s.getsockname()[1]}"), RequestContext(), timeout_s=1.0)
     assert not down.ready and calls_in_flight(down, ProcessConfig()) == 4
+
+
+def test_a_rotated_inference_token_lets_the_old_connection_go(oip_server) -> None:  # type: ignore[no-untyped-def]
+    """Saving the data source with a new token builds a model on a new channel; once the old
+    settings version's grace is over, the old one is closed: its calls fail at once, no thread stays."""
+    import json
+
+    from toto_datasource._proto.pluginv2 import backend_pb2 as pb
+    from toto_datasource.engine.registry import ModelRegistry
+    from toto_datasource.engine.types import ForecastJob
+    from toto_datasource.plugin.servicers import Edge
+    from toto_datasource.service import ForecastDataSource
+
+    def context(token: str, updated_ms: int) -> pb.PluginContext:
+        settings = pb.DataSourceInstanceSettings(
+            uid="remote", jsonData=json.dumps({"inferenceUrl": oip_server.address}).encode(),
+            decryptedSecureJsonData={"inferenceToken": token}, lastUpdatedMS=updated_ms)
+        return pb.PluginContext(orgId=1, dataSourceInstanceSettings=settings)
+
+    registry = ModelRegistry(ProcessConfig(), warmup=False)
+    ds = ForecastDataSource(registry)
+    now = [0.0]
+    ds.instances.clock = lambda: now[0]
+    edge = Edge(ds)
+    def inference_threads() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("inference-")}
+
+    threads = inference_threads()
+    first = edge.instance(context(TOKEN, 1)).valid_settings().model
+    old = registry.ensure(first)
+    assert old.ready.wait(30) and old.state == "ready", old.error
+    job = ForecastJob(np.sin(np.arange(256) / 9.0)[None, :], 16)
+    assert old.loaded.forecaster.submit(job).result(30).quantiles.shape == (9, 1, 16)
+    rotated = edge.instance(context("rotated-" + TOKEN, 2)).valid_settings().model
+    assert rotated != first
+    new = registry.ensure(rotated)
+    assert new.ready.wait(30)
+    forecaster = old.loaded.forecaster
+    now[0] += 3600  # past every grace a query in flight may have needed
+    edge.instance(context("rotated-" + TOKEN, 2))
+    assert [h.settings for h in registry.handles()] == [rotated]
+    with pytest.raises(BackendError) as err:
+        forecaster.submit(ForecastJob(np.cos(np.arange(256) / 9.0)[None, :], 16)).result(30)
+    assert err.value.status == 503
+    assert len(inference_threads() - threads) == 1  # the new model's only
+    registry.close()
+    assert inference_threads() - threads == set()

@@ -93,6 +93,7 @@ class RemoteRuntime:
         def close() -> None:
             model.close()
             runner.close()
+            cached.clear()
 
         self._runners[model] = runner  # probe() reuses the channel
         return LoadedModel(cached, model, info, close=close)
