@@ -1,11 +1,15 @@
-// Bundles harness.tsx with React and @grafana/* included (no Grafana to provide them) for screenshot.sh.
+// Bundles the screenshot pages with React and @grafana/* included (no Grafana to provide them):
+// harness.tsx (the editors, screenshot.sh) and panel.tsx (time-series panels, panels.sh).
+// `--env page=panel` builds one of them.
 const path = require('path');
 
-module.exports = {
+const PAGES = { harness: './harness.tsx', panel: './panel.tsx' };
+
+module.exports = (env = {}) => ({
   mode: 'production',
   context: __dirname,
-  entry: './harness.tsx',
-  output: { path: path.resolve(__dirname, '../.screenshot-build'), filename: 'harness.js', clean: true },
+  entry: env.page ? { [env.page]: PAGES[env.page] } : PAGES,
+  output: { path: path.resolve(__dirname, '../.screenshot-build', env.page ?? ''), filename: '[name].js', clean: true },
   module: {
     rules: [
       {
@@ -23,4 +27,4 @@ module.exports = {
   optimization: { minimize: false },
   performance: { hints: false },
   stats: 'errors-warnings',
-};
+});
