@@ -37,6 +37,7 @@ class Series:
     name: str
     labels: dict[str, str]
     values: np.ndarray  # float64, len == grid.count
+    unit: str = ""  # Grafana's unit id (`reqps`, `percent`, `bytes`, ...) when the source knows it
 
     @property
     def observed(self) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 from ..core.quantiles import quantile_name
 from ..core.series import Series
 from ..query.durations import format_duration
+from .display import field_config
 from .forecast import BAND_OPACITY, QueryMeta
 from .model import DATAPLANE_VERSION, NUMERIC_WIDE, Field, Frame, FrameMeta
 
@@ -116,6 +117,7 @@ def threshold_frames(
     per_series: list[dict[str, Any]] = []
     for s, lab, row in zip(series, labels, rows, strict=True):
         human = breach_text(row, spec, horizon_ms)
+        peak_config = {"displayNameFromDS": f"{s.name} {qname} peak", **({"unit": s.unit} if s.unit else {})}
         fields.append(Field.number(TIME_TO_BREACH, np.array([row.time_to_breach_s]), dict(lab), {
             "displayNameFromDS": f"{s.name} time to breach",
             "description": f"{qname} forecast {human}",
@@ -128,8 +130,7 @@ def threshold_frames(
                 Field.number(BREACH_PROBABILITY, np.array([row.probability]), dict(lab),
                              {"displayNameFromDS": f"{s.name} breach probability", "unit": "percentunit",
                               "min": 0, "max": 1}),
-                Field.number(FORECAST_PEAK, np.array([row.peak]), dict(lab),
-                             {"displayNameFromDS": f"{s.name} {qname} peak"}),
+                Field.number(FORECAST_PEAK, np.array([row.peak]), dict(lab), peak_config),
             ]
         entry: dict[str, Any] = {"name": s.name, "labels": lab, "human": human}
         if row.breach_ms is not None:
@@ -160,17 +161,18 @@ class AnomalySeries:
 
 
 def anomaly_frame(series: Series, labels: dict[str, str], times_ms: np.ndarray, a: AnomalySeries,
-                  meta: QueryMeta) -> Frame:
+                  meta: QueryMeta, color: dict[str, Any]) -> Frame:
+    """`color`: the series' field config colour, shared by its actual values, median and band."""
     name = series.name
 
     def band(q: float, values: np.ndarray, custom: dict[str, Any]) -> Field:
-        config = {"displayNameFromDS": f"{name} {quantile_name(q)}", "custom": custom}
+        config = {**field_config(series, f"{name} {quantile_name(q)}", color), "custom": custom}
         return Field.number(name, values, {**labels, "quantile": f"{q:.1f}"}, config)
 
     hidden = {"legend": True, "tooltip": False, "viz": False}
     fields = [
         Field.time("time", times_ms),
-        Field.number(name, a.actual, dict(labels), {"displayNameFromDS": f"{name} actual",
+        Field.number(name, a.actual, dict(labels), {**field_config(series, f"{name} actual", color),
                                                     "custom": {"lineWidth": 1}}),
         band(0.5, a.p50, {"lineStyle": {"fill": "dash", "dash": [10, 10]}, "lineWidth": 1}),
         band(0.1, a.p10, {"lineWidth": 0, "hideFrom": hidden}),

@@ -5,6 +5,8 @@ reads only the first value field), then the band's quantiles, lower before upper
 field carries the series' labels plus a `quantile` label, so (name, labels) is unique across
 the response. The upper edge of each band has `custom.fillBelowTo` pointing at its lower edge's
 display name, which makes Grafana shade the band. History, when asked for, is its own frame.
+Every value field of one series carries that series' colour (`display.series_color`), so its
+history, median and band are drawn alike.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from ..core.quantiles import QUANTILE_LEVELS, quantile_name
 from ..core.series import Series, TimeGrid
+from .display import field_config
 from .model import DATAPLANE_VERSION, TIMESERIES_MULTI, Field, Frame, FrameMeta, Notice
 
 BAND_OPACITY = 18
@@ -46,12 +49,13 @@ def _quantile_order(quantiles: tuple[float, ...]) -> list[float]:
     return [0.5] + [q for q in quantiles if q < 0.5] + [q for q in quantiles if q > 0.5]
 
 
-def history_frame(series: Series, grid: TimeGrid, visible_from_ms: int, meta: QueryMeta) -> Frame:
+def history_frame(series: Series, grid: TimeGrid, visible_from_ms: int, meta: QueryMeta,
+                  color: dict[str, Any]) -> Frame:
     ts, values = grid.timestamps_ms(), series.values
     if grid.start_ms < visible_from_ms:  # history from before the panel's range is not drawn
         keep = ts >= visible_from_ms
         ts, values = ts[keep], values[keep]
-    config = {"displayNameFromDS": series.name}
+    config = field_config(series, series.name, color)
     value = Field.number(series.name, values, dict(series.labels), config)
     return Frame(series.name, [Field.time("time", ts), value], meta=meta.frame_meta())
 
@@ -62,13 +66,14 @@ def forecast_frame(
     quantiles: np.ndarray,
     wanted: tuple[float, ...],
     meta: QueryMeta,
+    color: dict[str, Any],
 ) -> Frame:
-    """`quantiles` is (9, horizon) for this series."""
+    """`quantiles` is (9, horizon) for this series; `color` its field config colour."""
     order = [0.5] if meta.for_alert else _quantile_order(wanted)
     fields = [Field.time("time", future_ms)]
     for q in order:
         display = f"{series.name} {quantile_name(q)}"
-        config: dict[str, Any] = {"displayNameFromDS": display}
+        config = field_config(series, display, color)
         if q == 0.5:
             config["custom"] = {"lineStyle": {"fill": "dash", "dash": [10, 10]}, "lineWidth": 2}
         elif not meta.for_alert:

@@ -33,6 +33,7 @@ from ..core.errors import bad_request
 from ..core.series import TimeGrid
 from ..engine.types import ForecastOutput
 from ..frames.alerting import AnomalySeries, anomaly_frame, anomaly_summary_frame, unique_labels
+from ..frames.display import series_color
 from ..frames.model import Frame, Notice
 from ..query.durations import Span, format_duration, span, span_schema
 from ..query.limits import MAX_ANOMALY_WINDOW_STEPS, MAX_HORIZON_STEPS
@@ -111,7 +112,7 @@ class PendingAnomaly:
             times = grid.timestamps_ms()[self.first_visible :]
             for i, s in enumerate(series):
                 a = AnomalySeries(actual[i], bands[0, i], bands[1, i], bands[2, i], scores[i], flags[i])
-                frames.append(anomaly_frame(s, labels[i], times, a, meta))
+                frames.append(anomaly_frame(s, labels[i], times, a, meta, series_color(i)))
         summaries = []
         for i in range(len(series)):
             finite = np.isfinite(scores[i])

@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from ..engine.types import ForecastOutput
+from ..frames.display import series_color
 from ..frames.forecast import forecast_frame, history_frame
 from ..frames.model import Frame
 from .base import ForecastPlanOnly, SubmitRequest
@@ -23,11 +24,11 @@ class PendingForecast:
         future_ms = grid.future_ms(req.plan.horizon)
         frames: list[Frame] = []
         for i, series in enumerate(req.history.series):
+            color = series_color(i)
             if req.query.include_history and not req.meta.for_alert:
-                frames.append(history_frame(series, grid, req.query.from_ms, req.meta))
-            frames.append(
-                forecast_frame(series, future_ms, out.quantiles[:, i, :], req.query.quantiles, req.meta)
-            )
+                frames.append(history_frame(series, grid, req.query.from_ms, req.meta, color))
+            quantiles = out.quantiles[:, i, :]
+            frames.append(forecast_frame(series, future_ms, quantiles, req.query.quantiles, req.meta, color))
         return frames
 
 

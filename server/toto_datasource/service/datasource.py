@@ -25,6 +25,7 @@ from ..engine.decoding import decode_block_for
 from ..engine.registry import ModelRegistry, builtin_runtimes
 from ..engine.runtimes import ModelRuntime, settings_adjuster
 from ..engine.types import Forecaster
+from ..frames.display import distinct_names
 from ..frames.forecast import QueryMeta
 from ..frames.model import Notice
 from ..query import ForecastQuery, Plan, format_duration, parse_query, plan_query
@@ -183,6 +184,7 @@ class ForecastDataSource:
         history = source.fetch(HistoryRequest(plan.grid, query, ctx))
         if not history.series:
             raise bad_request("the source returned no series for this query")
+        history = replace(history, series=distinct_names(history.series))
         check_cost(kind, query, plan, len(history.series), settings.max_query_patches)
         custom: dict[str, object] = {"model": forecaster.name, "stepMs": plan.grid.step_ms,
                                      "horizonSteps": plan.horizon}

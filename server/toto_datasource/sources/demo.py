@@ -62,14 +62,14 @@ def postgres_load(grid: TimeGrid) -> Series:
     active = (k >= 1) & (t >= start) & (t < start + 30 * grid.step_ms)
     qps = qps + active * (250 + 250 * _uniform(key, 7.0))
     labels = {"__name__": "db_qps", "db": "orders", "instance": "pg-primary"}
-    return Series("db_qps", labels, np.maximum(qps, 0))
+    return Series("db_qps", labels, np.maximum(qps, 0), unit="reqps")
 
 
 def cpu(grid: TimeGrid) -> Series:
     t = grid.timestamps_ms().astype(np.float64)
     value = 45 + 20 * _daily(t, 15.0) + 5 * _hourly(t) + 3 * _normal(t, 2.0)
     labels = {"__name__": "cpu_utilisation", "instance": "web-1"}
-    return Series("cpu_utilisation", labels, np.clip(value, 0, 100))
+    return Series("cpu_utilisation", labels, np.clip(value, 0, 100), unit="percent")
 
 
 def memory_leak(grid: TimeGrid) -> Series:
@@ -77,7 +77,7 @@ def memory_leak(grid: TimeGrid) -> Series:
     since_restart = (t % (3 * DAY_MS)) / HOUR_MS  # the process restarts every 3 days
     value = 1.2 * GB + 0.05 * GB * since_restart + 0.02 * GB * _normal(t, 3.0)
     labels = {"__name__": "process_resident_memory_bytes", "job": "api"}
-    return Series("process_resident_memory_bytes", labels, value)
+    return Series("process_resident_memory_bytes", labels, value, unit="bytes")
 
 
 DISK_CAPACITY = 500 * GB
@@ -92,14 +92,14 @@ def disk_fill(grid: TimeGrid) -> Series:
     labels = {
         "__name__": "node_filesystem_avail_bytes", "mountpoint": "/var/lib/kafka", "instance": "kafka-1"
     }
-    return Series("node_filesystem_avail_bytes", labels, np.clip(free, 0, DISK_CAPACITY))
+    return Series("node_filesystem_avail_bytes", labels, np.clip(free, 0, DISK_CAPACITY), unit="decbytes")
 
 
 def latency_p99(grid: TimeGrid) -> Series:
     t = grid.timestamps_ms().astype(np.float64)
     value = 0.25 + 0.06 * _daily(t) + 0.01 * np.abs(_normal(t, 4.0))
     return Series("http_request_duration_seconds_p99", {"__name__": "http_request_duration_seconds_p99",
-                                                         "service": "checkout"}, value)
+                                                         "service": "checkout"}, value, unit="s")
 
 
 SCENARIOS: dict[str, Callable[[TimeGrid], Series]] = {

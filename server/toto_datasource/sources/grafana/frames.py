@@ -41,6 +41,7 @@ class GrafanaSeries:
     labels: dict[str, str]
     timestamps_ms: np.ndarray  # int64
     values: np.ndarray  # float64; NaN where null
+    unit: str = ""  # the field's config.unit, kept so the forecast is drawn on the same axis
 
 
 @dataclass
@@ -78,6 +79,11 @@ def display_name(f: _Field, frame_name: str, labels: Mapping[str, str]) -> str:
     if parts:
         return " ".join(parts)
     return frame_name or f.name or "Value"
+
+
+def unit_of(f: _Field) -> str:
+    unit = f.config.get("unit")
+    return unit if isinstance(unit, str) else ""
 
 
 def _number_column(f: _Field) -> np.ndarray:
@@ -144,11 +150,8 @@ def _frame_series(fields: list[_Field], frame_name: str, kind: str, where: str) 
     if not long:
         for f in numbers:
             vals = _number_column(f)
-            out.append(
-                GrafanaSeries(
-                    display_name(f, frame_name, f.labels), dict(f.labels), ts[present], vals[present]
-                )
-            )
+            name = display_name(f, frame_name, f.labels)
+            out.append(GrafanaSeries(name, dict(f.labels), ts[present], vals[present], unit_of(f)))
         return out
     dims = np.array(
         [
@@ -162,7 +165,8 @@ def _frame_series(fields: list[_Field], frame_name: str, kind: str, where: str) 
         for f in numbers:
             labels = {**f.labels, **dim_labels}
             vals = _number_column(f)
-            out.append(GrafanaSeries(display_name(f, frame_name, labels), labels, ts[rows], vals[rows]))
+            name = display_name(f, frame_name, labels)
+            out.append(GrafanaSeries(name, labels, ts[rows], vals[rows], unit_of(f)))
     return out
 
 

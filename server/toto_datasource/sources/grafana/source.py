@@ -117,7 +117,7 @@ class GrafanaSource:
             if not np.isfinite(on_grid.values).any():
                 empty += 1
                 continue
-            series.append(Series(raw.name, raw.labels, on_grid.values))
+            series.append(Series(raw.name, raw.labels, on_grid.values, raw.unit))
         span = f"{format_duration(grid.end_ms - grid.start_ms)} at {format_duration(grid.step_ms)}"
         if not series:
             raise bad_request(f"{spec.target} returned no data points in the history window ({span}); "
