@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STUBS := server/toto_datasource/_proto/pluginv2/backend_pb2.py
 TINY := var/checkpoints/toto-2.0-4m-random/model.safetensors
 
-.PHONY: all install proto tiny-model demo test test-python test-frontend test-conformance plugin bench lint schema clean
+.PHONY: all install proto tiny-model demo test test-python test-frontend test-conformance test-panels plugin bench lint schema clean
 
 all: install
 
@@ -38,7 +38,7 @@ tiny-model: $(TINY)
 demo: install
 	$(PY) -m toto_datasource demo $(if $(MODEL),--model $(MODEL))
 
-test: lint test-python test-frontend test-conformance
+test: lint test-python test-frontend test-conformance test-panels
 
 test-python: install $(TINY)
 	$(PY) -m pytest -q
@@ -48,6 +48,10 @@ test-frontend:
 
 test-conformance: install $(TINY)
 	bash tests/conformance/run.sh
+
+# The plugin's answers drawn by @grafana/ui's TimeSeries in headless Chromium (installs Debian's chromium).
+test-panels: install $(TINY)
+	bash grafana-plugin/frontend/panels.sh
 
 plugin: install
 	bash grafana-plugin/build.sh

@@ -1,17 +1,10 @@
 #!/usr/bin/env bash
-# Production build of the frontend: dist/module.js (+ .map). Installs dependencies from package-lock.json
-# when node_modules is missing or was installed from a different lock file. Needs node >= 20 and npm.
+# Production build of the frontend: dist/module.js (+ .map), after deps.sh has installed the npm packages
+# when node_modules is missing or stale. Needs node >= 20 and npm.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-lock_hash() { node -e "process.stdout.write(require('crypto').createHash('sha256').update(require('fs').readFileSync('package-lock.json')).digest('hex'))"; }
-
-stamp=node_modules/.toto-lock-sha256
-if [[ ! -f $stamp || "$(cat "$stamp")" != "$(lock_hash)" ]]; then
-  echo "frontend: npm ci (node_modules missing or stale)"
-  npm ci --no-audit --no-fund
-  lock_hash > "$stamp"
-fi
+./deps.sh
 
 echo "frontend: typecheck"
 npx --no-install tsc --noEmit

@@ -36,23 +36,23 @@ var panelEnd = time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)
 
 // wave is n points at step ending at end: a daily-ish swing, a slow trend and a little
 // deterministic noise around level; NaN where hole(i) is true (JSON null: a gap in the history).
-func wave(level, swing float64, end time.Time, step time.Duration, n int, hole func(int) bool) ([]int64, []any) {
+func wave(level, swing float64, end time.Time, step time.Duration, n int, hole func(time.Time) bool) ([]int64, []any) {
 	ts := make([]int64, n)
 	vals := make([]any, n)
 	for i := range n {
 		t := end.Add(-time.Duration(n-1-i) * step)
 		ts[i] = t.UnixMilli()
-		if hole != nil && hole(i) {
+		if hole != nil && hole(t) {
 			continue // nil → null
 		}
 		phase := 2 * math.Pi * float64(t.UnixMilli()%86_400_000) / 86_400_000
-		noise := math.Sin(float64(i)*12.9898) * 0.03 * swing
+		noise := (math.Mod(math.Abs(math.Sin(float64(i)*12.9898)*43758.5453), 1) - 0.5) * 0.25 * swing
 		vals[i] = math.Round((level+swing*math.Sin(phase)+0.02*level*float64(i)/float64(n)+noise)*100) / 100
 	}
 	return ts, vals
 }
 
-func inlineWave(name string, labels map[string]string, level, swing float64, hole func(int) bool) map[string]any {
+func inlineWave(name string, labels map[string]string, level, swing float64, hole func(time.Time) bool) map[string]any {
 	ts, vals := wave(level, swing, panelEnd, time.Minute, 24*60, hole)
 	return map[string]any{"name": name, "labels": labels, "timestamps": ts, "values": vals}
 }
@@ -60,7 +60,8 @@ func inlineWave(name string, labels map[string]string, level, swing float64, hol
 func panelCases() []panelCase {
 	now := time.Now()
 	demoFrom, demoTo := now.Add(-12*time.Hour), now.Add(2*time.Hour)
-	fixedFrom, fixedTo := panelEnd.Add(-12*time.Hour), panelEnd.Add(2*time.Hour)
+	// a range that does not end on the hour, as most dashboards' ranges do not
+	fixedFrom, fixedTo := panelEnd.Add(-12*time.Hour+10*time.Minute), panelEnd.Add(2*time.Hour+10*time.Minute)
 	statistical := func(m map[string]any) map[string]any { m["model"] = "statistical"; return m }
 	demo := func(refID string, m map[string]any) *pluginv2.DataQuery {
 		m["queryType"], m["source"] = "forecast", "demo"
@@ -73,7 +74,7 @@ func panelCases() []panelCase {
 	web := func(instance string, level float64) map[string]any {
 		return inlineWave("http_requests", map[string]string{"job": "api", "instance": instance}, level, level/4, nil)
 	}
-	gap := func(i int) bool { return i >= 24*60-6*60 && i < 24*60-4*60 } // 10:00-12:00 missing
+	gap := func(t time.Time) bool { return t.Hour() >= 10 && t.Hour() < 12 } // 10:00-12:00 UTC missing
 	return []panelCase{
 		{"forecast", "PostgreSQL load: history and forecast (p50, 10–90 % band)", demoFrom, demoTo, []*pluginv2.DataQuery{
 			demo("A", map[string]any{"scenario": "postgres-load", "includeHistory": true}),

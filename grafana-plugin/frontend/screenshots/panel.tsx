@@ -127,16 +127,18 @@ function stateOf(u: uPlot, aligned: DataFrame, frames: DataFrame[], t: GrafanaTh
   }
   // uPlot keeps its options' bands on the instance (`self.bands = opts.bands`); its typings leave it out
   const bands = ((u as unknown as { bands?: uPlot.Band[] }).bands ?? []).map((b, bi) => ({
-    upper: series[b.series[0] - 1]?.name ?? `#${b.series[0]}`,
-    lower: series[b.series[1] - 1]?.name ?? `#${b.series[1]}`,
+    upper: b.series[0] - 1,
+    lower: b.series[1] - 1,
     fill: resolve(b.fill, u, bi),
   }));
   const legend = Array.from(document.querySelectorAll<HTMLElement>('[data-testid^="data-testid VizLegend series "]')).map(
     (el) => {
-      const icon = el.firstElementChild as HTMLElement | null;
+      // a solid line's icon is a coloured box; a dashed one's a gradient of its colour
+      const icon = el.querySelector<HTMLElement>('[data-testid="series-icon"]');
       const style = icon ? getComputedStyle(icon) : null;
-      const color = style ? (style.backgroundColor !== 'rgba(0, 0, 0, 0)' ? style.backgroundColor : style.borderTopColor) : '';
-      return { label: el.innerText.trim(), color };
+      const dashed = Boolean(style && style.backgroundImage !== 'none');
+      const paint = style ? (dashed ? style.backgroundImage : style.backgroundColor) : '';
+      return { label: el.innerText.trim(), color: paint.match(/rgba?\([^)]*\)/)?.[0] ?? '', dashed };
     }
   );
   const scales: PanelState['scales'] = {};

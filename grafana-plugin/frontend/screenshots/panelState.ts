@@ -30,16 +30,18 @@ export interface DrawnSeries {
 
 export interface LegendEntry {
   label: string;
-  /** the colour of the legend's series icon */
+  /** the colour of the legend's series icon, and whether the icon shows a dashed line */
   color: string;
+  dashed: boolean;
 }
 
 export interface PanelState {
   /** x values (epoch ms) of the joined frame the panel draws */
   times: number[];
   series: DrawnSeries[];
-  /** uPlot bands as display names: [upper, lower]; the fill is the upper series' fill unless set */
-  bands: Array<{ upper: string; lower: string; fill: string | null }>;
+  /** uPlot's bands: indices into `series` of the upper and lower edge; uPlot fills a band with
+   * `fill`, or with the upper series' fill when that is null */
+  bands: Array<{ upper: number; lower: number; fill: string | null }>;
   legend: LegendEntry[];
   /** every scale's range after drawing */
   scales: Record<string, { min: number | null; max: number | null }>;
