@@ -46,6 +46,9 @@ def test_multi_labels_and_display_names(grafana: standin.Standin) -> None:
     assert out.executed_queries == ["scenario multi"]
     named = fetch(grafana.url, "multi", displayName="load")
     assert [s.name for s in named.series] == ["load 0", "load 1"]
+    assert [s.unit for s in out.series] == ["", "", ""]
+    # the target field's unit stays with the series, so the forecast is drawn on the same y axis
+    assert [s.unit for s in fetch(grafana.url, "multi", unit="reqps").series] == ["reqps", "reqps"]
 
 
 def test_wide_int_and_float_fields(grafana: standin.Standin) -> None:

@@ -26,6 +26,7 @@ type scenarioQuery struct {
 	DelayMs     int    `json:"delayMs"`
 	TrickleMs   int    `json:"trickleMs"`
 	DisplayName string `json:"displayName"`
+	Unit        string `json:"unit"`
 }
 
 func mustJSON(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
@@ -84,8 +85,11 @@ func scenario(ctx context.Context, q dsQuery, tr timeRange) (backend.DataRespons
 	case "multi", "":
 		for s := range series(sq.Series, 2) {
 			var conf *data.FieldConfig
-			if sq.DisplayName != "" {
-				conf = &data.FieldConfig{DisplayNameFromDS: fmt.Sprintf("%s %d", sq.DisplayName, s)}
+			if sq.DisplayName != "" || sq.Unit != "" {
+				conf = &data.FieldConfig{Unit: sq.Unit}
+				if sq.DisplayName != "" {
+					conf.DisplayNameFromDS = fmt.Sprintf("%s %d", sq.DisplayName, s)
+				}
 			}
 			frames = append(frames, multiFrame(times, ramp(n, float64(s*1000)),
 				data.Labels{"series": fmt.Sprintf("s%d", s)}, conf))
