@@ -31,11 +31,12 @@ type panelFrame struct {
 	Response json.RawMessage `json:"response"`
 }
 
-// An inline history fixed in time, so the panels that use it look the same on every run.
+// The end of the inline histories: fixed, so the panels that use them look the same on every run
+// (an inline history sets the grid; the demo source's history ends at the wall clock's now).
 var panelEnd = time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)
 
-// wave is n points at step ending at end: a daily-ish swing, a slow trend and a little
-// deterministic noise around level; NaN where hole(i) is true (JSON null: a gap in the history).
+// wave is n points at step ending at end: a daily swing, a slow trend and deterministic noise
+// around level; null where hole(t) is true (a gap in the history).
 func wave(level, swing float64, end time.Time, step time.Duration, n int, hole func(time.Time) bool) ([]int64, []any) {
 	ts := make([]int64, n)
 	vals := make([]any, n)

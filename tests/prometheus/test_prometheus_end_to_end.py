@@ -107,11 +107,12 @@ def check_forecast(
     assert np.all(np.diff(hist_ts) == step_ms) and np.all(hist_ts % step_ms == 0)
     assert fc_ts[0] == hist_ts[-1] + step_ms and np.all(np.diff(fc_ts) == step_ms)
     assert history.fields[1].labels == labels
-    assert history.fields[1].config == {"displayNameFromDS": display}
+    assert history.fields[1].config["displayNameFromDS"] == display
     by_q = {float(f.labels["quantile"]): f for f in forecast.fields[1:]}
     for q, f in by_q.items():
         assert f.labels == {**labels, "quantile": f"{q:.1f}"}
         assert f.config["displayNameFromDS"] == f"{display} p{round(q * 100)}"
+        assert f.config["color"] == history.fields[1].config["color"]  # one colour per series
     bands = np.stack([floats(by_q[q]) for q in sorted(by_q)])
     assert np.isfinite(bands).all() and np.all(np.diff(bands, axis=0) >= 0)  # p10 <= ... <= p90
 

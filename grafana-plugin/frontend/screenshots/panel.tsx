@@ -33,8 +33,8 @@ import uPlotCss from 'uplot/dist/uPlot.min.css';
 import { PANELS } from './panels';
 import { DrawnSeries, PanelFile, PanelState, Rgba } from './panelState';
 
-export const PANEL_WIDTH = 1000;
-export const PANEL_HEIGHT = 380;
+const PANEL_WIDTH = 1000;
+const PANEL_HEIGHT = 380;
 
 const theme = createTheme({ colors: { mode: 'dark' } });
 
