@@ -1,4 +1,4 @@
-"""Series far below toto2's scaler floor come back in data units."""
+"""Series far below toto2's scaler floor come back in data units (engine/toto_runner.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import pytest
 from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.settings import ModelSettings
 from toto_datasource.engine.batch import PreparedBatch
-from toto_datasource.engine.local_toto import LocalTotoRuntime, in_data_units
-from toto_datasource.engine.prepare import magnitude_factors, prepare_context, restore_magnitudes
+from toto_datasource.engine.local_toto import LocalTotoRuntime
+from toto_datasource.engine.prepare import prepare_context
+from toto_datasource.engine.toto_runner import (
+    in_data_units,
+    magnitude_factors,
+    restore_magnitudes,
+    toto_runner,
+)
 from toto_datasource.engine.types import ForecastJob
 
 
@@ -55,7 +61,8 @@ def test_runner_is_the_direct_call_on_the_rescaled_input(loaded) -> None:  # typ
     values = p.values[:, None, :].astype(np.float32)  # (B=2, V=1, L)
     mask, ids = p.mask[:, None, :], np.zeros((2, 1), np.int64)
     batch = PreparedBatch(values, mask, ids, 16)
-    out = in_data_units(lambda b: run_batch(loaded, b))(batch)
+    out = toto_runner(loaded)(batch)
+    np.testing.assert_array_equal(out, in_data_units(lambda b: run_batch(loaded, b))(batch))
     f = magnitude_factors(values, mask)
     assert f[0, 0] > 1e9 and f[1, 0] == 1.0
     direct = run_forecast(loaded, (values * f[..., None]).astype(np.float32), mask, ids, 16)
@@ -77,3 +84,13 @@ def test_local_runtime_answers_in_data_units(tiny_checkpoint) -> None:  # type: 
         runtime.close()
     assert out.quantiles.shape == (9, 1, 16)
     assert np.abs(out.quantiles - 2e-10).max() < 50 * 2e-10
+
+
+def test_rescaling_twice_is_rescaling_once(loaded) -> None:  # type: ignore[no-untyped-def]
+    """What lets the plugin rescale before sending and an inference server rescale again: the
+    numbers are the same bit for bit whichever side does it, or both."""
+    rows = [_tiny_sine(), 1e4 * _tiny_sine(), 1e2 * _tiny_sine(), 1e22 * _tiny_sine()]  # 3e-10 … 3e12
+    p = prepare_context(np.stack(rows), 256)
+    batch = PreparedBatch(p.values[:, None, :], p.mask[:, None, :], np.zeros((4, 1), np.int64), 16)
+    once = toto_runner(loaded)
+    np.testing.assert_array_equal(in_data_units(once)(batch), once(batch))

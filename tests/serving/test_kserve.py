@@ -25,7 +25,7 @@ from toto_datasource.engine.remote import RemoteRunner, RemoteSettings
 from toto_datasource.engine.remote.contract import encode_request
 
 from . import kserve_venv, netns
-from .conftest import prepared_batch
+from .conftest import assert_in_data_units, magnitudes_batch, prepared_batch
 from .kserve_server import KServeServer
 from .test_oip_server import in_process
 from .test_plugin_remote import assert_dashboard_and_alert_equal_in_process, executed_query, loaded_remote
@@ -74,6 +74,11 @@ def test_kserve_answers_the_contract_exactly_and_rejects_what_breaks_it(kserve, 
         batch = prepared_batch(rows=6, length=256, horizon=40, seed=3)  # gaps and left padding
         # One request, one model call of the same shape as in-process: equal bit for bit.
         np.testing.assert_array_equal(runner(batch), in_process(serving_engine, batch))
+        # Rows below toto2's scale floor and a huge one, sent raw: the engine rescales them as in process.
+        tiny_and_huge = magnitudes_batch()
+        expected = in_process(serving_engine, tiny_and_huge)
+        np.testing.assert_array_equal(runner(tiny_and_huge), expected)
+        assert_in_data_units(expected)
         bad = encode_request(prepared_batch(rows=1, length=256), "toto")
         del bad.parameters["horizon"]
         with pytest.raises(grpc.RpcError) as err:

@@ -21,10 +21,11 @@ from toto_datasource.core.config import ProcessConfig
 from toto_datasource.core.errors import BackendError
 from toto_datasource.core.request import RequestContext
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, contract, probe
-from toto_datasource.engine.toto import run_forecast
+from toto_datasource.engine.toto import run_batch
+from toto_datasource.engine.toto_runner import in_data_units, toto_runner
 from toto_datasource.serving.oip import OIPServicer, build_server
 
-from .conftest import TOKEN, prepared_batch
+from .conftest import TOKEN, assert_in_data_units, magnitudes_batch, prepared_batch
 
 
 def runner_for(address: str, token: str = TOKEN, **kw) -> RemoteRunner:  # type: ignore[no-untyped-def]
@@ -32,15 +33,8 @@ def runner_for(address: str, token: str = TOKEN, **kw) -> RemoteRunner:  # type:
 
 
 def in_process(engine, batch) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return run_forecast(
-        engine.loaded,
-        batch.values,
-        batch.mask,
-        batch.series_ids,
-        batch.horizon,
-        has_missing_values=batch.has_missing_values,
-        decode_block_size=batch.decode_block_size,
-    )
+    """What the in-process runtime computes for `batch`: its runner on the engine's checkpoint."""
+    return toto_runner(engine.loaded)(batch)
 
 
 def test_remote_equals_in_process_and_splits_over_the_row_limit(oip_server, serving_engine) -> None:
@@ -57,6 +51,35 @@ def test_remote_equals_in_process_and_splits_over_the_row_limit(oip_server, serv
     assert runner.max_rows() == 8
     first = replace(big, values=big.values[:8], mask=big.mask[:8], series_ids=big.series_ids[:8])
     np.testing.assert_allclose(out[:, :8], in_process(serving_engine, first), rtol=0, atol=1e-6)
+
+
+def test_every_magnitude_equals_in_process_whichever_side_rescales(oip_server, serving_engine) -> None:
+    """Rows below toto2's scale floor and a huge one: a caller that sends them raw (the server
+    rescales) and the plugin's runner (it rescales before sending) both get the in-process numbers
+    bit for bit, in data units."""
+    batch = magnitudes_batch()
+    expected = in_process(serving_engine, batch)
+    assert_in_data_units(expected)
+    runner = runner_for(oip_server.address)
+    np.testing.assert_array_equal(runner(batch), expected)
+    np.testing.assert_array_equal(in_data_units(runner)(batch), expected)
+
+
+def test_an_engine_that_knows_only_the_contract_answers_in_data_units(serving_engine) -> None:
+    """An OIP engine that runs toto2 as docs/REMOTE_INFERENCE.md says and knows nothing of scale
+    floors: the plugin's runner rescales before sending, so the answer still equals in-process."""
+    contract_only = replace(serving_engine, runner=lambda batch: run_batch(serving_engine.loaded, batch))
+    server, port = build_server(OIPServicer(contract_only), "127.0.0.1:0", workers=4)
+    server.start()
+    try:
+        runner = runner_for(f"127.0.0.1:{port}")
+        batch = magnitudes_batch()
+        expected = in_process(serving_engine, batch)
+        np.testing.assert_array_equal(in_data_units(runner)(batch), expected)
+        with pytest.raises(AssertionError):  # what that engine gives a caller that does not rescale
+            assert_in_data_units(runner(batch))
+    finally:
+        server.stop(0).wait(5)
 
 
 def test_block_decoding_and_complete_path_travel_as_parameters(oip_server, serving_engine) -> None:

@@ -19,7 +19,7 @@ from toto_datasource._proto.pluginv2 import backend_pb2 as pb
 from toto_datasource.frames import decode_frame
 from toto_datasource.plugin.host import PluginProcess
 
-from .conftest import TOKEN
+from .conftest import PEAKS, TOKEN
 
 INLINE = {
     "source": "inline",
@@ -29,6 +29,21 @@ INLINE = {
          "timestamps": [1_700_000_000_000 + i * 60_000 for i in range(400)],
          "values": [float((i * (k + 1)) % 37) for i in range(400)]}
         for k in range(5)
+    ],
+}
+
+
+# Below toto2's scale floor and huge (tests/serving/conftest.py PEAKS): every engine must answer
+# these as in process. Forecast only (no history), so every float field is the model's answer.
+MAGNITUDES = {
+    "source": "inline",
+    "horizon": 24,
+    "includeHistory": False,
+    "series": [
+        {"name": f"peak {peak:g}", "labels": {"peak": f"{peak:g}"},
+         "timestamps": [1_700_000_000_000 + i * 60_000 for i in range(400)],
+         "values": [peak * (0.5 + 0.5 * ((i * 7) % 37) / 37) for i in range(400)]}
+        for peak in PEAKS
     ],
 }
 
@@ -54,6 +69,7 @@ def queries(now_ms: int) -> list[pb.DataQuery]:
         data_query("A", {"source": "demo", "scenario": "all", "horizon": "30m"},
                    now_ms - 3 * 3_600_000, now_ms),
         data_query("B", INLINE, 0, now_ms),
+        data_query("C", MAGNITUDES, 0, now_ms),
     ]
 
 
@@ -63,9 +79,11 @@ def frames_of(response: pb.DataResponse) -> list:
 
 
 def assert_same_frames(remote: pb.QueryDataResponse, local: pb.QueryDataResponse) -> None:
-    """Equal to 1e-6 relative. Which rows share a model call depends on when each query reaches the
-    scheduler (rows of other lengths may join a call, left-padded), and float32 sums over another
-    padded length differ in the last bit: 1.9e-6 at a value of 18, 1e-7 of it."""
+    """Equal to 1e-6 relative, and to 1e-6 of a field's largest value absolute (1e-6 for fields
+    beyond 1, so a 1e-8 series is compared on its own scale). Which rows share a model call
+    depends on when each query reaches the scheduler (rows of other lengths may join a call,
+    left-padded), and float32 sums over another padded length differ in the last bit: 1.9e-6 at
+    a value of 18, 1e-7 of it."""
     assert set(remote.responses) == set(local.responses)
     for ref_id in local.responses:
         r_frames, l_frames = frames_of(remote.responses[ref_id]), frames_of(local.responses[ref_id])
@@ -74,9 +92,11 @@ def assert_same_frames(remote: pb.QueryDataResponse, local: pb.QueryDataResponse
             assert [(f.name, f.labels) for f in rf.fields] == [(f.name, f.labels) for f in lf.fields]
             for a, b in zip(rf.fields, lf.fields, strict=True):
                 if pa.types.is_floating(a.values.type):
+                    expected = b.values.to_numpy(zero_copy_only=False)
+                    scale = min(1.0, float(np.nanmax(np.abs(expected), initial=0.0)))
                     np.testing.assert_allclose(
-                        a.values.to_numpy(zero_copy_only=False), b.values.to_numpy(zero_copy_only=False),
-                        rtol=1e-6, atol=1e-6,
+                        a.values.to_numpy(zero_copy_only=False), expected, rtol=1e-6, atol=1e-6 * scale,
+                        err_msg=f"{ref_id} {rf.name} {a.name} {a.labels}",
                     )
                 else:
                     assert a.values.equals(b.values)
@@ -101,8 +121,24 @@ def assert_dashboard_and_alert_equal_in_process(
         local = plugin.data.QueryData(pb.QueryDataRequest(pluginContext=local_context(),
                                                           queries=queries(now_ms), headers=headers))
         assert_same_frames(remote, local)
+        assert_in_data_units(local.responses["C"])
         answers.append(remote)
     return answers
+
+
+def assert_in_data_units(response: pb.DataResponse) -> None:
+    """Query C's forecasts are on each series' scale: ~0.75 of its peak with the random 4m
+    checkpoint, where toto2 alone, at its scale floor, forecast the 1e-8 series at up to 5.4e-8
+    (what a remote engine answered before the plugin and the servers rescaled)."""
+    checked = set()
+    for frame in frames_of(response):
+        for f in frame.fields:
+            if pa.types.is_floating(f.values.type) and "peak" in f.labels:
+                peak = float(f.labels["peak"])
+                largest = float(np.nanmax(np.abs(f.values.to_numpy(zero_copy_only=False))))
+                assert peak / 100 < largest < 5 * peak, (f.name, f.labels, largest)
+                checked.add(peak)
+    assert checked == set(PEAKS), checked
 
 
 def executed_query(response: pb.QueryDataResponse) -> str:

@@ -35,7 +35,7 @@ from toto_datasource.frames import decode_frame
 from toto_datasource.serving.ray_tuning import DIRECT_INGRESS_MIN_GRPC_PORT
 
 from . import netns
-from .conftest import prepared_batch
+from .conftest import PEAKS, magnitudes_batch, prepared_batch
 from .ray_cluster import GRPC_PORT, RayServeCluster
 from .test_oip_server import in_process
 from .test_plugin_remote import (
@@ -111,6 +111,11 @@ def test_ray_serve_batches_rows_across_requests(cluster, serving_engine) -> None
     # ~1e-6 relative (measured max 4.8e-6 absolute on values ~1-10), as for the plugin's own batching.
     for i, b in enumerate(rows):
         np.testing.assert_allclose(results[i], in_process(serving_engine, b), rtol=1e-5, atol=1e-5)
+    # Rows below toto2's scale floor and a huge one, sent raw: the replica rescales them as in process.
+    tiny_and_huge = magnitudes_batch()
+    remote, expected = r(tiny_and_huge), in_process(serving_engine, tiny_and_huge)
+    for row, peak in enumerate(PEAKS):
+        np.testing.assert_allclose(remote[:, row], expected[:, row], rtol=1e-5, atol=1e-5 * peak)
     deadline = replace(prepared_batch(rows=64, length=2048), deadline=time.monotonic() + 0.02)
     with pytest.raises(BackendError) as err:
         r(deadline)

@@ -1,8 +1,9 @@
 """The unit of work a model runtime runs: one prepared batch, already padded and masked.
 
 The scheduler builds it (grouping, padding, memory cap); a runtime only runs it — in process
-(`run_forecast` on a loaded Toto), or remotely over the Open Inference Protocol. Keeping the
-batch a plain value is what lets a remote runtime reuse the scheduler unchanged.
+(the Toto runner, engine/toto_runner.py), or remotely over the Open Inference Protocol, where
+an inference server runs the same runner. Keeping the batch a plain value is what lets a remote
+runtime reuse the scheduler unchanged.
 """
 
 from __future__ import annotations

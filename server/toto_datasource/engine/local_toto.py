@@ -1,4 +1,5 @@
-"""The in-process Toto runtime: load a checkpoint, warm it up, batch queries onto it.
+"""The in-process Toto runtime: load a checkpoint, warm it up, batch queries onto it through the
+one Toto runner (engine/toto_runner.py) that every inference server runs too.
 
 `import toto2` costs ~7 s and ~1 GB, so engine/toto.py is imported only from the loader thread.
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,23 +17,17 @@ from ..core.config import ProcessConfig
 from ..core.errors import BackendError
 from ..core.request import RequestContext
 from ..core.settings import ModelSettings, RawSettings
-from .batch import BatchRunner, PreparedBatch
 from .cache import CachingForecaster
 from .devices import device_problem
-from .prepare import magnitude_factors, restore_magnitudes
 from .runtimes import LoadedModel, Probe
 from .scheduler import BatchingForecaster, BatchLimits
 from .threads import governed, governor_for, pin_threads
+from .toto_runner import max_batch_cells, toto_runner
 from .types import ForecastJob
 
 if TYPE_CHECKING:
     from .toto import TotoModel
 
-# Rows × length per model call. A GPU gains from big batches; a CPU does not: on 2 cores the
-# 4m/22m checkpoints forecast the most series per second at 16-32 rows of 2048 points per call,
-# 25-30 % fewer at 128 (bench/RESULTS.md, "rows per call").
-GPU_MAX_BATCH_CELLS = 1024 * 2048
-CPU_MAX_BATCH_CELLS = 32 * 2048
 # A bulk-only call while panels are being looked at (engine/scheduler.py BatchLimits): 8 rows of
 # 2048 points, a quarter of a full CPU call.
 CPU_SLICE_CELLS = 8 * 2048
@@ -48,29 +42,9 @@ def warmup_shapes(config: ProcessConfig) -> list[tuple[int, int]]:
 
 def default_limits(device: str, config: ProcessConfig) -> BatchLimits:
     gpu = device.startswith("cuda")
-    cells = config.max_batch_cells or (GPU_MAX_BATCH_CELLS if gpu else CPU_MAX_BATCH_CELLS)
+    cells = config.max_batch_cells or max_batch_cells(device)
     slice_cells = config.slice_cells if config.slice_cells >= 0 else (0 if gpu else CPU_SLICE_CELLS)
     return BatchLimits(max_cells=cells, max_queue=config.max_queue, slice_cells=slice_cells)
-
-
-def in_data_units(run: BatchRunner) -> BatchRunner:
-    """Wrap a batch runner so that rows far below toto2's scaler floor come back in data units.
-
-    toto2 floors its causal scale at 1e-6: a series of magnitude 1e-10 came back around ±2e-8
-    (4m checkpoint). Rows whose observed peak is below engine/prepare.MIN_MAGNITUDE are multiplied
-    by a power of two into [1, 2) before the call and the quantiles divided back after; the model
-    is scale-equivariant above the floor, so this is the direct call on the rescaled input. Other
-    rows, and batches without a small row, run untouched (no copy).
-    """
-
-    def runner(batch: PreparedBatch) -> np.ndarray:
-        factors = magnitude_factors(batch.values, batch.mask)  # (B, V)
-        if not (factors != 1.0).any():
-            return run(batch)
-        scaled = (batch.values * factors[..., None]).astype(batch.values.dtype)
-        return restore_magnitudes(run(replace(batch, values=scaled)), factors)
-
-    return runner
 
 
 def warm_up(forecaster: BatchingForecaster, config: ProcessConfig) -> float:
@@ -130,7 +104,7 @@ class LocalTotoRuntime:
         return device_problem(settings.device)
 
     def load(self, settings: ModelSettings, config: ProcessConfig, warmup: bool) -> LoadedModel:
-        from .toto import CheckpointError, load_toto, run_batch
+        from .toto import CheckpointError, load_toto
 
         try:
             loaded = load_toto(settings, fold=config.fold)
@@ -145,10 +119,9 @@ class LocalTotoRuntime:
         governor = governor_for(loaded.device, config)
         if governor is not None:
             info["intraOpThreads"] = f"adaptive, 1-{governor.cores} (the cores other processes leave free)"
-        run = governed(lambda batch: run_batch(loaded, batch), governor)
         model = BatchingForecaster(
-            f"toto:{loaded.checkpoint}", in_data_units(run), limits=default_limits(loaded.device, config),
-            info=info,
+            f"toto:{loaded.checkpoint}", governed(toto_runner(loaded), governor),
+            limits=default_limits(loaded.device, config), info=info,
         )
         if warmup:
             info["warmupSeconds"] = round(warm_up(model, config), 3)

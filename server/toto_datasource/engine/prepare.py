@@ -84,33 +84,6 @@ def pad_to(prepared: PreparedContext, length: int) -> PreparedContext:
     )
 
 
+# The options of every forecast() call, in process and on every inference server (engine/toto.py).
 FORECAST_KWARGS = {"scaler_fallback_min_obs": 8, "quantile_real_cap_k": 1e4}
 
-
-# Series whose largest observed |value| is below this are multiplied up before the model.
-MIN_MAGNITUDE = 1e-2
-
-
-def magnitude_factors(values: np.ndarray, mask: np.ndarray | None = None,
-                      min_magnitude: float = MIN_MAGNITUDE) -> np.ndarray:
-    """One multiplier per row of `values` (shape values.shape[:-1]): 1, or a power of two that
-    brings the row's largest observed |value| into [1, 2) when it is below `min_magnitude`.
-
-    Why: toto2's causal scaler floors the scale at 1e-6, so a series of magnitude 1e-10 (the
-    latency in seconds of a fast service, a rate of rare events) comes back around ±2e-8 —
-    not in data units (measured on the 4m checkpoint). Toto is scale-equivariant above the floor,
-    so multiplying such a row up and dividing the quantiles back is exact up to float32 rounding;
-    a power of two makes the round trip itself exact. Rows with nothing observed, or all zeros,
-    keep 1.
-    """
-    x = np.abs(np.asarray(values, dtype=np.float64))
-    observed = np.isfinite(x) if mask is None else (np.asarray(mask, dtype=bool) & np.isfinite(x))
-    peak = np.where(observed, x, 0.0).max(axis=-1, initial=0.0)
-    small = (peak > 0) & (peak < min_magnitude)
-    exponent = -np.floor(np.log2(np.where(small, peak, 1.0)))
-    return np.where(small, np.exp2(exponent), 1.0)
-
-
-def restore_magnitudes(quantiles: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Undo `magnitude_factors` on model output (..., *factors.shape, horizon)."""
-    return np.asarray(quantiles) / np.asarray(factors)[..., None]

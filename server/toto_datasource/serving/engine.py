@@ -1,12 +1,16 @@
 """The model side of remote inference: the SAME engine code as in-process, behind OIP.
 
-`ServingEngine` loads Toto with engine/toto.py's `load_toto` and runs `run_forecast` (same
-FORECAST_KWARGS) on each decoded PreparedBatch, so a remote answer equals the in-process one
-bit for bit (the quantiles travel as the FP32 the model computed). It also merges several
-requests' batches into one model call (rows are independent and left padding with masked
-zeros does not change a row's forecast, up to float32 rounding: CPU kernels round a row ~1 ulp
-differently by batch shape, e.g. the last row of an odd-sized batch with 2 torch threads; see
-serving/merging.py), and splits a call under a memory cap.
+`ServingEngine` loads Toto with engine/toto.py's `load_toto` and runs each decoded PreparedBatch
+through the in-process runtime's own runner (engine/toto_runner.py: the forecast options, the
+KV-cache reset, rows below toto2's scale floor rescaled), so a remote answer equals the
+in-process one bit for bit for every input, tiny magnitudes included (the quantiles travel as
+the FP32 the model computed, divided back by a power of two where a row was rescaled). Every
+inference server we ship runs it: serve-model (oip.py), Ray Serve (ray_app.py), KServe
+(kserve_model.py) and Triton (triton_model.py). `run_merged` merges several requests' batches
+into one model call (rows are independent and left padding with masked zeros does not change a
+row's forecast, up to float32 rounding: CPU kernels round a row ~1 ulp differently by batch
+shape, e.g. the last row of an odd-sized batch with 2 torch threads; see serving/merging.py),
+and `run` splits a call under the same cell cap as the in-process scheduler.
 """
 
 from __future__ import annotations
@@ -17,18 +21,15 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..core.settings import ModelSettings
 from ..engine import oip_tensors as contract  # protobuf-free: the KServe model imports this module
-from ..engine.batch import PreparedBatch
-
-# Rows × variates × length per model call; the plugin's own limits (engine/registry.py).
-GPU_MAX_CELLS = 1024 * 2048
-CPU_MAX_CELLS = 32 * 2048
+from ..engine.batch import BatchRunner, PreparedBatch
+from ..engine.toto_runner import max_batch_cells
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,15 @@ class ServingOptions:
     model_name: str = "toto"
     token: str = ""  # required `authorization: Bearer` value; empty = no check
     max_rows: int = 256  # advertised to clients: they split larger jobs
-    max_cells: int = 0  # 0: by device
+    max_cells: int = 0  # rows × variates × length per model call; 0: by device, as in process
     warmup: bool = True
 
 
 @dataclass
 class ServingEngine:
     options: ServingOptions
-    loaded: Any = None
+    loaded: Any = None  # engine/toto.py's TotoModel
+    runner: BatchRunner | None = None
     max_cells: int = 0
     calls: int = 0
     rows: int = 0
@@ -56,14 +58,14 @@ class ServingEngine:
         from ..core.config import ProcessConfig
         from ..engine.threads import pin_threads
         from ..engine.toto import load_toto
+        from ..engine.toto_runner import toto_runner
 
         o = self.options
         config = ProcessConfig.from_environment()  # the server's own environment, read at its start
         pin_threads(config)  # TOTO_TORCH_THREADS=N, as in the plugin
         self.loaded = load_toto(ModelSettings(o.checkpoint, o.device, o.dtype), fold=config.fold)
-        self.max_cells = o.max_cells or (
-            GPU_MAX_CELLS if self.loaded.device.startswith("cuda") else CPU_MAX_CELLS
-        )
+        self.runner = toto_runner(self.loaded)
+        self.max_cells = o.max_cells or max_batch_cells(self.loaded.device)
         info = self.loaded.describe()
         self.properties = {
             contract.PROP_CHECKPOINT: info["checkpoint"],
@@ -100,24 +102,18 @@ class ServingEngine:
 
     def run(self, batch: PreparedBatch) -> np.ndarray:
         """(9, B, V, H) float32, split into calls of at most `max_cells` rows × variates × length."""
-        from ..engine.toto import run_forecast
-
+        assert self.runner is not None, "run before load"
         rows, variates, length = batch.values.shape
         per_call = max(1, self.max_cells // max(1, variates * length))
         outputs = []
         for i in range(0, rows, per_call):
-            out = run_forecast(
-                self.loaded,
-                batch.values[i : i + per_call],
-                batch.mask[i : i + per_call],
-                batch.series_ids[i : i + per_call],
-                batch.horizon,
-                has_missing_values=batch.has_missing_values,
-                decode_block_size=batch.decode_block_size,
-            )
+            part = slice(i, i + per_call)
+            out = self.runner(replace(batch, values=batch.values[part], mask=batch.mask[part],
+                                      series_ids=batch.series_ids[part]))
             self.calls += 1
             self.rows += out.shape[1]
-            outputs.append(out.astype(np.float32))  # exact: run_forecast widened the model's float32
+            # exact: the model's float32, widened, or divided back by a power of two
+            outputs.append(out.astype(np.float32))
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
 
 

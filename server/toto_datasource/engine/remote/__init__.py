@@ -4,7 +4,8 @@ RemoteRuntime() is the registry entry (engine/registry.py); its settings hook tu
 source's `inferenceUrl` into ModelSettings(runtime="remote", options=...) (settings.py).
 
 runner = RemoteRunner(RemoteSettings(url, model, token, tls=..., ca_cert=...))
-BatchingForecaster(f"remote:{runner.address}/{model}", runner, ...)   # the runner is a BatchRunner
+BatchingForecaster(f"remote:{model}@{runner.address}", in_data_units(runner), ...)  # a BatchRunner,
+                                                       # in data units (engine/toto_runner.py)
 probe(runner).message   # "remote model toto at host:port: ready, checkpoint X, device cuda:0"
 """
 

@@ -3,9 +3,13 @@ Inference Protocol v2 engine (Ray Serve, KServe, Triton) instead of in this proc
 
 The plugin keeps everything next to Grafana — fetch, preparation, the scheduler's grouping and
 memory cap, the result cache, deadlines, frames — and only the model call crosses the network
-(`RemoteRunner`). Unlike the in-process model, calls may overlap: each is an RPC, and an engine
-with several replicas serves them in parallel, so the scheduler keeps `concurrency` calls in
-flight (TOTO_REMOTE_CONCURRENCY, default 4; bench/RESULTS.md "remote"). Loading never fails
+(`RemoteRunner`), wrapped in the Toto runner's scale handling (engine/toto_runner.py
+`in_data_units`): rows below toto2's scale floor are rescaled before they are sent and the
+quantiles scaled back, so any engine that implements the contract answers in data units, and
+the numbers equal in-process for every magnitude. Unlike the in-process model, calls may
+overlap: each is an RPC, and an engine with several replicas serves them in parallel, so the
+scheduler keeps `concurrency` calls in flight (TOTO_REMOTE_CONCURRENCY, else the engine's
+`max_concurrency`, else 4; bench/RESULTS.md "remote"). Loading never fails
 because the engine is down: queries then get per-query 503s naming the engine's address and
 CheckHealth says which step failed, and both recover as soon as the engine is back (no minute-long
 failed-load retry).
@@ -23,6 +27,7 @@ from ...core.settings import ModelSettings, RawSettings
 from ..cache import CachingForecaster
 from ..runtimes import LoadedModel, Probe
 from ..scheduler import BatchingForecaster, BatchLimits
+from ..toto_runner import in_data_units
 from .client import RemoteRunner
 from .health import RemoteHealth, probe
 from .settings import DEFAULT_CONCURRENCY, RUNTIME, remote_model_settings, remote_settings
@@ -84,8 +89,8 @@ class RemoteRuntime:
         info = remote_info(health)
         concurrency = calls_in_flight(health, config)
         limits = BatchLimits(max_cells=REMOTE_MAX_CELLS, concurrency=concurrency, max_queue=config.max_queue)
-        model = BatchingForecaster(f"remote:{runner.settings.model}@{runner.address}", runner,
-                                   limits=limits, info=info)
+        model = BatchingForecaster(f"remote:{runner.settings.model}@{runner.address}",
+                                   in_data_units(runner), limits=limits, info=info)
         cached = CachingForecaster(model, config.cache_ttl_s, config.cache_max)
         info["cache"] = {"ttlSeconds": cached.ttl_s, "maxEntries": cached.max_entries}
         info["concurrency"] = concurrency
