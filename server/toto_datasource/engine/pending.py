@@ -43,7 +43,6 @@ class PendingJob:
     rows: list[PreparedContext]  # one row per independent series, or one row for a joint group
     future: Future[ForecastOutput]
     enqueued: float = field(default_factory=time.monotonic)
-    follows_closely: bool = False  # another job was submitted within the batching window
     started: bool = False
     started_at: float = 0.0
     next_row: int = 0  # rows before it have been handed to a model call

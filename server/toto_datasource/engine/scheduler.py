@@ -1,9 +1,9 @@
 """Dynamic batching: many concurrent ForecastJobs, few model calls, one inference thread.
 
 gRPC handler threads only prepare inputs and enqueue. The inference thread takes whatever is
-queued when the device becomes free (so a lone request never waits for company), optionally
-lingers up to `window_s` for more while traffic is concurrent, splits every job into rows (one
-per independent series, one per joint group), groups compatible rows (engine/pending.py),
+queued when the device becomes free (so a lone request never waits for company, and jobs that
+arrive during a call join the next one), splits every job into rows (one per independent
+series, one per joint group), groups compatible rows (engine/pending.py),
 left-pads each group to one length (exact for Toto), runs one PreparedBatch per call under the
 memory cap through the runtime's runner and slices the rows back. Calls go smallest job first
 (`_loop`), so interactive queries are not held behind bulk ones, except that a job that has waited
@@ -48,9 +48,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class BatchLimits:
     """max_cells bounds rows × variates × padded length per call (memory cap); max_queue bounds
-    the number of jobs waiting (backpressure instead of unbounded memory); window_s is the
-    longest the inference thread lingers for more jobs while traffic is concurrent; concurrency
-    is how many model calls may be in flight at once (1 for an in-process model).
+    the number of jobs waiting (backpressure instead of unbounded memory); concurrency is how
+    many model calls may be in flight at once (1 for an in-process model).
 
     slice_cells (0 = off) caps a call that carries only bulk rows while interactive jobs (at
     most SMALL_JOB_ROWS rows) have arrived within the last INTERACTIVE_RECENT_S: a model call
@@ -59,7 +58,6 @@ class BatchLimits:
 
     max_cells: int = 128 * 2048
     max_queue: int = 1024
-    window_s: float = 0.0
     concurrency: int = 1
     slice_cells: int = 0
 
@@ -116,7 +114,6 @@ class BatchingForecaster:
         self.limits = limits or BatchLimits()
         self._queue: queue.Queue[PendingJob | None] = queue.Queue(maxsize=self.limits.max_queue)
         self._closed = threading.Event()
-        self._last_submit = -math.inf
         self._last_small = -math.inf
         self.calls = 0
         self.rows_run = 0
@@ -138,10 +135,7 @@ class BatchingForecaster:
         else:
             rows = [prepare_context(row[None, :], context_length) for row in job.context]
         now = time.monotonic()
-        pending = PendingJob(
-            job, rows, Future(), enqueued=now, follows_closely=now - self._last_submit <= self.limits.window_s
-        )
-        self._last_submit = now
+        pending = PendingJob(job, rows, Future(), enqueued=now)
         if len(rows) <= SMALL_JOB_ROWS:
             self._last_small = now
         try:
@@ -192,28 +186,6 @@ class BatchingForecaster:
                 return False
             batch.append(item)
 
-    def _collect(self, first: PendingJob) -> tuple[list[PendingJob], bool]:
-        batch = [first]
-        running = self._drain(batch)
-        window = self.limits.window_s
-        if not running or window <= 0 or not any(p.follows_closely for p in batch):
-            return batch, running  # the device is idle and nobody else is coming: go now
-        until = first.enqueued + window
-        while running:
-            remaining = until - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if item is None:
-                running = False
-                break
-            batch.append(item)
-            running = self._drain(batch)
-        return batch, running
-
     def _loop(self) -> None:
         """Rounds of one model call each. Between calls newcomers join, and the next call serves
         the job with the fewest rows left (oldest first), filled up to the memory cap with other
@@ -230,9 +202,8 @@ class BatchingForecaster:
                 first = self._queue.get()
                 if first is None:
                     return
-                active, running = self._collect(first)
-            else:
-                running = self._drain(active)
+                active = [first]
+            running = self._drain(active)  # everything queued meanwhile joins this round
             metrics.QUEUE_DEPTH.set(self._queue.qsize())
             active = self._live(active)
             chunk: list[Row] = []
