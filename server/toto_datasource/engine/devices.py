@@ -2,7 +2,7 @@
 
 Why before: the load runs on a background thread, so a query that starts it is answered 503
 "loading"; with `device: "cuda:7"` on a machine without that GPU the first query said "loading"
-and only the next one the real 400 (issue 13). The check needs torch (~1 s to import, once; the
+and only the next one the real 400. The check needs torch (~1 s to import, once; the
 loader imports it anyway) and is cached per device string: GPUs do not come and go under a
 running process.
 """

@@ -4,7 +4,7 @@ Why: dd_unit_scaling's layers are training-time constructs. Every call of its `L
 input, the weight and the bias (`scale_bwd` is `1.0 * X` in the forward pass) and rescales the
 output; every residual split/add copies and rescales the whole residual stream; `silu`, `Dropout(0)`
 and `PerDimScale` do the same. None of it depends on the input: at inference these are constants.
-Profiled on the 2-core CPU, 29–31 % of the model's samples were in `_ScaledGrad.forward` (issue 16).
+Profiled on the 2-core CPU, 29–31 % of the model's samples were in `_ScaledGrad.forward`.
 
 Folded, each layer is a plain `nn.Linear` whose weight and bias already carry the scales, each
 residual add is one `torch.add(f, x, alpha=skip_scale)`, and the two linears that read the same

@@ -5,13 +5,14 @@ Serve's proxy takes our generated `add_GRPCInferenceServiceServicer_to_server` (
 method of the same name here. ModelInfer decodes the request and joins a `@serve.batch`
 queue that counts rows (`batch_size_fn`), not requests: one model call takes up to
 `max_batch_rows` rows from any number of concurrent requests, merged by `run_merged` exactly
-as the plugin's scheduler merges jobs, and split under the memory cap. The model runs in a
+as the plugin's scheduler merges jobs, split under the memory cap, and run through the same
+Toto runner as in-process (serving/engine.py). The model runs in a
 worker thread so the replica's event loop keeps answering health and metadata meanwhile.
 
 `batch_wait_timeout_s` (default 0): how long a batch waits for company before it starts. Serve
 runs one batch at a time per replica, so rows that arrive while the model is busy are merged into
-the next call anyway; a wait only delays a lone request. Measured on 2 shared cores (issue 15,
-timestamps inside the replica, settings alternated on one replica with one plugin in front):
+the next call anyway; a wait only delays a lone request. Measured on 2 shared cores (timestamps
+inside the replica, settings alternated on one replica with one plugin in front):
 5 ms cost a sequential 1-series call 5.9 ms inside the replica (0: 0.5 ms) and 1 series × 16 clients got
 104–120 series/s against 143–173 with no wait (the plugin already merges its clients' jobs and
 keeps one call in flight per replica, so there was no company to wait for). 1 ms cost 1.7 ms and

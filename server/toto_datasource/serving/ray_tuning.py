@@ -1,7 +1,7 @@
 """Ray Serve settings that shorten the hops of one OIP call, as measured for the Toto app.
 
 A sequential 1-series call through Serve's gRPC proxy, measured on 2 shared cores with
-timestamps inside the replica (issue 15; 6 rounds of 25 sequential calls per setting, medians, batch wait 0):
+timestamps inside the replica (6 rounds of 25 sequential calls per setting, medians, batch wait 0):
 client → proxy → ModelInfer entry 5.9–7.8 ms, replica's own work outside the model ~1.5 ms
 (decode 0.5, @serve.batch hand-off 0.5, worker thread 0.4, encode 0.06), return → client
 3.7–4.5 ms. The plain grpcio server spends +1.4 ms in all, so Serve's proxy and the actor call
@@ -36,7 +36,7 @@ REPLICA_ENV = {
 # node's env like PROXY_ENV): each replica of the app serves the OIP service on its own gRPC port,
 # allocated from DIRECT_INGRESS_MIN_GRPC_PORT upwards per node, and the plugin calls it without the
 # proxy hop (the proxy still answers on the usual port). Measured on 2 shared cores, one replica,
-# the plugin's scheduler in front (RESULTS.md, session 7): one-series overhead over in-process
+# the plugin's scheduler in front (bench/RESULTS.md, 2026-12-02 14:35): one-series overhead over in-process
 # +6.4 ms direct vs +10.6 ms through the proxy (bench/remote.py); 1 series x 16 clients 0.82x vs
 # 0.70x in-process throughput (means of three alternations on one cluster); timestamps in the
 # replica put ~4 ms around a direct call's model time vs ~7 ms through the proxy. It is the data

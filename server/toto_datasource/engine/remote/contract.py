@@ -1,15 +1,19 @@
 """The Open Inference Protocol v2 contract for Toto: tensor names, dtypes, shapes, parameters.
 
-Both ends import this one module — the plugin's RemoteRunner encodes a PreparedBatch and
-decodes quantiles, the serving app does the reverse — so the wire format is written down once
-(docs/REMOTE_INFERENCE.md is its prose form for engines we do not ship, e.g. Triton). The
-names, shapes and checks live in the protobuf-free engine/oip_tensors.py, which the KServe
-model (serving/kserve_model.py) uses without our protobuf 7 stubs.
+The plugin's RemoteRunner and the plain and Ray Serve servers import this one module — the
+plugin encodes a PreparedBatch and decodes quantiles, the servers do the reverse — so the wire
+format is written down once; docs/REMOTE_INFERENCE.md is its prose form, for engines that are
+not ours. The names, shapes and checks live in the protobuf-free engine/oip_tensors.py, which
+the KServe and Triton models (serving/kserve_model.py, serving/triton_model.py) use without our
+protobuf 7 stubs.
 
 Tensors travel as raw little-endian bytes (`raw_input_contents` / `raw_output_contents`): for
 64 series × 2048 points that is 1.05 MB up and 0.59 MB down, against 2.6 / 3.1 MB and ~500 ms
-more for JSON (issue 15). Typed `contents` are accepted on decode for engines that send them.
-Quantiles go back as FP32, which is what the model computes, so remote ≡ in-process exactly.
+more for JSON (measured when the wire format was chosen). Typed `contents` are accepted on
+decode for engines that send them. Quantiles go back as FP32, which is what the model computes,
+and both ends run the same Toto runner (engine/toto_runner.py: rows below toto2's scale floor
+rescaled by a power of two on either side, or both), so remote ≡ in-process exactly, at every
+magnitude.
 """
 
 from __future__ import annotations
