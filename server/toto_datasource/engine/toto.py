@@ -173,8 +173,8 @@ def load_toto(
         raise CheckpointError("dtype int8 (dynamic quantisation) runs on the CPU only; use device cpu")
     if device.startswith("cuda"):
         # TF32 tensor-core matmuls for fp32 (what Datadog's BOOM notebook uses): ~1e-3 relative.
-        torch.runtimes.cuda.matmul.allow_tf32 = True
-        torch.runtimes.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
         torch.set_float32_matmul_precision("high")
     checkpoint = (
         str(Path(settings.checkpoint).expanduser())
