@@ -45,7 +45,7 @@ def main() -> None:
     from toto_datasource.engine.toto import load_toto, run_forecast
 
     checkpoint = random_checkpoint(args.size)
-    loaded = load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"), compile=False)
+    loaded = load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"))
     cores = torch.get_num_threads()
     rng = np.random.default_rng(0)
     values = rng.normal(size=(args.rows, 1, 2048)).astype(np.float32)

@@ -3,7 +3,6 @@
 For each model size and batch size (context 2048, horizon 256 = 72 patches, univariate):
   * eager      — toto2 as shipped (unit-scaling layers), through `forecast()`;
   * folded     — engine/fold.py: constants folded into plain nn.Linear (exact);
-  * compiled   — folded + the bucketed torch.compile'd transformer (engine/compiled.py; exact);
   * int8       — folded + dynamic int8 quantisation (approximate, opt-in).
 Each with its max error vs eager fp32 (max |Δ| / output range). The peak is the median fp32 matmul
 rate at 4096² and on Toto's own layer shapes; FLOPs per series come from torch.utils.flop_counter.
@@ -37,7 +36,6 @@ sys.path.insert(0, str(ROOT / "server"))
 
 from toto_datasource.core.settings import ModelSettings  # noqa: E402
 from toto_datasource.engine import fold  # noqa: E402
-from toto_datasource.engine.compiled import pick_bucket  # noqa: E402
 from toto_datasource.engine.prepare import FORECAST_KWARGS  # noqa: E402
 from toto_datasource.engine.toto import TotoModel, load_toto, run_forecast, write_random_checkpoint  # noqa: E402
 
@@ -98,19 +96,17 @@ class Row:
     error: float
 
 
-def run_size(size: str, batches: list[int], repeats: int, peak: float, compile_: bool,
-             workdir: Path) -> tuple[list[Row], float, dict[str, float]]:
+def run_size(size: str, batches: list[int], repeats: int, peak: float,
+             workdir: Path) -> tuple[list[Row], float]:
     from toto2 import Toto2Model
 
     checkpoint = write_random_checkpoint(workdir / f"toto-2.0-{size}-random", size)
     settings = ModelSettings(checkpoint=str(checkpoint), device="cpu")
     original = Toto2Model.from_pretrained(str(checkpoint)).eval()
-    folded = load_toto(settings, compile=False)
-    int8 = load_toto(replace(settings, dtype="int8"), compile=False)
-    compiled = load_toto(settings, compile=True) if compile_ else None
+    folded = load_toto(settings)
+    int8 = load_toto(replace(settings, dtype="int8"))
     inputs = fold.probe_inputs(max(batches), CONTEXT, level=1.0)
     flops = flops_per_series(original, inputs)
-    compile_seconds: dict[str, float] = {}
     rows: list[Row] = []
     for batch in batches:
         part = {k: v[:batch] for k, v in inputs.items()}
@@ -119,19 +115,8 @@ def run_size(size: str, batches: list[int], repeats: int, peak: float, compile_:
         spread = float(reference.max() - reference.min()) or 1.0
         on = functools.partial(_engine, values=values, mask=mask, ids=ids)
         variants = [("eager (as shipped)", functools.partial(_eager, original, part)),
-                    ("folded", functools.partial(on, folded))]
-        if compiled is not None and compiled.compiled is not None:
-            bucket = pick_bucket(min(batch, 32), CONTEXT // 32, HORIZON // 32)
-            if bucket is not None and not compiled.compiled.is_ready(bucket):
-                started = time.perf_counter()
-                state = compiled.compiled.compile_now(bucket)
-                compile_seconds[bucket.name] = round(time.perf_counter() - started, 1)
-                print(f"  compiled {size} {bucket.name} in {compile_seconds[bucket.name]} s",
-                      file=sys.stderr, flush=True)
-                if state != "ready":
-                    print(f"compile {bucket.name}: {compiled.compiled.describe()}", file=sys.stderr)
-            variants.append(("folded+compiled", functools.partial(on, compiled)))
-        variants.append(("int8 (approx.)", functools.partial(on, int8)))
+                    ("folded", functools.partial(on, folded)),
+                    ("int8 (approx.)", functools.partial(on, int8))]
         for name, fn in variants:
             out = fn()
             seconds = timed(fn, repeats)
@@ -139,9 +124,7 @@ def run_size(size: str, batches: list[int], repeats: int, peak: float, compile_:
             rows.append(Row(size, name, batch, seconds, gflops, gflops / peak,
                             float(np.abs(out - reference).max()) / spread))
             print(f"  {rows[-1]}", file=sys.stderr, flush=True)  # progress: a run can take many minutes
-    if compiled is not None and compiled.compiled is not None:
-        compiled.compiled.close()
-    return rows, flops, compile_seconds
+    return rows, flops
 
 
 def _usage() -> float:
@@ -155,8 +138,6 @@ def main() -> None:
     parser.add_argument("--size", action="append", choices=["4m", "22m", "313m"])
     parser.add_argument("--batch", action="append", type=int)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--no-compile", action="store_true",
-                        help="skip the compiled variant (~30–60 s of compile a bucket)")
     parser.add_argument("--results", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
     sizes = args.size or ["4m", "22m"]
@@ -175,11 +156,9 @@ def main() -> None:
     }
     all_rows: list[Row] = []
     flops: dict[str, float] = {}
-    compiles: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
-            rows, flops[size], compiles[size] = run_size(size, batches, args.repeats, peak,
-                                                         not args.no_compile, Path(tmp))
+            rows, flops[size] = run_size(size, batches, args.repeats, peak, Path(tmp))
             all_rows += rows
     wall, cpu = time.perf_counter() - wall0, _usage() - cpu0
     load_after = os.getloadavg()
@@ -197,7 +176,6 @@ def main() -> None:
         + ", ".join(f"{k} {v:.0f}" for k, v in layer_peaks.items()) + " GFLOP/s.",
         "FLOPs per series (context 2048, horizon 256): "
         + ", ".join(f"{s} {f / 1e9:.2f} GFLOP" for s, f in flops.items()) + ".",
-        "Compile time per bucket (s): " + "; ".join(f"{s}: {c}" for s, c in compiles.items()) + ".",
         "",
         "| model | variant | batch | s/call | series/s | GFLOP/s | % of peak | max err / range |",
         "|---|---|---|---|---|---|---|---|",

@@ -10,10 +10,6 @@ from pathlib import Path
 
 import pytest
 
-# torch.compile of the model (engine/compiled.py) costs ~30 s of CPU per shape bucket: off (also the
-# default) for every model and plugin the suite starts, except where a test asks for it
-# (tests/test_model_speedups.py).
-os.environ.setdefault("TOTO_COMPILE", "0")
 # The adaptive intra-op thread count (engine/threads.py) follows the machine's load, and float32
 # sums in another order differ in the last bit: every model the suite starts (in this process, in
 # plugins, in serving engines) runs on the same fixed count, so results compare exactly.

@@ -1,14 +1,8 @@
-"""Model-side speed-ups on the real toto2 code: folding the unit-scaling constants
-(exact), the bucketed compiled transformer (exact, background compile, fallback) and opt-in int8.
-
-Compile cost: one 1-row, 4-patch bucket of the 4m model, ~30 s on the shared 2-core CPU with a cold
-inductor cache (a few seconds warm). TOTO_COMPILE is "0" for the rest of the suite (conftest).
-"""
+"""Model-side speed-ups on the real toto2 code: folding the unit-scaling constants (exact) and
+opt-in int8."""
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +12,6 @@ import torch
 from toto_datasource.core.settings import ModelSettings
 from toto_datasource.engine import fold
 from toto_datasource.engine.batch import PreparedBatch
-from toto_datasource.engine.compiled import COMPILE_AFTER_CALLS, Bucket, compile_enabled, pick_bucket
 from toto_datasource.engine.prepare import FORECAST_KWARGS
 from toto_datasource.engine.toto import load_toto, run_batch, run_forecast, write_random_checkpoint
 
@@ -75,8 +68,8 @@ def test_folded_model_matches_unfolded(
 def test_load_toto_serves_the_folded_model(tiny_checkpoint: Path) -> None:
     import dd_unit_scaling as uu
 
-    loaded = load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"), compile=False)
-    assert loaded.compiled is None and loaded.fold["relative"] <= 1e-6
+    loaded = load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"))
+    assert loaded.fold["relative"] <= 1e-6
     assert not any(isinstance(m, uu.Linear) for m in loaded.model.modules())
     values, mask, ids = _batch()
     inputs = {"target": torch.tensor(values), "target_mask": torch.tensor(mask),
@@ -86,14 +79,13 @@ def test_load_toto_serves_the_folded_model(tiny_checkpoint: Path) -> None:
     out = run_forecast(loaded, values, mask, ids, 96)
     assert np.abs(out - reference).max() <= 1e-6 * _spread(reference)
     info = loaded.describe()
-    assert info["compiledBuckets"] == "off" and info["folded"]["layers"] == 4
+    assert info["folded"]["layers"] == 4
 
 
 def test_int8_runs_and_stays_close(tiny_checkpoint: Path) -> None:
     settings = ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu")
-    fp32 = load_toto(settings, compile=False)
-    int8 = load_toto(replace(settings, dtype="int8"), compile=True)  # compile applies to fp32 only
-    assert int8.compiled is None
+    fp32 = load_toto(settings)
+    int8 = load_toto(replace(settings, dtype="int8"))
     error = int8.describe()["int8"]
     assert error["quantisedLayers"] > 0 and 0 < error["maxError"] <= INT8_MAX_RELATIVE_ERROR, error
     values, mask, ids = _batch()
@@ -102,75 +94,8 @@ def test_int8_runs_and_stays_close(tiny_checkpoint: Path) -> None:
     assert np.abs(a - b).max() <= INT8_MAX_RELATIVE_ERROR * _spread(a)
 
 
-def test_compile_is_off_with_the_environment_switch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOTO_COMPILE", "0")
-    assert not compile_enabled()
-    monkeypatch.setenv("TOTO_COMPILE", "1")
-    assert compile_enabled()
-    monkeypatch.delenv("TOTO_COMPILE")
-    assert not compile_enabled() and compile_enabled(default=True)
-
-
-def test_bucket_choice() -> None:
-    assert pick_bucket(1, 2, 1) == Bucket(1, 4)
-    assert pick_bucket(3, 64, 8) == Bucket(4, 72)
-    assert pick_bucket(33, 64, 8) is None and pick_bucket(1, 300, 8) is None
-
-
-def test_compiled_bucket_matches_eager(tiny_checkpoint: Path) -> None:
-    settings = ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu")
-    loaded = load_toto(settings, compile=True)
-    eager = replace(loaded, compiled=None)
-    values, mask, ids = _batch(rows=1, context=64)  # 2 context patches + 1 horizon patch → bucket 1x4
-    for _ in range(COMPILE_AFTER_CALLS - 1):  # a shape seen once or twice is not worth a compile
-        run_forecast(loaded, values, mask, ids, 32)
-        assert "1x4" not in loaded.compiled.describe()
-    first = run_forecast(loaded, values, mask, ids, 32)  # not compiled yet: eager, and queues 1x4
-    assert loaded.compiled.describe()["1x4"]["state"] in ("pending", "compiling", "ready")
-    loaded.compiled.close(drain=True)  # the background thread compiles 1x4, then exits
-    assert loaded.compiled.describe()["1x4"]["state"] == "ready", loaded.compiled.describe()
-    compiled = run_forecast(loaded, values, mask, ids, 32)
-    assert loaded.compiled.compiled_calls == 1
-    # Same padded input through the eager model: the compiled graph is exact.
-    padded_v = np.zeros((1, 1, 96), np.float32)
-    padded_m = np.zeros((1, 1, 96), bool)
-    padded_v[..., 32:], padded_m[..., 32:] = values, mask
-    padded_eager = run_forecast(eager, padded_v, padded_m, ids, 32)
-    assert np.abs(compiled - padded_eager).max() <= 1e-6 * _spread(padded_eager)
-    # Against the unpadded eager call, left padding adds float32 rounding (~2e-6 of the range of
-    # these random-weight outputs, 5e-7 absolute).
-    assert np.abs(compiled - first).max() <= 1e-5 * _spread(first)
-    assert np.abs(compiled - first).max() <= 1e-6
-
-
-compile_thread_nice: list[int] = []
-
-
-def _failing_compiler(module: torch.nn.Module):  # type: ignore[no-untyped-def]
-    compile_thread_nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-    raise RuntimeError("no C++ compiler here")
-
-
-def test_compile_failure_falls_back_to_eager(tiny_checkpoint: Path) -> None:
-    settings = ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu")
-    loaded = load_toto(settings, compile=True, compiler=_failing_compiler)
-    values, mask, ids = _batch(rows=40, context=64)  # > 32 rows: run in two chunks
-    for _ in range(COMPILE_AFTER_CALLS):
-        first = run_forecast(loaded, values, mask, ids, 32)
-    loaded.compiled.close(drain=True)
-    # Compiles run on the CPU serving leaves idle: the compile thread has the lowest priority.
-    assert compile_thread_nice and set(compile_thread_nice) == {19}, compile_thread_nice
-    states = loaded.compiled.describe()
-    assert {s["state"] for s in states.values()} == {"failed"}, states
-    assert "no C++ compiler here" in states["32x4"]["error"]
-    again = run_forecast(loaded, values, mask, ids, 32)
-    reference = run_forecast(replace(loaded, compiled=None), values, mask, ids, 32)
-    assert loaded.compiled.compiled_calls == 0
-    assert np.abs(again - reference).max() <= 1e-6 and np.abs(first - reference).max() <= 1e-6
-
-
 def test_run_batch_wraps_run_forecast(tiny_checkpoint: Path) -> None:
-    loaded = load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"), compile=False)
+    loaded = load_toto(ModelSettings(checkpoint=str(tiny_checkpoint), device="cpu"))
     values, mask, ids = _batch()
     batch = PreparedBatch(values, mask, ids, 48)
     np.testing.assert_array_equal(run_batch(loaded, batch), run_forecast(loaded, values, mask, ids, 48))

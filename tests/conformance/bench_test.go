@@ -33,7 +33,7 @@ func BenchmarkQueryDataOneSeries(b *testing.B) {
 	if err := json.Unmarshal(raw, &model); err != nil {
 		b.Fatal(err)
 	}
-	extra := []string{"TOTO_CACHE_TTL_S=0", "TOTO_COMPILE=0"}
+	extra := []string{"TOTO_CACHE_TTL_S=0"}
 	if more := os.Getenv("TOTO_BENCH_PLUGIN_ENV"); more != "" { // e.g. TOTO_TORCH_THREADS=2,TOTO_CPU_SLOTS=64
 		extra = append(extra, strings.Split(more, ",")...)
 	}

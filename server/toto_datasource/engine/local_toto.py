@@ -130,8 +130,6 @@ class LocalTotoRuntime:
 
         def close() -> None:
             model.close()
-            if loaded.compiled is not None:  # stop compiling buckets nobody will use
-                loaded.compiled.close()
             cached.clear()
             free_device_memory(loaded)
 

@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..core.settings import ModelSettings
 from .batch import PreparedBatch
 from .prepare import FORECAST_KWARGS
-from .types import PATCH
-
-if TYPE_CHECKING:
-    from .compiled import BucketedTransformer
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +31,7 @@ INT8_ERROR_NOTE = "int8 (dynamic quantisation) is approximate: maxError is relat
 
 @dataclass
 class TotoModel:
-    model: Any  # toto2.Toto2Model (folded, maybe int8-quantised, maybe with a BucketedTransformer)
+    model: Any  # toto2.Toto2Model (folded, maybe int8-quantised)
     checkpoint: str
     device: str
     device_name: str
@@ -46,7 +40,6 @@ class TotoModel:
     load_seconds: float
     # {"relative": …, "absolute": …} vs the unfolded model, or {"off": reason}
     fold: dict[str, Any] = field(default_factory=dict)
-    compiled: BucketedTransformer | None = None  # None: compilation off (the default, not fp32, …)
     int8_error: dict[str, float] | None = None  # dtype int8: error vs the folded fp32 model
 
     def describe(self) -> dict[str, Any]:
@@ -59,7 +52,6 @@ class TotoModel:
             "loadSeconds": round(self.load_seconds, 3),
             "randomWeights": os.path.exists(os.path.join(self.checkpoint, "RANDOM_WEIGHTS")),
             "folded": self.fold,
-            "compiledBuckets": self.compiled.describe() if self.compiled is not None else "off",
         }
         if self.int8_error is not None:
             info["int8"] = {**self.int8_error, "note": INT8_ERROR_NOTE}
@@ -137,21 +129,12 @@ def _quantise_int8(model: Any) -> tuple[Any, dict[str, float]]:
     return quantised, {"maxError": relative, "maxAbsError": absolute, "quantisedLayers": layers}
 
 
-def load_toto(
-    settings: ModelSettings,
-    *,
-    compile: bool | None = None,
-    compiler: Callable[[Any], Callable[..., Any]] | None = None,
-    fold: bool = True,
-) -> TotoModel:
+def load_toto(settings: ModelSettings, *, fold: bool = True) -> TotoModel:
     """Load a checkpoint (local directory or hub id) through Toto2Model.from_pretrained.
 
-    Then fold the unit-scaling constants into the weights (exact, verified on a probe batch),
-    quantise to int8 when dtype is "int8" (CPU only, approximate, never the default), and put the
-    bucketed compiled transformer in place (fp32 only; `compile=None` follows TOTO_COMPILE, default
-    off: engine/compiled.py says why). Compilation itself happens later, in the background, bucket
-    by bucket.
-    `compiler` replaces torch.compile (tests inject a failing one).
+    Then fold the unit-scaling constants into the weights (exact, verified on a probe batch;
+    `fold=False` is TOTO_FOLD=0) and quantise to int8 when dtype is "int8" (CPU only, approximate,
+    never the default). The model runs eagerly (bench/RESULTS.md, "torch.compile on serve-model").
     """
     started = time.perf_counter()
     if not settings.checkpoint.startswith(("/", ".", "~")) and not os.path.isdir(settings.checkpoint):
@@ -194,11 +177,6 @@ def load_toto(
         model, int8_error = _quantise_int8(model)
     else:
         model = model.to(device=device, dtype=dtypes[settings.dtype]).eval()
-    bucketed = None
-    from .compiled import compile_enabled, default_compiler, install
-
-    if (compile_enabled() if compile is None else compile) and settings.dtype == "float32":
-        bucketed = install(model, compiler or default_compiler)
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
     return TotoModel(
         model=model,
@@ -209,7 +187,6 @@ def load_toto(
         parameters=parameters,
         load_seconds=time.perf_counter() - started,
         fold=folded,
-        compiled=bucketed,
         int8_error=int8_error,
     )
 
@@ -224,67 +201,7 @@ def run_forecast(
     has_missing_values: bool = True,
     decode_block_size: int | None = None,
 ) -> np.ndarray:
-    """A prepared (B, V, L) batch → (9, B, V, horizon) float64.
-
-    Univariate single-pass batches go through the compiled buckets (engine/compiled.py): rows
-    beyond the largest row bucket are run in chunks, each chunk padded to its bucket when that
-    bucket is compiled, run eagerly as-is (and its bucket queued for compilation) otherwise.
-    """
-    bucketed = loaded.compiled
-    if bucketed is None or decode_block_size or values.shape[1] != 1:
-        return _forecast_once(
-            loaded, values, mask, series_ids, horizon, has_missing_values, decode_block_size
-        )
-    from .compiled import ROW_BUCKETS
-
-    step = ROW_BUCKETS[-1]
-    parts = [
-        _forecast_bucketed(loaded, bucketed, values[i : i + step], mask[i : i + step],
-                           series_ids[i : i + step], horizon, has_missing_values)
-        for i in range(0, values.shape[0], step)
-    ]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-
-
-def _forecast_bucketed(
-    loaded: TotoModel, bucketed: BucketedTransformer, values: np.ndarray, mask: np.ndarray,
-    series_ids: np.ndarray, horizon: int, has_missing_values: bool,
-) -> np.ndarray:
-    from .compiled import pick_bucket
-
-    rows, length = values.shape[0], values.shape[-1]
-    bucket = pick_bucket(rows, length // PATCH, math.ceil(horizon / PATCH))
-    if bucket is None:
-        return _forecast_once(loaded, values, mask, series_ids, horizon, has_missing_values, None)
-    if not bucketed.is_ready(bucket):
-        bucketed.request(bucket)
-        return _forecast_once(loaded, values, mask, series_ids, horizon, has_missing_values, None)
-    # Pad to the bucket: zero rows fully masked (dropped below), context left-padded with masked
-    # zeros so that context + horizon patches fill the bucket. Both are exact for Toto.
-    padded_length = (bucket.patches - math.ceil(horizon / PATCH)) * PATCH
-    v = np.zeros((bucket.rows, 1, padded_length), np.float32)
-    m = np.zeros((bucket.rows, 1, padded_length), bool)
-    v[:rows, :, padded_length - length :] = values
-    m[:rows, :, padded_length - length :] = mask
-    ids = np.zeros((bucket.rows, 1), np.int64)
-    ids[:rows] = series_ids
-    out = _forecast_once(loaded, v, m, ids, horizon, True, None)
-    return out[:, :rows]
-
-
-def run_batch(loaded: TotoModel, batch: PreparedBatch) -> np.ndarray:
-    """The in-process runtime's BatchRunner: one PreparedBatch → (9, B, V, horizon) float64."""
-    return run_forecast(
-        loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
-        has_missing_values=batch.has_missing_values, decode_block_size=batch.decode_block_size,
-    )
-
-
-def _forecast_once(
-    loaded: TotoModel, values: np.ndarray, mask: np.ndarray, series_ids: np.ndarray, horizon: int,
-    has_missing_values: bool, decode_block_size: int | None,
-) -> np.ndarray:
-    """One `forecast()` call."""
+    """A prepared (B, V, L) batch → (9, B, V, horizon) float64: one `forecast()` call."""
     import torch
 
     model = loaded.model
@@ -321,6 +238,15 @@ def _forecast_once(
             model._kv_cache = None
             model._kv_cache_key = None
     return out.float().cpu().numpy().astype(np.float64)
+
+
+def run_batch(loaded: TotoModel, batch: PreparedBatch) -> np.ndarray:
+    """One PreparedBatch → (9, B, V, horizon) float64, in the units the model saw: every engine
+    calls it through engine/toto_runner.py, which rescales rows below toto2's scale floor."""
+    return run_forecast(
+        loaded, batch.values, batch.mask, batch.series_ids, batch.horizon,
+        has_missing_values=batch.has_missing_values, decode_block_size=batch.decode_block_size,
+    )
 
 
 def write_random_checkpoint(
