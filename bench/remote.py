@@ -3,7 +3,7 @@
 Runtimes, all behind the same BatchingForecaster (the plugin's own scheduler): in-process with
 one call at a time, remote ones with `concurrency` calls in flight as the remote runtime runs
 them (engine/remote/runtime.py, default 4):
-  * in-process      — run_forecast in this process (the reference);
+  * in-process      — the Toto runner in this process (the reference);
   * plain grpc      — `toto-datasource serve-model` (one grpcio process, one model call at a time,
                       requests that queue meanwhile merged into the next: serving/merging.py);
   * ray N replicas  — the Serve app (serving/ray_app.py) on a local Ray head, 1 replica × 2 CPUs
@@ -52,6 +52,7 @@ from toto_datasource.core.config import ProcessConfig  # noqa: E402
 from toto_datasource.core.request import RequestContext  # noqa: E402
 from toto_datasource.engine.remote import RemoteRunner, RemoteSettings, probe  # noqa: E402
 from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits  # noqa: E402
+from toto_datasource.engine.toto_runner import CPU_MAX_BATCH_CELLS  # noqa: E402
 from toto_datasource.engine.types import ForecastJob  # noqa: E402
 
 from tests.serving import netns  # noqa: E402
@@ -59,7 +60,7 @@ from tests.serving.ray_cluster import RayServeCluster  # noqa: E402
 
 CHECKPOINT = str(ROOT / "var/checkpoints/toto-2.0-4m-random")
 LENGTH, HORIZON, PLAIN_PORT = 512, 64, 8101
-MAX_CELLS = 32 * 2048  # the plugin's CPU default (engine/local_toto.py)
+MAX_CELLS = CPU_MAX_BATCH_CELLS  # the plugin's CPU default
 
 
 def engine_counters(runner) -> tuple[int, int]:  # type: ignore[no-untyped-def]
