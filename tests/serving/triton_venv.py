@@ -1,5 +1,5 @@
 """The Triton virtualenv (var/triton-venv): nvidia-pytriton 0.7 (its `tritonserver` binary, the
-Python runtime and tritonclient) with numpy < 2, layered on the project's venv for torch, toto2
+Python backend and tritonclient) with numpy < 2, layered on the project's venv for torch, toto2
 and the rest.
 
     python tests/serving/triton_venv.py [VENV]     # build or reuse; prints the venv's python
