@@ -1,4 +1,4 @@
-"""BatchLimits.concurrency: a runtime whose runner is safe to call concurrently (a remote engine)
+"""BatchLimits.concurrency: a runtime whose runner is safe to call concurrently (an inference server)
 gets several model calls in flight; the in-process model keeps one. Synchronised by a barrier
 (two calls must be inside the runner at once to pass it), never by sleeps."""
 

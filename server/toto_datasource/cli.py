@@ -53,7 +53,7 @@ def _data_source(preload: bool):  # type: ignore[no-untyped-def]
 
 def cmd_plugin(args: argparse.Namespace) -> None:
     # gRPC's C core writes its own log lines straight to stderr as plain text (e.g. an info line when a
-    # remote engine's connection sends GOAWAY), which breaks Grafana's hclog JSON stream: errors only.
+    # inference server's connection sends GOAWAY), which breaks Grafana's hclog JSON stream: errors only.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from .plugin.server import check_environment
 

@@ -129,7 +129,7 @@ def assert_dashboard_and_alert_equal_in_process(
 def assert_in_data_units(response: pb.DataResponse) -> None:
     """Query C's forecasts are on each series' scale: ~0.75 of its peak with the random 4m
     checkpoint, where toto2 alone, at its scale floor, forecast the 1e-8 series at up to 5.4e-8
-    (what a remote engine answered before the plugin and the servers rescaled)."""
+    (what an inference server answered before the plugin and the servers rescaled)."""
     checked = set()
     for frame in frames_of(response):
         for f in frame.fields:

@@ -12,7 +12,7 @@ class BackendError(Exception):
     """HTTP-like status, a message that says what to fix, and who is at fault.
 
     `source` is Grafana's errorSource: "downstream" when an upstream (Prometheus, Grafana's query
-    API, a remote inference engine, the model checkpoint) failed, "plugin" for our own or the
+    API, a inference server, the model checkpoint) failed, "plugin" for our own or the
     user's input.
     """
 

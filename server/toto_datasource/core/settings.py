@@ -83,7 +83,7 @@ class ModelSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "float32"  # float32 | bfloat16
     runtime: str = "local"
-    options: tuple[tuple[str, Any], ...] = ()  # the runtime's own settings (e.g. a remote engine's URL)
+    options: tuple[tuple[str, Any], ...] = ()  # the runtime's own settings (e.g. an inference server's URL)
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -224,7 +224,7 @@ def parse_settings(
     model: Callable[[RawSettings, ModelSettings], ModelSettings] | None = None,
 ) -> DataSourceSettings:
     """Type the generic settings and each source's part; raises BackendError(400) on invalid values.
-    `model` lets a model runtime entry adjust the model settings (e.g. a remote engine's URL).
+    `model` lets a model runtime entry adjust the model settings (e.g. an inference server's URL).
     Every secret seen is remembered by the process redactor, even when the settings are refused."""
     KNOWN_SECRETS.remember(v.strip() for v in raw.secure.values() if isinstance(v, str))
     try:

@@ -9,9 +9,9 @@ memory cap through the runtime's runner and slices the rows back. Calls go small
 (`_loop`), so interactive queries are not held behind bulk ones, except that a job that has waited
 half its deadline goes first, so bulk and alert queries are not starved. Toto's rows are independent,
 so batched and unbatched answers agree to ~1e-6. The runner is any callable (in-process Toto, a
-remote engine): the scheduler knows nothing of the model. Block decoding keeps state on the
+inference server): the scheduler knows nothing of the model. Block decoding keeps state on the
 model; one thread per model makes it safe. A runtime whose runner is safe to call concurrently
-(a remote engine: each call is an RPC, and replicas serve calls in parallel) sets
+(an inference server: each call is an RPC, and replicas serve calls in parallel) sets
 `BatchLimits.concurrency` > 1: the scheduling thread then hands each call to a small pool and
 picks the next call while up to that many are in flight. The in-process model keeps 1.
 

@@ -128,7 +128,7 @@ def _model_health(registry: ModelRegistry, settings: DataSourceSettings, details
     if handle.state == ModelState.FAILED or loaded is None:  # failed, or let go just now
         return False, handle.error.message if handle.error else "the model failed to load"
     remote = handle.info.get("remote")
-    progress.start(f"the remote inference engine at {remote}" if remote
+    progress.start(f"the inference server at {remote}" if remote
                    else f"the model's test forecast ({handle.runtime.name})")
     probe = handle.runtime.probe(loaded, settings.model, ctx)
     details["model"].update(probe.details)

@@ -171,7 +171,7 @@ def direct_ingress_addresses(app_name: str) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     import logging
 
-    # The engine server is not a Grafana plugin: plain stderr lines, not the plugin's hclog format.
+    # The server server is not a Grafana plugin: plain stderr lines, not the plugin's hclog format.
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.ray:

@@ -85,7 +85,7 @@ class TotoKServeModel(kserve.Model):
             raise InvalidInput(str(exc)) from exc  # KServe answers INVALID_ARGUMENT
         if batch.rows > self.options.max_rows:
             raise grpc_status.ResourceExhausted(
-                f"{batch.rows} rows in one request; this engine takes at most {self.options.max_rows}"
+                f"{batch.rows} rows in one request; this server takes at most {self.options.max_rows}"
             )
         gone = threading.Event()  # the caller cancelled or its deadline passed: drop it if still queued
         try:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     add_model_arguments(parser)
     parser.add_argument("--max_rows", type=int, default=256,
                         help="rows per request (more: RESOURCE_EXHAUSTED); keep >= 256, the plugin's "
-                             "split size when the engine's metadata does not say (KServe's never does)")
+                             "split size when the server's metadata does not say (KServe's never does)")
     parser.add_argument("--no_warmup", action="store_true")
     args, _ = parser.parse_known_args(argv)
     options = ServingOptions(args.checkpoint, args.device, args.dtype, args.model_name,

@@ -1,6 +1,6 @@
 """Cross-request batching for the plain OIP server: queue while the model is busy, drain when free.
 
-Why: a plugin keeping 4 remote calls in flight (the remote runtime's default when an engine
+Why: a plugin keeping 4 remote calls in flight (the remote runtime's default when a server
 advertises no `max_concurrency`) sends 16 concurrent 1-series Grafana clients as ~3.5-row
 requests. Run one by one
 under a lock they cost a model call each: 3.5 rows per call, 0.59x the in-process throughput
@@ -9,7 +9,7 @@ shared cores). Here a request that arrives while the model is busy waits in a qu
 model frees, the oldest waiting request and every other waiting request with the same
 `merge_key` (up to `max_rows_per_call` rows) run as ONE `run_merged` call, and each caller
 gets its own slice: 7 rows per call, 0.78x (64 clients: 26 rows per call, 0.90x). There is no
-timer: an idle engine runs a lone request at once (no added latency, unlike Serve's batch
+timer: an idle server runs a lone request at once (no added latency, unlike Serve's batch
 wait), and under load a call takes whatever queued up during the previous one. What is left
 of the gap is per-request cost (encode, gRPC, decode) on the same 2 cores: the plugin sending
 fewer, bigger requests does better (2 in flight: 6.3 rows per request, 0.86x; 1: 1.07x), so
@@ -74,7 +74,7 @@ class MergingRunner:
 
     def __init__(self, engine: ServingEngine, max_rows_per_call: int = 0) -> None:
         self.engine = engine
-        # 0: the engine's advertised per-request limit (256); engine.run still splits by max_cells.
+        # 0: the server's advertised per-request limit (256); engine.run still splits by max_cells.
         self.max_rows_per_call = max_rows_per_call or engine.options.max_rows
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # handlers: "answered, or the model is free"

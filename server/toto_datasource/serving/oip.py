@@ -10,7 +10,7 @@ engine ran 3.5 rows per call and gave 0.59x the in-process throughput (median of
 3 s windows, 2 shared cores); merged, 7 rows per call and 0.78x (0.86x with 2 calls in flight,
 1.07x with 1; merging.py). So ModelMetadata advertises `max_concurrency` 1, and the plugin keeps
 one call in flight here. Ray Serve (ray_app.py) does the same with @serve.batch across
-replicas; this server is for local runs, tests and engines-of-one.
+replicas; this server is for local runs, tests and one-model servers.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class OIPServicer(pb_grpc.GRPCInferenceServiceServicer):
         if batch.rows > self.engine.options.max_rows:
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{batch.rows} rows in one request; this engine takes at most {self.engine.options.max_rows}",
+                f"{batch.rows} rows in one request; this server takes at most {self.engine.options.max_rows}",
             )
         try:
             quantiles = self.runner.run(batch, gone=lambda: not context.is_active())

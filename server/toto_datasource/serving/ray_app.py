@@ -143,7 +143,7 @@ class TotoOIP:
             return pb.ModelInferResponse()
         if batch.rows > self.engine.options.max_rows:
             grpc_context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
-            grpc_context.set_details(f"{batch.rows} rows; this engine takes {self.engine.options.max_rows}")
+            grpc_context.set_details(f"{batch.rows} rows; this server takes {self.engine.options.max_rows}")
             return pb.ModelInferResponse()
         self.in_flight += 1
         try:

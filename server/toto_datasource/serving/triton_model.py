@@ -23,7 +23,7 @@ What Triton does not pass on: ModelMetadata has name, versions, platform ("pytho
 tensors, no custom properties. So the plugin's CheckHealth says "checkpoint unknown", it keeps
 its default 4 calls in flight and splits batches at its default 256 rows (keep --max_rows
 >= 256). Errors raised here reach the client as Triton's INTERNAL with the message (and
-PyTriton's traceback): the plugin answers 502 with the engine's detail. Requests whose tensors
+PyTriton's traceback): the plugin answers 502 with the server's detail. Requests whose tensors
 do not match the bound names, dtypes or ranks Triton itself rejects with INVALID_ARGUMENT.
 Auth: none on inference, health and metadata. Triton can require a header on them
 (`--grpc-restricted-protocol=<protocols>:<key>=<value>`), but PyTriton 0.7 splits Triton's
@@ -86,7 +86,7 @@ class TotoTritonModel:
             batch = batch_of(request.data, request.parameters)
             if batch.rows > self.options.max_rows:
                 raise oip.ContractError(
-                    f"{batch.rows} rows in one request; this engine takes at most {self.options.max_rows}")
+                    f"{batch.rows} rows in one request; this server takes at most {self.options.max_rows}")
             quantiles = self.runner.run(batch)
             with self._lock:
                 self.requests += 1
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="Triton model instances (concurrent requests handed to the merging runner)")
     parser.add_argument("--max_rows", type=int, default=256,
                         help="rows per request (more: an error); keep >= 256, the plugin's split size "
-                             "when the engine's metadata does not say (Triton's never does)")
+                             "when the server's metadata does not say (Triton's never does)")
     parser.add_argument("--workspace", default=None,
                         help="PyTriton's workspace (Triton's binaries, model store); default: a new one")
     parser.add_argument("--no_warmup", action="store_true")

@@ -3,7 +3,7 @@
 The plugin keeps fetch, preparation, cache, scheduling and frames; only the model call crosses
 the network. Per call: the gRPC deadline is the batch's remaining time (monotonic), a batch
 whose callers all went away cancels its in-flight call (polled every `poll_s` while waiting),
-and a batch over the engine's row limit is split into calls that run concurrently (so two
+and a batch over the server's row limit is split into calls that run concurrently (so two
 replicas share one big batch). Transport failures become per-query BackendErrors naming the
 engine's address — never the token — with source "downstream": UNAVAILABLE and
 RESOURCE_EXHAUSTED → 503, DEADLINE_EXCEEDED → 504.
@@ -30,24 +30,24 @@ from ...core.errors import BackendError
 from ..batch import PreparedBatch
 from . import contract
 
-DEFAULT_MAX_ROWS = 256  # when the engine does not say (ModelMetadata property "max_rows")
+DEFAULT_MAX_ROWS = 256  # when the server does not say (ModelMetadata property "max_rows")
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RemoteSettings:
-    """Where the engine is and how to talk to it.
+    """Where the server is and how to talk to it.
 
     url: "host:port", "grpc://host:port" (plaintext) or "grpcs://host:port" (TLS; also `tls`);
     several IP "host:port"s, comma-separated, spread the calls over those engines (`target`).
     token: sent as `authorization: Bearer <token>` metadata; never logged or shown.
-    ca_cert: PEM text of the CA that signed the engine's certificate (empty: system roots).
+    ca_cert: PEM text of the CA that signed the server's certificate (empty: system roots).
     server_name: TLS name to verify instead of the URL's host (a cert issued for another name).
-    grpc-python has no switch to skip certificate verification; trust a self-signed engine by
+    grpc-python has no switch to skip certificate verification; trust a self-signed server by
     passing its certificate as `ca_cert` (with `server_name` if the host differs).
     application: sent as `application` metadata: Ray Serve's gRPC proxy routes by it (the
     Serve app name, "toto" in serving/serve_config.yaml); empty for KServe / Triton.
-    max_rows: rows per ModelInfer call; 0 = the engine's "max_rows" property, else 256.
+    max_rows: rows per ModelInfer call; 0 = the server's "max_rows" property, else 256.
     timeout_s: the call deadline for batches that carry none.
     """
 
@@ -69,7 +69,7 @@ class RemoteSettings:
 
     @property
     def address(self) -> str:
-        """host:port (comma-separated when the URL lists several), as every message names the engine."""
+        """host:port (comma-separated when the URL lists several), as every message names the server."""
         return ",".join(_host_port(self.url, part) for part in self._parts())
 
     def _parts(self) -> list[str]:
@@ -120,7 +120,7 @@ def open_channel(settings: RemoteSettings) -> grpc.Channel:
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        # Reconnect within ~2 s after an engine restart instead of gRPC's default (up to 120 s).
+        # Reconnect within ~2 s after a server restart instead of gRPC's default (up to 120 s).
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2000),
         # Calls spread over every address the target resolves to (a list, or a DNS name with one
@@ -145,11 +145,11 @@ def call_metadata(settings: RemoteSettings) -> tuple[tuple[str, str], ...]:
 
 
 def transport_error(exc: grpc.RpcError, address: str, what: str = "the forecast") -> BackendError:
-    """One gRPC failure → the per-query error Grafana shows (details are the engine's own words)."""
+    """One gRPC failure → the per-query error Grafana shows (details are the server's own words)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = (exc.details() if hasattr(exc, "details") else "") or ""
     detail = detail.splitlines()[0][:300] if detail else code.name
-    where = f"the remote inference engine at {address}"
+    where = f"the inference server at {address}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return BackendError(f"{where} did not answer {what} before the query's deadline", 504, "downstream")
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -185,7 +185,7 @@ class RemoteRunner:
 
     # -- limits ---------------------------------------------------------------------------
     def max_rows(self, deadline: float | None = None) -> int:
-        """The engine's row limit per call, asked once (ModelMetadata) and remembered."""
+        """The server's row limit per call, asked once (ModelMetadata) and remembered."""
         if self._max_rows:
             return self._max_rows
         timeout = min(5.0, self._remaining(deadline))
@@ -212,7 +212,7 @@ class RemoteRunner:
     def __call__(self, batch: PreparedBatch) -> np.ndarray:
         if self._remaining(batch.deadline) <= 0:
             raise BackendError(
-                f"the query's deadline passed before the call to the remote inference engine at "
+                f"the query's deadline passed before the call to the inference server at "
                 f"{self.address}",
                 504,
                 "downstream",
@@ -254,7 +254,7 @@ class RemoteRunner:
             response = future.result()
         except grpc.FutureCancelledError:
             raise BackendError(
-                f"the call to the remote inference engine at {self.address} was cancelled", 503, "downstream"
+                f"the call to the inference server at {self.address} was cancelled", 503, "downstream"
             ) from None
         except grpc.RpcError as exc:
             raise transport_error(exc, self.address) from None
@@ -263,7 +263,7 @@ class RemoteRunner:
             return contract.decode_response(response, rows, variates, batch.horizon)
         except contract.ContractError as exc:
             raise BackendError(
-                f"the remote inference engine at {self.address} answered outside the OIP contract: {exc}",
+                f"the inference server at {self.address} answered outside the OIP contract: {exc}",
                 502,
                 "downstream",
             ) from None

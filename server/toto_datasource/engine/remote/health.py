@@ -1,4 +1,4 @@
-"""What CheckHealth says about a remote engine: ServerReady, ModelReady, then ModelMetadata.
+"""What CheckHealth says about an inference server: ServerReady, ModelReady, then ModelMetadata.
 
 Each step has its own short deadline so a dead engine answers health in ~`timeout_s`, and the
 message names the step that failed: "not reachable" vs "up but model not loaded" vs "ready".
@@ -87,7 +87,7 @@ def probe(runner: RemoteRunner, ctx: RequestContext, timeout_s: float = 5.0) -> 
     except grpc.RpcError as exc:
         code = exc.code() if hasattr(exc, "code") else None
         if code == grpc.StatusCode.DEADLINE_EXCEEDED and capped:
-            health.error = (f"the remote inference engine at {runner.address} did not answer the health "
+            health.error = (f"the inference server at {runner.address} did not answer the health "
                             "check within what was left of Grafana's deadline for it")
         else:
             health.error = transport_error(exc, runner.address, "the health check").message

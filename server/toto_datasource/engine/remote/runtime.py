@@ -7,11 +7,11 @@ memory cap, the result cache, deadlines, frames — and only the model call cros
 `in_data_units`): rows below toto2's scale floor are rescaled before they are sent and the
 quantiles scaled back, so any engine that implements the contract answers in data units, and
 the numbers equal in-process for every magnitude. Unlike the in-process model, calls may
-overlap: each is an RPC, and an engine with several replicas serves them in parallel, so the
-scheduler keeps `concurrency` calls in flight (TOTO_REMOTE_CONCURRENCY, else the engine's
+overlap: each is an RPC, and a server with several replicas serves them in parallel, so the
+scheduler keeps `concurrency` calls in flight (TOTO_REMOTE_CONCURRENCY, else the server's
 `max_concurrency`, else 4; bench/RESULTS.md "remote"). Loading never fails
-because the engine is down: queries then get per-query 503s naming the engine's address and
-CheckHealth says which step failed, and both recover as soon as the engine is back (no minute-long
+because the server is down: queries then get per-query 503s naming the server's address and
+CheckHealth says which step failed, and both recover as soon as the server is back (no minute-long
 failed-load retry).
 """
 
@@ -32,14 +32,14 @@ from .client import RemoteRunner
 from .health import RemoteHealth, probe
 from .settings import DEFAULT_CONCURRENCY, RUNTIME, remote_model_settings, remote_settings
 
-# Rows × length per scheduled call; the runner splits further by the engine's `max_rows`, and
-# the engine by its own memory cap, so this only bounds one request's size on the wire.
+# Rows × length per scheduled call; the runner splits further by the server's `max_rows`, and
+# the server by its own memory cap, so this only bounds one request's size on the wire.
 REMOTE_MAX_CELLS = 256 * 2048
 PROBE_TIMEOUT_S = 5.0
 
 
 def remote_info(health: RemoteHealth) -> dict[str, Any]:
-    """What frames, health and /models show about the engine's model (from ModelMetadata)."""
+    """What frames, health and /models show about the server's model (from ModelMetadata)."""
     info: dict[str, Any] = {"remote": health.address, "engineModel": health.model}
     if health.ready:
         meta = health.info
@@ -54,12 +54,12 @@ def remote_info(health: RemoteHealth) -> dict[str, Any]:
 
 
 def calls_in_flight(health: RemoteHealth, config: ProcessConfig) -> int:
-    """TOTO_REMOTE_CONCURRENCY, else what the engine advertises (`max_concurrency`), else 4.
+    """TOTO_REMOTE_CONCURRENCY, else what the server advertises (`max_concurrency`), else 4.
 
-    Why the engine's word: against the plain OIP server (one model, queued requests merged) the
+    Why the server's word: against the plain OIP server (one model, queued requests merged) the
     plugin got 1.07x the in-process throughput with 1 call in flight, 0.86x with 2 and 0.78x
     with 4 (1 series x 16 clients, 2 cores, alternating 3 s windows); Ray Serve with replicas
-    gains from several. An engine that was down at load gets the default."""
+    gains from several. A server that was down at load gets the default."""
     if config.remote_concurrency:
         return config.remote_concurrency
     advertised = health.info.get("maxConcurrency") if health.ready else None
@@ -106,7 +106,7 @@ class RemoteRuntime:
     def probe(self, loaded: LoadedModel, settings: ModelSettings, ctx: RequestContext) -> Probe:
         runner = self._runners[loaded.uncached]
         health = probe(runner, ctx, PROBE_TIMEOUT_S)
-        if health.ready:  # the engine may have been down at load, or redeployed since
+        if health.ready:  # the server may have been down at load, or redeployed since
             loaded.info.update(remote_info(health))
         message = health.message
         if health.ready and loaded.info.get("randomWeights"):

@@ -46,7 +46,7 @@ def remote_model_settings(raw: RawSettings, model: ModelSettings, config: Proces
         # grpc-python verifies every TLS peer: there is no switch to turn that off.
         raise bad_request(
             "data source setting inferenceTlsSkipVerify: gRPC cannot skip TLS certificate verification; "
-            "turn it off and paste the engine's CA certificate (or its self-signed certificate) into "
+            "turn it off and paste the server's CA certificate (or its self-signed certificate) into "
             "Engine CA certificate instead"
         )
     tls = SCHEMES[scheme] or bool(ca_cert)
