@@ -38,8 +38,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from model_calls import machine, random_checkpoint
     from results_file import heading, publish
-    from run import machine, random_checkpoint
     from toto_datasource.core.settings import ModelSettings
     from toto_datasource.engine.threads import ThreadGovernor, governed
     from toto_datasource.engine.toto import load_toto, run_forecast

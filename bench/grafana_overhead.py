@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
+from model_calls import direct_call, load_model, machine, random_checkpoint  # noqa: E402
 from results_file import heading, publish  # noqa: E402
-from run import direct_call, load_model, machine, random_checkpoint  # noqa: E402
 
 STEP_MS = 60_000
 

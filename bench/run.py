@@ -23,10 +23,8 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
-import subprocess
 import sys
 import threading
 import time
@@ -38,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
+from model_calls import direct_call, load_model, machine, random_checkpoint  # noqa: E402
 from toto_datasource._proto.pluginv2 import backend_pb2 as pb  # noqa: E402
 from toto_datasource.plugin.host import PluginProcess  # noqa: E402
 
@@ -49,17 +48,6 @@ T0 = 1_700_000_000_000
 class Request:
     values: np.ndarray  # (k, context)
     message: pb.QueryDataRequest
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        m = re.search(r"Model name:\s*(.+)", out)
-        model = m.group(1).strip() if m else model
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return f"{model}, {os.cpu_count()} cores ({platform.machine()}, Linux {platform.release()}), no GPU"
 
 
 def plugin_context() -> pb.PluginContext:
@@ -101,29 +89,6 @@ def make_request(rng: np.random.Generator, k: int, context: int, horizon: int) -
 
 def percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
-
-
-# -- in-process model (offline upper bound and naive serving) --------------------------------
-def load_model(checkpoint: Path):  # type: ignore[no-untyped-def]
-    from toto_datasource.core.settings import ModelSettings
-    from toto_datasource.engine.toto import load_toto
-
-    return load_toto(ModelSettings(checkpoint=str(checkpoint), device="cpu"))
-
-
-def direct_call(loaded, values: np.ndarray, horizon: int) -> float:  # type: ignore[no-untyped-def]
-    """The engine's prepared input through one run_forecast call; returns seconds."""
-    from toto_datasource.engine.prepare import pad_to, prepare_context
-    from toto_datasource.engine.toto import run_forecast
-
-    rows = [prepare_context(r[None, :], values.shape[1]) for r in values]
-    length = max(r.length for r in rows)
-    rows = [pad_to(r, length) for r in rows]
-    v = np.stack([r.values for r in rows])
-    m = np.stack([r.mask for r in rows])
-    started = time.perf_counter()
-    run_forecast(loaded, v, m, np.zeros((len(rows), 1), np.int64), horizon, has_missing_values=not m.all())
-    return time.perf_counter() - started
 
 
 def rows_sweep(loaded, batch: np.ndarray, sweep: list[int], horizon: int) -> dict[int, float]:  # type: ignore[no-untyped-def]
@@ -196,16 +161,6 @@ def wait_ready(plugin: PluginProcess, timeout_s: float = 600) -> str:
     if health.status != pb.CheckHealthResponse.OK:
         raise RuntimeError(f"plugin not healthy: {health.message}")
     return health.message
-
-
-def random_checkpoint(size: str) -> Path:
-    """The random-weight checkpoint of this architecture under var/ (written on first use)."""
-    checkpoint = ROOT / "var" / "checkpoints" / f"toto-2.0-{size}-random"
-    if not (checkpoint / "model.safetensors").exists():
-        from toto_datasource.engine.toto import write_random_checkpoint
-
-        write_random_checkpoint(checkpoint, size)
-    return checkpoint
 
 
 def bench_size(size: str, args: argparse.Namespace) -> dict:

@@ -98,3 +98,20 @@ def now_ms() -> int:
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture()
+def engines():  # type: ignore[no-untyped-def]
+    """Make BatchingForecasters over a runner (engine tests); every one is closed afterwards."""
+    from toto_datasource.engine.scheduler import BatchingForecaster, BatchLimits
+
+    made: list[BatchingForecaster] = []
+
+    def make(runner, **limits) -> BatchingForecaster:  # type: ignore[no-untyped-def]
+        f = BatchingForecaster("fake", runner, limits=BatchLimits(**limits))
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
