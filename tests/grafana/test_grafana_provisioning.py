@@ -31,8 +31,9 @@ def test_loki_rule_through_source_grafana_evaluates(grafana: standin.Standin) ->
     (limit,) = by_ref[rule["condition"]]["model"]["conditions"][0]["evaluator"]["params"]
 
     ds = ForecastDataSource(ModelRegistry(warmup=False))
-    settings = ds.parse_settings(
-        RawSettings(secure={"grafanaToken": standin.TOKEN}, grafana_app_url=grafana.url)
+    settings = ds.parse_settings(  # an alert has no user: the admin allowed the stand-in for alert rules
+        RawSettings(json_data={"allowedTargets": ["standin"]}, secure={"grafanaToken": standin.TOKEN},
+                    grafana_app_url=grafana.url)
     )
     as_is = DataQueryInput("A", "threshold", json.dumps(model).encode(), END - 3_600_000, END, 60_000, 43200)
     assert ds.parse(as_is, settings).source.source_query["legendFormat"] == "{{service}}"  # valid as written

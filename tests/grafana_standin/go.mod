@@ -2,7 +2,10 @@ module github.com/toto-forecast/grafana-datasource/tests/grafana_standin
 
 go 1.26.5
 
-require github.com/grafana/grafana-plugin-sdk-go v0.298.0
+require (
+	github.com/go-jose/go-jose/v4 v4.1.9
+	github.com/grafana/grafana-plugin-sdk-go v0.298.0
+)
 
 require (
 	github.com/apache/arrow-go/v18 v18.8.0 // indirect

@@ -1,6 +1,8 @@
 // Command grafana_standin answers Grafana's HTTP query API (/api/ds/query, /api/health, /api/org)
 // with responses built from grafana-plugin-sdk-go's own backend.QueryDataResponse and data.Frame
 // types and marshalled by the SDK's JSON codec: the same code path Grafana's /api/ds/query uses.
+// It also signs ID tokens, publishes its signing keys and answers the permission search as Grafana
+// does (identity.go).
 //
 // Each query names a target data source ({"uid","type"}). Type "prometheus" is proxied to a real
 // Prometheus (-prometheus-url) and shaped as Grafana's Prometheus data source shapes it; type
@@ -27,12 +29,17 @@ import (
 )
 
 type config struct {
-	token         string
-	forbiddenUID  string
-	missingUID    string
-	version       string
-	prometheusURL string
-	multiStatus   bool
+	token              string
+	tokenNoRBAC        string // a service-account token without users.permissions:read
+	forbiddenUID       string
+	missingUID         string
+	version            string
+	prometheusURL      string
+	multiStatus        bool
+	orgID              int64  // the service account's organisation
+	issuer             string // the app URL ID tokens name as iss; default this server's URL + "/"
+	noPermissionSearch bool   // an old open-source Grafana: no /api/access-control/users/permissions/search
+	ids                *identityState
 }
 
 // dsRef is the target data source of one query.
@@ -59,7 +66,11 @@ type dsRequest struct {
 func main() {
 	cfg := config{}
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
-	flag.StringVar(&cfg.token, "token", envOr("STANDIN_TOKEN", "standin-token"), "the one accepted bearer token")
+	flag.StringVar(&cfg.token, "token", envOr("STANDIN_TOKEN", "standin-token"), "the service account's bearer token")
+	flag.StringVar(&cfg.tokenNoRBAC, "token-no-rbac", "standin-token-no-rbac", "a second accepted token whose account lacks users.permissions:read")
+	flag.Int64Var(&cfg.orgID, "org-id", 1, "the service account's organisation (GET /api/org)")
+	flag.StringVar(&cfg.issuer, "issuer", "", "iss of the ID tokens it signs (default: its own URL with a trailing slash)")
+	flag.BoolVar(&cfg.noPermissionSearch, "no-permission-search", false, "answer the permission search with 404, as an old open-source Grafana")
 	flag.StringVar(&cfg.forbiddenUID, "forbidden-uid", "forbidden-ds", "a data source uid the token may not query (403)")
 	flag.StringVar(&cfg.missingUID, "missing-uid", "missing-ds", "a data source uid that does not exist (404)")
 	flag.StringVar(&cfg.version, "version", "12.1.0-standin", "version reported by /api/health")
@@ -72,10 +83,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "listen:", err)
 		os.Exit(1)
 	}
+	if cfg.issuer == "" {
+		cfg.issuer = fmt.Sprintf("http://%s/", ln.Addr().String())
+	}
+	cfg.ids = newIdentityState()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/health", cfg.health)
 	mux.HandleFunc("GET /api/org", cfg.authed(cfg.org))
 	mux.HandleFunc("POST /api/ds/query", cfg.authed(cfg.query))
+	mux.HandleFunc("GET /api/signing-keys/keys", cfg.signingKeys)
+	mux.HandleFunc("GET /api/access-control/users/permissions/search", cfg.authed(cfg.permissionSearch))
+	mux.HandleFunc("POST /standin/id-token", cfg.idToken)
+	mux.HandleFunc("POST /standin/rotate-key", cfg.rotateKey)
+	mux.HandleFunc("POST /standin/permissions", cfg.setPermissions)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Printf("http://%s\n", ln.Addr().String())
 	os.Stdout.Sync()
@@ -127,7 +147,7 @@ func (c config) authed(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		token, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || token != c.token {
+		if !ok || (token != c.token && token != c.tokenNoRBAC) {
 			apiError(w, http.StatusUnauthorized, "Invalid API key", "api-key.invalid")
 			return
 		}
@@ -140,7 +160,11 @@ func (c config) health(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (c config) org(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"id": 1, "name": "Main Org.", "address": map[string]string{}})
+	name := "Main Org."
+	if c.orgID != 1 {
+		name = fmt.Sprintf("Org %d", c.orgID)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": c.orgID, "name": name, "address": map[string]string{}})
 }
 
 func parseMs(s string) (int64, error) {

@@ -67,6 +67,9 @@ class RequestContext:
     cancellation: Cancellation = field(default_factory=Cancellation)
     cpu: CpuSlot = NO_SLOT
     clock: Clock = time.monotonic
+    # A CallResource (an editor's lookup or preview): made from a person's browser, never by an
+    # alert rule, so a source that reads for the caller has no "no user" allow-list to fall back to.
+    resource_call: bool = False
 
     @property
     def from_alert(self) -> bool:
@@ -89,7 +92,8 @@ class RequestContext:
         """The same request, due earlier (a health probe's own deadline inside the check's)."""
         if deadline is None or (self.deadline is not None and self.deadline <= deadline):
             return self
-        return RequestContext(deadline, self.caller, self.cancellation, self.cpu, self.clock)
+        return RequestContext(deadline, self.caller, self.cancellation, self.cpu, self.clock,
+                              self.resource_call)
 
     def released(self) -> AbstractContextManager[None]:
         """Give the request's CPU slot back while it blocks."""

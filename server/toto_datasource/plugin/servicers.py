@@ -41,13 +41,13 @@ class Edge:
         self.cpu = cpu or CpuSlots(ds.config.cpu_slot_count)
 
     def context(self, grpc_ctx: grpc.ServicerContext, plugin: pb.PluginContext,
-                headers: Mapping[str, str], *, cpu: bool) -> RequestContext:
+                headers: Mapping[str, str], *, cpu: bool, resource_call: bool = False) -> RequestContext:
         """The call's request context; cancelling the gRPC call cancels its queued forecasts."""
         remaining = grpc_ctx.time_remaining()
         if remaining is not None and remaining > 1e6:  # grpcio's "no deadline" can be a huge number
             remaining = None
         ctx = RequestContext(deadline=answer_deadline(remaining), caller=wire.caller(plugin, headers),
-                             cpu=self.cpu.slot() if cpu else NO_SLOT)
+                             cpu=self.cpu.slot() if cpu else NO_SLOT, resource_call=resource_call)
         grpc_ctx.add_callback(ctx.cancellation.cancel)
         return ctx
 
@@ -110,7 +110,7 @@ class ResourceServicer(pb_grpc.ResourceServicer):
         try:
             params = parse_qs(urlsplit(request.url).query)
             headers = wire.resource_headers(request.headers)
-            ctx = self.edge.context(context, request.pluginContext, headers, cpu=True)
+            ctx = self.edge.context(context, request.pluginContext, headers, cpu=True, resource_call=True)
             with ctx.cpu.held():
                 instance = self.edge.instance(request.pluginContext)
                 response = call_resource(self.edge.ds, instance, request.method.upper() or "GET",

@@ -62,7 +62,7 @@ def parse_data_source_settings(
     runtime runs the data source's Toto), under the admin's pins in `config` (none by default);
     raises BackendError(400)."""
     config = config or ProcessConfig()
-    providers = (sources or builtin_sources()).values()
+    providers = (sources or builtin_sources(config)).values()
     model = settings_adjuster((runtimes or builtin_runtimes()).values(), config)
     return parse_settings(raw, config, {p.name: p.parse_settings for p in providers}, model=model)
 
@@ -79,7 +79,7 @@ class ForecastDataSource:
         self.registry = registry
         self.config = registry.config
         self.clock = clock
-        self.sources = sources or builtin_sources()
+        self.sources = sources or builtin_sources(self.config)
         self.query_types = query_types or builtin_query_types()
         self.instances = InstanceManager(self.sources, registry, self.parse_settings)
 

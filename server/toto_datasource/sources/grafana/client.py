@@ -146,8 +146,9 @@ class GrafanaClient:
     # ---- health ------------------------------------------------------------------------------
 
     def check(self, ctx: RequestContext) -> SourceHealth:
-        """Reachable (version from /api/health), then the token (GET /api/org: any org member may),
-        each within timeoutSeconds and both within the check's deadline."""
+        """Reachable (version from /api/health), then the token and its organisation (GET /api/org:
+        any member may read it), which must be the request's: data-source uids and users'
+        permissions are per organisation. Each call within timeoutSeconds and the check's deadline."""
         try:
             status, raw = self._call("GET", "/api/health", None, ctx, auth=False,
                                      deadline_of="the health check")
@@ -161,28 +162,46 @@ class GrafanaClient:
                 return SourceHealth(
                     False, f"Grafana {version} reachable, but no token is set: {TOKEN_HELP}", version
                 )
-            status, raw = self._call("GET", "/api/org", None, ctx, deadline_of="the health check")
+            status, org = self.get_json("/api/org", None, ctx, auth=True, deadline_of="the health check")
         except BackendError as exc:
             return SourceHealth(False, exc.message)
         if status == 401:
             return SourceHealth(
                 False, f"Grafana {version} reachable, but it rejected the token (401): {TOKEN_HELP}", version
             )
-        if status not in (200, 403):  # 403: a valid token without org read; queries may still work
+        if status == 403:
+            return SourceHealth(False, f"Grafana {version} reachable, but the service account may not read "
+                                "its organisation (403 on /api/org): give it the Viewer role (orgs:read)",
+                                version)
+        if status != 200 or not isinstance(org, dict):
             return SourceHealth(False, f"Grafana {version} answered /api/org with HTTP {status}", version)
+        org_id, wanted = org.get("id"), ctx.caller.org_id
+        if wanted and org_id != wanted:
+            return SourceHealth(False, f"the service account belongs to organisation {org_id} "
+                                f"({str(org.get('name', ''))[:60]}), but this data source is in "
+                                f"organisation {wanted}: create the service account and its token in "
+                                f"organisation {wanted}", version)
         return SourceHealth(True, f"Grafana {version} at {self.url} reachable, token accepted", version)
 
     # ---- HTTP --------------------------------------------------------------------------------
 
+    def get_json(self, path: str, params: Mapping[str, str] | None, ctx: RequestContext, *, auth: bool,
+                 deadline_of: str = "the query") -> tuple[int, Any]:
+        """GET `path` (with the service-account token when `auth`) under the same budget and permits
+        as queries: the status and the JSON answer (None when the body is not JSON)."""
+        status, raw = self._call("GET", path, None, ctx, auth=auth, deadline_of=deadline_of, params=params)
+        return status, self._json(raw)
+
     def _call(self, method: str, path: str, body: Any, ctx: RequestContext, auth: bool = True,
-              deadline_of: str = "the query") -> tuple[int, bytes]:
+              deadline_of: str = "the query", params: Mapping[str, str] | None = None) -> tuple[int, bytes]:
         """One request under one budget (`RequestContext.budget`), within one fetch permit."""
         budget = ctx.budget(self.timeout_s)
         if budget.seconds <= 0:
             raise self._timeout(BudgetExceeded(budget), deadline_of)
         headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
         try:
-            req = self._client.build_request(method, self.url + path, json=body, headers=headers)
+            req = self._client.build_request(method, self.url + path, json=body, headers=headers,
+                                             params=params)
             with self._limiter.permit(budget, ctx):
                 fetched = fetch_within(self._client, req, budget, ctx,
                                        max_body_bytes=self.max_response_bytes)

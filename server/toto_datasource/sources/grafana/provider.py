@@ -14,6 +14,8 @@ from .source import GrafanaSource, GrafanaSpec, parse_grafana_spec
 
 
 class GrafanaProvider:
+    """`edition`: Grafana's (GF_EDITION), which decides who may read on an old open-source Grafana."""
+
     name = "grafana"
     title = "Grafana API"
     description = ("any Grafana data source's query (sourceDatasource + sourceQuery) through Grafana's "
@@ -40,6 +42,9 @@ class GrafanaProvider:
         },
     }
 
+    def __init__(self, edition: str = "") -> None:
+        self.edition = edition
+
     def strip_for_schema(self, obj: dict[str, Any]) -> dict[str, Any]:
         return obj
 
@@ -53,7 +58,7 @@ class GrafanaProvider:
         part = settings.part(self.name)
         if part is None:
             raise bad_request(f"source: grafana needs a Grafana service-account token: {TOKEN_HELP}")
-        return GrafanaSource(part, settings.max_series)
+        return GrafanaSource(part, settings.max_series, edition=self.edition)
 
     def close_grace_s(self, settings: DataSourceSettings) -> float:
         part = settings.part(self.name)

@@ -1,7 +1,10 @@
 """History from any Grafana data source: the target's own query through Grafana's /api/ds/query.
 
 One `GrafanaClient` per data-source configuration (its connection pool lives as long as the
-instance). The planner picks the grid; the query asks the target for exactly that window at that
+instance), and one `TargetAccess` (access.py): before any target is queried, for a panel, an alert
+rule or the editor's preview, the request must be allowed to read it.
+
+The planner picks the grid; the query asks the target for exactly that window at that
 step (`intervalMs` = step, `maxDataPoints` = points), and the answer, which Loki, InfluxDB or SQL
 may give jittered or irregular, is bucketed onto the grid by `regular_grid.place` (last point of a
 step wins, merges and moved points reported). Nothing is invented: an empty bucket stays NaN.
@@ -20,6 +23,7 @@ from ...core.request import RequestContext
 from ...query.durations import format_duration
 from ..base import History, HistoryRequest, ResourceRoute, Series, SourceHealth, TimeGrid, spec_of
 from ..regular_grid import place
+from .access import TargetAccess
 from .client import OWN_PLUGIN_ID, TOKEN_HELP, GrafanaClient
 from .frames import DecodedResult
 from .settings import GrafanaSettings
@@ -74,12 +78,13 @@ class GrafanaSource:
     """Runs target queries through one Grafana (one client, closed with the instance)."""
 
     def __init__(self, settings: GrafanaSettings, max_series: int,
-                 client: GrafanaClient | None = None) -> None:
+                 client: GrafanaClient | None = None, edition: str = "") -> None:
         self.settings = settings
         self.max_series = max_series
         self._client = client or GrafanaClient(
             settings.url, settings.token.reveal(), settings.timeout_s, settings.max_response_bytes
         )
+        self.access = TargetAccess(self._client, settings.allowed_targets, edition)
 
     @property
     def url(self) -> str:
@@ -95,6 +100,7 @@ class GrafanaSource:
     ) -> DecodedResult:
         if not self.settings.token:
             raise bad_request(f"source: grafana needs a Grafana service-account token: {TOKEN_HELP}")
+        self.access.check(spec.uid, ctx)
         return self._client.query(spec.datasource, spec.source_query, ref_id or "A",
                                   grid.start_ms, grid.end_ms, step_ms, points, ctx)
 
@@ -141,7 +147,14 @@ class GrafanaSource:
         return len(self._query(spec, "preview", grid, step, PREVIEW_POINTS, ctx).series)
 
     def check(self, ctx: RequestContext) -> SourceHealth:
-        return self._client.check(ctx)
+        """Grafana reachable, the token accepted in the request's organisation, then whether users'
+        permissions can be checked with it (access.py)."""
+        health = self._client.check(ctx)
+        if not health.ok:
+            return health
+        access = self.access.probe(ctx)
+        message = f"{health.message}; {access.message}" if access.ok else access.message
+        return SourceHealth(access.ok, message, health.version)
 
     def routes(self) -> Mapping[str, ResourceRoute]:
         return {}
