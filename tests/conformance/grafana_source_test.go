@@ -2,7 +2,9 @@ package conformance
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -40,9 +42,28 @@ func startStandin(t *testing.T) string {
 	return strings.TrimSpace(line)
 }
 
+// idToken asks the stand-in for an ID token signed as Grafana signs a signed-in user's.
+func idToken(t *testing.T, standin, subject, role string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"subject": subject, "role": role})
+	resp, err := http.Post(standin+"/standin/id-token", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Token == "" {
+		t.Fatalf("the stand-in signed no ID token: %v", err)
+	}
+	return out.Token
+}
+
 // TestQueryGrafanaSource: source "grafana" as Grafana sends it (GF_APP_URL in the plugin context,
-// the decrypted service-account token), for a dashboard and an alert evaluation: the stand-in's two
-// ramps keep their labels and values on the grid, and the threshold is numeric-wide per series.
+// the decrypted service-account token), for a dashboard (a signed-in user's ID token in the SDK's
+// X-Grafana-Id header, the user allowed on the target) and an alert evaluation (no user: the
+// target is among the data source's allowedTargets): the stand-in's two ramps keep their labels
+// and values on the grid, and the threshold is numeric-wide per series. A user without the
+// permission gets that query's 403.
 func TestQueryGrafanaSource(t *testing.T) {
 	p := sharedPlugin(t)
 	url := startStandin(t)
@@ -51,7 +72,7 @@ func TestQueryGrafanaSource(t *testing.T) {
 		GrafanaConfig: backend.NewGrafanaCfg(map[string]string{"GF_APP_URL": url + "/"}),
 		DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
 			ID: 2, UID: "toto-grafana", Type: pluginID, Name: "Toto Forecast (Grafana API)",
-			JSONData:                json.RawMessage(`{}`),
+			JSONData:                json.RawMessage(`{"allowedTargets":["standin"]}`),
 			DecryptedSecureJSONData: map[string]string{"grafanaToken": standinToken},
 			Updated:                 time.UnixMilli(1_700_000_000_000),
 		},
@@ -77,6 +98,8 @@ func TestQueryGrafanaSource(t *testing.T) {
 		headers := map[string]string{}
 		if alert {
 			headers[backend.FromAlertHeaderName] = "true"
+		} else { // the SDK forwards HTTP headers with an http_ prefix
+			headers["http_"+backend.GrafanaUserSignInTokenHeaderName] = idToken(t, url, "user:u-alice", "Viewer")
 		}
 		req := &pluginv2.QueryDataRequest{
 			PluginContext: backend.ToProto().PluginContext(pc),
@@ -118,5 +141,23 @@ func TestQueryGrafanaSource(t *testing.T) {
 		if strings.Contains(p.log.tail(), standinToken) {
 			t.Errorf("the plugin logged the service-account token")
 		}
+	}
+	bob := idToken(t, url, "user:u-bob", "Viewer") // a member without datasources:query on the target
+	req := &pluginv2.QueryDataRequest{
+		PluginContext: backend.ToProto().PluginContext(pc),
+		Headers:       map[string]string{"http_" + backend.GrafanaUserSignInTokenHeaderName: bob},
+		Queries: []*pluginv2.DataQuery{
+			query("A", from, end, target),
+			query("I", from, end, map[string]any{"source": "demo", "model": "seasonal-naive", "horizon": "5m"}),
+		},
+	}
+	r := mustQuery(t, p, req)
+	r.failed(t, "A", "you may not query data source standin")
+	checkTimeSeries(t, "I", r.ok(t, "I"))
+	if resp := r.raw.Responses["A"]; resp.Status != 403 {
+		t.Errorf("A: status %d, want 403", resp.Status)
+	}
+	if strings.Contains(p.log.tail(), bob) {
+		t.Errorf("the plugin logged an ID token")
 	}
 }

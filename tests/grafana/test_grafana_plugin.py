@@ -28,7 +28,11 @@ WRONG_TOKEN = "glsa_wrong-s3cret-token"
 
 
 def context(
-    url: str, token: str | None = standin.TOKEN, uid: str = "grafana-src", org_id: int = 1, **json_data: object
+    url: str,
+    token: str | None = standin.TOKEN,
+    uid: str = "grafana-src",
+    org_id: int = 1,
+    **json_data: object,
 ) -> pb.PluginContext:
     """What Grafana sends: the org, GF_APP_URL (root_url, ending with a slash) in grafanaConfig, the
     token decrypted, the rest in jsonData."""
@@ -70,7 +74,11 @@ def inline_query(values: dict[str, np.ndarray], labels: dict[str, dict[str, str]
 
 
 def query(
-    plugin: PluginProcess, ctx: pb.PluginContext, bodies: dict[str, dict], alert: bool = False, id_token: str = ""
+    plugin: PluginProcess,
+    ctx: pb.PluginContext,
+    bodies: dict[str, dict],
+    alert: bool = False,
+    id_token: str = "",
 ) -> dict[str, pb.DataResponse]:
     """QueryData as Grafana sends it: a user's ID token in the http_X-Grafana-Id header, FromAlert
     for an alert rule."""
@@ -189,7 +197,9 @@ def test_alert_requests_forecast_and_threshold(plugin: PluginProcess, grafana: s
     assert breach['{"series": "s0"}'] == 240.0 and breach['{"series": "s1"}'] == 60.0
 
 
-def preview(plugin: PluginProcess, ctx: pb.PluginContext, body: dict, id_token: str = "") -> pb.CallResourceResponse:
+def preview(
+    plugin: PluginProcess, ctx: pb.PluginContext, body: dict, id_token: str = ""
+) -> pb.CallResourceResponse:
     """The editor's POST preview, with the signed-in user's ID token as Grafana forwards it."""
     headers = {"X-Grafana-Id": pb.StringList(values=[id_token])} if id_token else {}
     raw = json.dumps({**body, "range": {"from": FROM, "to": TO}}).encode()

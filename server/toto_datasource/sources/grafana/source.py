@@ -23,7 +23,7 @@ from ...core.request import RequestContext
 from ...query.durations import format_duration
 from ..base import History, HistoryRequest, ResourceRoute, Series, SourceHealth, TimeGrid, spec_of
 from ..regular_grid import place
-from .access import TargetAccess
+from .access import AnswerCache, TargetAccess
 from .client import OWN_PLUGIN_ID, TOKEN_HELP, GrafanaClient
 from .frames import DecodedResult
 from .settings import GrafanaSettings
@@ -77,14 +77,14 @@ def parse_grafana_spec(obj: Mapping[str, Any]) -> GrafanaSpec:
 class GrafanaSource:
     """Runs target queries through one Grafana (one client, closed with the instance)."""
 
-    def __init__(self, settings: GrafanaSettings, max_series: int,
-                 client: GrafanaClient | None = None, edition: str = "") -> None:
+    def __init__(self, settings: GrafanaSettings, max_series: int, client: GrafanaClient | None = None,
+                 edition: str = "", answers: AnswerCache | None = None) -> None:
         self.settings = settings
         self.max_series = max_series
         self._client = client or GrafanaClient(
             settings.url, settings.token.reveal(), settings.timeout_s, settings.max_response_bytes
         )
-        self.access = TargetAccess(self._client, settings.allowed_targets, edition)
+        self.access = TargetAccess(self._client, settings.allowed_targets, edition, answers=answers)
 
     @property
     def url(self) -> str:
