@@ -91,6 +91,7 @@ const options = {
     maxSeries: 500,
     inferenceUrl: 'grpc://toto-serve.ml.svc:9000',
     inferenceModel: 'toto',
+    allowedTargets: ['loki'],
   },
   secureJsonFields: { bearerToken: true, grafanaToken: true, inferenceToken: true },
   secureJsonData: {},

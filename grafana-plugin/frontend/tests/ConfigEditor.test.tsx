@@ -1,10 +1,11 @@
 import React, { useState } from 'react';
-import { render, screen } from '@testing-library/react';
+import { render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { DataSourceSettings } from '@grafana/data';
 
 import { ConfigEditor } from '../src/components/ConfigEditor';
 import { TotoJsonData, TotoSecureJsonData } from '../src/types';
+import { installFakeDataSourceSrv } from './fakeDataSourceSrv';
 
 type Options = DataSourceSettings<TotoJsonData, TotoSecureJsonData>;
 
@@ -26,6 +27,9 @@ function renderConfigEditor(jsonData: TotoJsonData, secureJsonFields: Record<str
   render(<Harness />);
   return { last: () => changes[changes.length - 1], changes };
 }
+
+beforeEach(() => installFakeDataSourceSrv()); // the allowed-targets picker lists data sources
+afterEach(() => jest.restoreAllMocks());
 
 describe('ConfigEditor', () => {
   it('edits the Prometheus connection and basic auth', async () => {
@@ -101,6 +105,32 @@ describe('ConfigEditor', () => {
 
     expect(last().jsonData).toEqual({ grafanaUrl: 'http://grafana:3000' });
     expect(last().secureJsonData).toEqual({ grafanaToken: 'glsa_abc' });
+  });
+
+  it('lists the data sources alert rules may read: picked to add, removed by name', async () => {
+    const user = userEvent.setup({ delay: null });
+    const { last } = renderConfigEditor({});
+    expect(screen.getByText(/Alert rules run without a signed-in user/)).toHaveTextContent(
+      'none yet, so an alert rule on a Grafana data source is refused'
+    );
+
+    await user.click(screen.getByText('Add a data source alert rules may read'));
+    let menu = await screen.findByLabelText('Select options menu');
+    expect(within(menu).queryByText('Toto Forecast')).not.toBeInTheDocument(); // never this plugin
+    await user.click(within(menu).getByText('Loki logs'));
+    expect(last().jsonData).toEqual({ allowedTargets: ['loki-uid'] });
+
+    await user.click(screen.getByText('Add a data source alert rules may read'));
+    menu = await screen.findByLabelText('Select options menu');
+    expect(within(menu).queryByText('Loki logs')).not.toBeInTheDocument(); // already allowed
+    await user.click(within(menu).getByText('Prom main'));
+    expect(last().jsonData).toEqual({ allowedTargets: ['loki-uid', 'prom-uid'] });
+    const list = screen.getByRole('list', { name: 'Allowed targets' });
+    expect(within(list).getAllByRole('listitem').map((li) => li.textContent)).toEqual(['Loki logs loki-uid', 'Prom main prom-uid']);
+    expect(screen.getByText(/Alert rules run without a signed-in user/)).not.toHaveTextContent('none yet');
+
+    await user.click(screen.getByLabelText('Remove Loki logs'));
+    expect(last().jsonData).toEqual({ allowedTargets: ['prom-uid'] });
   });
 
   it('sets remote inference: URL, model, token and TLS; in-process by default', async () => {

@@ -6,6 +6,7 @@ import React from 'react';
 import { render, screen } from '@testing-library/react';
 import { DataSourcePlugin } from '@grafana/data';
 import { DataSourceWithBackend } from '@grafana/runtime';
+import { installFakeDataSourceSrv } from './fakeDataSourceSrv';
 
 const MODULE_JS = path.resolve(__dirname, '../dist/module.js');
 // What Grafana provides to plugins; anything else in the dependency list would fail to load.
@@ -50,6 +51,7 @@ describe('dist/module.js', () => {
   it("renders the bundle's config editor with the shared React and @grafana/ui", () => {
     const plugin = loadAmd(MODULE_JS).exports.plugin as DataSourcePlugin<any>;
     const options = { jsonData: { prometheusUrl: 'http://prom:9090' }, secureJsonFields: {} };
+    installFakeDataSourceSrv(); // Grafana's data source service: the allowed-targets picker lists data sources
     render(React.createElement(plugin.components.ConfigEditor!, { options, onOptionsChange: () => {} } as any));
     expect(screen.getByLabelText('Prometheus URL')).toHaveValue('http://prom:9090');
   });

@@ -1,13 +1,14 @@
 // Source "grafana": forecast any Grafana data source. The user picks a target data source and builds its
 // query with that data source's own editor, embedded here the way Grafana's Mixed and Expressions editors
 // reuse editors (getDataSourceSrv().get(uid) → ds.components.QueryEditor). The backend runs the query
-// through Grafana's /api/ds/query with the service-account token from the settings.
+// through Grafana's /api/ds/query with the service-account token from the settings, after checking that the
+// signed-in user may query the target; requests without a user read only the settings' allowed targets.
 import React, { useEffect, useState } from 'react';
 import { css } from '@emotion/css';
 import { CoreApp, DataSourceApi, DataSourceInstanceSettings, DataSourcePluginContextProvider, GrafanaTheme2, ScopedVars } from '@grafana/data';
 import { DataSourcePicker, getDataSourceSrv, getTemplateSrv } from '@grafana/runtime';
 import { DataQuery } from '@grafana/schema';
-import { Alert, FieldSet, InlineField, InlineFieldRow, Input, LoadingPlaceholder, SecretInput, useStyles2 } from '@grafana/ui';
+import { Alert, FieldSet, IconButton, InlineField, InlineFieldRow, Input, LoadingPlaceholder, SecretInput, useStyles2 } from '@grafana/ui';
 
 import { configHelpers, LABEL } from '../config/helpers';
 import { ConfigPartProps, QueryPartProps, SourcePart } from '../parts';
@@ -30,9 +31,11 @@ declare module '../types' {
   interface TotoJsonData {
     /** Grafana's URL as the plugin host reaches it; empty: GF_APP_URL from the request's plugin context. */
     grafanaUrl?: string;
+    /** Data-source uids that requests without a signed-in user (alert rules) may read. */
+    allowedTargets?: string[];
   }
   interface TotoSecureJsonData {
-    /** A Grafana service-account token (Viewer, or datasources:query on the targets). */
+    /** A Grafana service-account token (Viewer, or datasources:query on the targets, and users.permissions:read). */
     grafanaToken?: string;
   }
 }
@@ -173,6 +176,44 @@ function GrafanaQueryPart(props: QueryPartProps) {
   );
 }
 
+/** The data sources requests without a signed-in user may read: a picker that adds one, a list that removes. */
+function AllowedTargets({ uids, onChange }: { uids: string[]; onChange: (uids: string[]) => void }) {
+  const styles = useStyles2(getStyles);
+  const nameOf = (uid: string) => getDataSourceSrv().getInstanceSettings(uid)?.name ?? uid;
+  return (
+    <>
+      <InlineField
+        label="Allowed targets"
+        labelWidth={LABEL}
+        tooltip="Data sources that requests without a signed-in user may read through this data source: alert rules, public dashboards, and Grafana versions that do not forward ID tokens."
+      >
+        <DataSourcePicker
+          metrics
+          noDefault
+          width={48}
+          placeholder="Add a data source alert rules may read"
+          current={null}
+          filter={(ds) => isTargetCandidate(ds) && !uids.includes(ds.uid)}
+          onChange={(ds) => onChange([...uids, ds.uid])}
+        />
+      </InlineField>
+      <ul className={styles.allowed} aria-label="Allowed targets">
+        {uids.map((uid) => (
+          <li key={uid}>
+            {nameOf(uid)} <code>{uid}</code>
+            <IconButton name="times" size="sm" aria-label={`Remove ${nameOf(uid)}`} onClick={() => onChange(uids.filter((u) => u !== uid))} />
+          </li>
+        ))}
+      </ul>
+      <div className={styles.help}>
+        Alert rules run without a signed-in user: through this data source they can read only the data sources listed
+        here{uids.length === 0 ? ' (none yet, so an alert rule on a Grafana data source is refused)' : ''}. Signed-in
+        users read what their own Grafana permissions allow.
+      </div>
+    </>
+  );
+}
+
 function GrafanaConfigPart(props: ConfigPartProps) {
   const { jsonData, setJson, secretProps } = configHelpers(props);
   const styles = useStyles2(getStyles);
@@ -180,9 +221,10 @@ function GrafanaConfigPart(props: ConfigPartProps) {
     <FieldSet label="Grafana API (for Grafana data source queries)">
       <div className={styles.help}>
         Queries with source “Grafana data source” run the panel’s own query of another data source through
-        Grafana’s query API, for dashboards and alert rules alike (alert rules have no signed-in user). Create a
-        service account with the Viewer role, or with <code>datasources:query</code> on the data sources to forecast,
-        and paste one of its tokens here.
+        Grafana’s query API, for dashboards and alert rules alike, after checking that the signed-in user may query
+        that data source. Create a service account with the Viewer role (or <code>datasources:query</code> on the data
+        sources to forecast) and <code>users.permissions:read</code> (in open-source Grafana: the Admin role), and paste
+        one of its tokens here.
       </div>
       <InlineField
         label="Grafana URL"
@@ -200,6 +242,7 @@ function GrafanaConfigPart(props: ConfigPartProps) {
       <InlineField label="Service account token" labelWidth={LABEL} tooltip="Sent as Authorization: Bearer <token> to Grafana's /api/ds/query.">
         <SecretInput width={48} placeholder="glsa_…" {...secretProps('grafanaToken', 'Service account token')} />
       </InlineField>
+      <AllowedTargets uids={jsonData.allowedTargets ?? []} onChange={(allowedTargets) => setJson({ allowedTargets })} />
     </FieldSet>
   );
 }
@@ -213,6 +256,7 @@ const getStyles = (theme: GrafanaTheme2) => ({
   }),
   title: css({ color: theme.colors.text.secondary, fontSize: theme.typography.bodySmall.fontSize, marginBottom: theme.spacing(0.5) }),
   help: css({ color: theme.colors.text.secondary, fontSize: theme.typography.bodySmall.fontSize, maxWidth: 720, marginBottom: theme.spacing(1) }),
+  allowed: css({ listStyle: 'none', margin: theme.spacing(0, 0, 0.5), padding: 0, '& code': { marginLeft: theme.spacing(0.5) } }),
 });
 
 export const grafana: SourcePart = {
