@@ -61,6 +61,7 @@ bench: install $(TINY)
 	$(PY) bench/model_speed.py
 	$(PY) bench/cpu_contention.py
 	$(PY) bench/grafana_overhead.py
+	$(PY) bench/grafana_access.py
 	$(PY) bench/remote.py          # needs root: Ray and the engines run in a loopback-only netns
 	$(PY) bench/ray_autoscaling.py
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "server"))
 from grafana import standin  # noqa: E402
 from prometheus import prom_server, prom_synthetic  # noqa: E402
 from prometheus.conftest import NO_SCRAPE  # noqa: E402
+from toto_datasource.core.request import RequestContext  # noqa: E402
 from toto_datasource.sources.base import HistoryRequest, TimeGrid  # noqa: E402
 from toto_datasource.sources.grafana.client import GrafanaClient  # noqa: E402
 from toto_datasource.sources.prometheus import PrometheusSource  # noqa: E402
@@ -84,7 +85,7 @@ def main() -> None:
                 def via_grafana(expr: str = expr) -> int:
                     got = client.query(
                         {"uid": "prom", "type": "prometheus"}, {"expr": expr}, "A",
-                        grid.start_ms, grid.end_ms, grid.step_ms, grid.count,
+                        grid.start_ms, grid.end_ms, grid.step_ms, grid.count, RequestContext(),
                     )  # fmt: skip
                     place(grid, [(s.timestamps_ms, s.values) for s in got.series])
                     return len(got.series)

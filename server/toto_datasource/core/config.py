@@ -106,8 +106,9 @@ def _knobs() -> tuple[Knob, ...]:
         k("inference_tls_skip_verify", False, parse_bool, "refused when true: gRPC cannot skip "
           "verification; give the CA certificate"),
         # Grafana's own facts about itself.
-        k("edition", "", _text, "Grafana's edition (oss, enterprise; set by Grafana as GF_EDITION): "
-          "who may read through the grafana source on an old open-source Grafana", names=("GF_EDITION",)),
+        k("edition", "", _text, "Grafana's edition (\"Open Source\", \"Enterprise\"; set by Grafana as "
+          "GF_EDITION): only on open source does a missing permission search let org roles decide who reads "
+          "through the grafana source; unknown refuses", names=("GF_EDITION",)),
         # The process.
         k("log_level", "info", _text, "debug, info, warn or error"),
         k("max_rpc_threads", 256, _int(10, 4096), "threads answering RPCs; data calls get all but 8, "
