@@ -166,8 +166,10 @@ def _refused_tokens(grafana: standin.Standin) -> dict[str, tuple[str, str]]:
             jwt.encode(claims, stranger, algorithm="ES256", headers={"kid": "not-published"}),
             "signed with a key (kid 'not-published') that Grafana at",
         ),
-        "wrong-namespace": (grafana.id_token("user:u-admin", role="Admin", namespace="stacks-99"),
-                            "issued for namespace 'stacks-99', not for this request's ('default')"),
+        "wrong-namespace": (
+            grafana.id_token("user:u-admin", role="Admin", namespace="stacks-99"),
+            "issued for namespace 'stacks-99', not for this request's ('default')",
+        ),
         "tampered": (
             f"{head}.{b64(json.dumps({**claims, 'sub': 'user:u-bob'}).encode())}.{signature}",
             "its signature does not verify",
@@ -179,19 +181,23 @@ def _refused_tokens(grafana: standin.Standin) -> dict[str, tuple[str, str]]:
 def test_tokens_that_do_not_verify_are_refused_with_401(
     plugin: PluginProcess, grafana: standin.Standin
 ) -> None:
-    """Each refused token is its query's 401 saying why (never the token), even on a target the data
-    source allows without a user: a bad token is never "no user". The inline query still answers."""
+    """Each refused token is its query's 401 saying why (the token in neither the message nor the plugin's
+    log), even on a target the data source allows without a user: a bad token is never "no user". The
+    inline query still answers."""
     ctx = context(grafana.url, uid="access-refused", allowedTargets=[STANDIN])
     ctx.namespace = "default"  # org 1's namespace, as Grafana 12 sends it
     good = grafana.id_token("user:u-admin", role="Admin")
     assert len(frames(query(plugin, ctx, {"G": grafana_query("multi")}, id_token=good)["G"])) == 4
-    for case, (token, words) in _refused_tokens(grafana).items():
+    refused = _refused_tokens(grafana)
+    for case, (token, words) in refused.items():
         out = query(plugin, ctx, {"G": grafana_query("multi"), "I": inline()}, id_token=token)
         status, message = error(out["G"])
         assert status == 401 and words in message, (case, message)
         assert message.startswith("Grafana's ID token for this request (X-Grafana-Id) was refused")
         assert not any(part in message for part in token.split(".") if len(part) > 8), case
         assert len(frames(out["I"])) == 4, case
+    log = plugin.log_path.read_text()  # type: ignore[attr-defined]
+    assert not any(token in log for token, _ in [*refused.values(), (good, "")])
 
 
 def test_a_rotated_signing_key_is_picked_up(plugin: PluginProcess, grafana: standin.Standin) -> None:
