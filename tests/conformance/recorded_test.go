@@ -143,14 +143,15 @@ func provisionedRecording(t *testing.T) (model map[string]any, fromSeconds int) 
 }
 
 // recordingContext is one data source with every source's settings: Prometheus' URL, the Grafana
-// stand-in's token and URL (GF_APP_URL). withUser=false is an alert or recording-rule evaluation.
+// stand-in's token and URL (GF_APP_URL), the stand-in allowed for requests without a user.
+// withUser=false is an alert or recording-rule evaluation.
 func recordingContext(withUser bool, promURL, standinURL string) *pluginv2.PluginContext {
 	pc := backend.PluginContext{
 		OrgID: 1, PluginID: pluginID, PluginVersion: "0.1.0",
 		GrafanaConfig: backend.NewGrafanaCfg(map[string]string{"GF_APP_URL": standinURL + "/"}),
 		DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
 			ID: 3, UID: "toto-recorded", Type: pluginID, Name: "Toto Forecast (recorded)",
-			JSONData:                json.RawMessage(fmt.Sprintf(`{"prometheusUrl":%q}`, promURL)),
+			JSONData:                json.RawMessage(fmt.Sprintf(`{"prometheusUrl":%q,"allowedTargets":["standin"]}`, promURL)),
 			DecryptedSecureJSONData: map[string]string{"grafanaToken": standinToken},
 			Updated:                 time.UnixMilli(1_700_000_000_000),
 		},
@@ -210,7 +211,8 @@ func TestRecordedForecasts(t *testing.T) {
 		prom.end, rule, len(promSeries)})
 	written := map[bool]map[string]map[string]sample{}
 	for _, alert := range []bool{false, true} {
-		headers := map[string]string{"X-Dashboard-Uid": "recorded", "X-Panel-Id": "1"}
+		headers := map[string]string{"X-Dashboard-Uid": "recorded", "X-Panel-Id": "1",
+			"http_" + backend.GrafanaUserSignInTokenHeaderName: idToken(t, standin, "user:u-admin", "Admin")}
 		if alert {
 			headers = map[string]string{backend.FromAlertHeaderName: "true", "X-Cache-Skip": "true",
 				"X-Rule-Uid": "toto-db-qps-predicted", "X-Grafana-Org-Id": "1"}
