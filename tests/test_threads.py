@@ -5,25 +5,22 @@ from __future__ import annotations
 import sys
 
 import torch
-from toto_datasource.engine.threads import CpuSample, ThreadGovernor, governed, read_cpu_sample
+from toto_datasource.engine.threads import ContentionSample, ThreadGovernor, governed, proc_stat_reader
 
 
 class FakeProc:
-    """/proc as a sequence of samples; each `advance` is one interval of `seconds` on `cores`."""
+    """A contention source as a sequence of samples; each `advance` is one interval of `seconds`
+    in which others took `others_cores` (this process's own use never counts)."""
 
     def __init__(self, cores: int) -> None:
         self.cores = cores
-        self.sample = CpuSample(0.0, 0.0, 0.0)
+        self.sample = ContentionSample(0.0, 0.0)
 
     def advance(self, seconds: float, others_cores: float, own_cores: float) -> None:
         s = self.sample
-        self.sample = CpuSample(
-            s.machine_busy + seconds * (others_cores + own_cores),
-            s.machine_total + seconds * self.cores,
-            s.own + seconds * own_cores,
-        )
+        self.sample = ContentionSample(s.wall_s + seconds, s.others_cpu_s + seconds * others_cores)
 
-    def __call__(self) -> CpuSample:
+    def __call__(self) -> ContentionSample:
         return self.sample
 
 
@@ -61,11 +58,12 @@ def test_no_proc_keeps_every_core() -> None:
 
 def test_this_machine_can_be_read() -> None:
     """Linux has /proc/stat; elsewhere (macOS) there is no sample and the governor keeps every core."""
-    sample = read_cpu_sample()
+    read = proc_stat_reader()
+    sample = read()
     if not sys.platform.startswith("linux"):
-        assert sample is None and ThreadGovernor(2, read_cpu_sample).choose() == 2
+        assert sample is None and ThreadGovernor(2, read).choose() == 2
         return
-    assert sample is not None and sample.machine_total >= sample.machine_busy >= sample.own >= 0
+    assert sample is not None and sample.wall_s > 0 and sample.others_cpu_s >= 0
 
 
 def test_governed_runner_sets_torch_threads_before_each_call() -> None:

@@ -20,7 +20,7 @@ from .core.config import ProcessConfig
 from .core.settings import DEFAULT_MODEL
 from .frames import decode_frame
 from .plugin.host import PluginProcess
-from .report import model_label_for, plot, read_forecasts, verdict
+from .report import NO_PLOT, model_label_for, plot, read_forecasts, verdict
 
 BASELINES = ("statistical", "seasonal-naive")
 BACKTEST_WINDOWS = 8
@@ -111,8 +111,8 @@ def _answer(plugin: PluginProcess, ctx: pb.PluginContext, use: str, args: argpar
     for s in read_forecasts(frames):
         print(f"\nVERDICT ({model_label}): {verdict(s, args.threshold, 'above', 'QPS')}")
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
-        plot(args.plot, s, args.threshold, model_label)
-        print(f"Plot: {os.path.abspath(args.plot)}")
+        drawn = plot(args.plot, s, args.threshold, model_label)
+        print(f"Plot: {os.path.abspath(args.plot)}" if drawn else f"Plot: {NO_PLOT}")
     _backtest(plugin, ctx, use, now)
     started = time.perf_counter()
     code = plugin.shutdown()

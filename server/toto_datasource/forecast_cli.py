@@ -15,7 +15,7 @@ from .core.config import ProcessConfig
 from .core.request import background
 from .core.settings import DEFAULT_MODEL, RawSettings
 from .engine.registry import ModelRegistry
-from .report import model_label_for, plot, read_forecasts, verdict, write_csv
+from .report import NO_PLOT, model_label_for, plot, read_forecasts, verdict, write_csv
 from .service import DataQueryInput, ForecastDataSource
 
 BASELINES = ("statistical", "seasonal-naive")
@@ -81,7 +81,8 @@ def run_forecast_command(args: argparse.Namespace, config: ProcessConfig) -> int
         else:
             print(f"{s.name}: median {s.quantiles[0.5][0]:.4g} → {s.quantiles[0.5][-1]:.4g} over "
                   f"{len(s.future_ms)} steps ({label})")
-    if forecasts:
-        plot(args.plot, forecasts[0], args.threshold, label)
+    if forecasts and not plot(args.plot, forecasts[0], args.threshold, label):
+        print(f"wrote {args.output}; {NO_PLOT}")
+        return 0
     print(f"wrote {args.output} and {args.plot}")
     return 0

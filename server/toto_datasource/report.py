@@ -100,8 +100,17 @@ def write_csv(path: str, forecasts: list[SeriesForecast]) -> None:
                 writer.writerow([s.name, iso, *[f"{s.quantiles[q][i]:.6g}" for q in levels]])
 
 
-def plot(path: str, s: SeriesForecast, threshold: float | None, model_label: str) -> None:
+NO_PLOT = "no PNG: matplotlib is not installed (it comes with the toto extra, or pip install matplotlib)"
+
+
+def plot(path: str, s: SeriesForecast, threshold: float | None, model_label: str) -> bool:
+    """Write the PNG; False when matplotlib is missing (the base install: the numbers still print)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
     lower = s.quantiles.get(0.1, s.quantiles[0.5])
     upper = s.quantiles.get(0.9, s.quantiles[0.5])
     plot_forecast(path, f"{s.name}: forecast by {model_label}", s.history_ms, s.history, s.future_ms,
                   s.quantiles[0.5], lower, upper, threshold, model_label)
+    return True

@@ -1,13 +1,16 @@
 """What this process may use of the machine: cores and memory, as its container allows.
 
 Why: `os.cpu_count()` is the host's. In a pod limited to 2 CPUs on a 64-core node, sizing CPU
-slots, intra-op threads and batch caps by 64 cores runs 32× too many threads at once.
+slots, intra-op threads and batch caps by 64 cores runs 32× too many threads at once. The
+numbers come from the process's cgroup and CPU affinity (core/cgroup.py), read once at start.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+from pathlib import Path
+
+from . import cgroup
 
 
 @dataclass(frozen=True)
@@ -16,10 +19,8 @@ class Resources:
     memory_limit_bytes: int | None = None  # None: no limit below the machine's memory
 
 
-def read_resources() -> Resources:
-    """The cores of this process's CPU affinity."""
-    try:
-        cores = float(len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # macOS has no sched_getaffinity
-        cores = float(os.cpu_count() or 1)
-    return Resources(cores=max(1.0, cores))
+def read_resources(root: str | Path = cgroup.ROOT) -> Resources:
+    """The cores of the cgroup's CPU quota, its cpuset and this process's affinity (the least of
+    them; the host's CPU count without any), and the cgroup's memory limit."""
+    limits = cgroup.read_container(root)
+    return Resources(cores=limits.cores, memory_limit_bytes=limits.memory_limit_bytes)

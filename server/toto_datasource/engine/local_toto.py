@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core import cgroup
 from ..core.config import ProcessConfig
 from ..core.errors import BackendError
 from ..core.request import RequestContext
@@ -32,6 +33,13 @@ if TYPE_CHECKING:
 # 2048 points, a quarter of a full CPU call.
 CPU_SLICE_CELLS = 8 * 2048
 PROBE_TIMEOUT_S = 60.0
+# Memory one CPU model call takes per cell (row × padded point), with room to spare: the peak RSS
+# a call added was 0.9 KiB a cell at 32 × 2048 and 1.4 KiB at 64 × 2048 for the 22m checkpoint,
+# 0.4-0.7 KiB for 4m (VmHWM around one run_batch after a warm-up call, horizon 256).
+BYTES_PER_CELL = 4096
+# What the request path (parsing, frames, a burst of RPC threads) keeps beside the model's calls.
+MEMORY_RESERVE_FRACTION = 0.15
+MIN_MEMORY_RESERVE = 128 << 20
 
 
 def warmup_shapes(config: ProcessConfig) -> list[tuple[int, int]]:
@@ -40,9 +48,25 @@ def warmup_shapes(config: ProcessConfig) -> list[tuple[int, int]]:
     return [(c, h) for c in config.warmup_contexts for h in config.warmup_horizons]
 
 
+def memory_capped_cells(cells: int, limit: int | None, in_use: int | None) -> int:
+    """`cells` lowered so that one model call fits in what the cgroup's memory limit leaves after
+    what is in use now (the model loaded) and a reserve for the request path; never below one row
+    of 2048 points (a single series always runs: the scheduler splits bigger calls)."""
+    if limit is None or in_use is None:
+        return cells
+    reserve = max(MIN_MEMORY_RESERVE, int(limit * MEMORY_RESERVE_FRACTION))
+    fits = (limit - in_use - reserve) // BYTES_PER_CELL
+    return int(max(2048, min(cells, fits)))
+
+
 def default_limits(device: str, config: ProcessConfig) -> BatchLimits:
+    """The scheduler's limits; on a CPU the batch cap also fits the container's memory limit
+    (config.resources, read at start) beside what the cgroup uses once the model is loaded."""
     gpu = device.startswith("cuda")
     cells = config.max_batch_cells or max_batch_cells(device)
+    if not gpu:
+        in_use = cgroup.memory_working_set(cgroup.find_cgroup())
+        cells = memory_capped_cells(cells, config.resources.memory_limit_bytes, in_use)
     slice_cells = config.slice_cells if config.slice_cells >= 0 else (0 if gpu else CPU_SLICE_CELLS)
     return BatchLimits(max_cells=cells, max_queue=config.max_queue, slice_cells=slice_cells)
 
@@ -118,10 +142,11 @@ class LocalTotoRuntime:
         pin_threads(config)
         governor = governor_for(loaded.device, config)
         if governor is not None:
-            info["intraOpThreads"] = f"adaptive, 1-{governor.cores} (the cores other processes leave free)"
+            info["intraOpThreads"] = f"adaptive, 1-{governor.cores} (the container's cores others leave free)"
+        limits = default_limits(loaded.device, config)
+        info["maxBatchCells"] = limits.max_cells
         model = BatchingForecaster(
-            f"toto:{loaded.checkpoint}", governed(toto_runner(loaded), governor),
-            limits=default_limits(loaded.device, config), info=info,
+            f"toto:{loaded.checkpoint}", governed(toto_runner(loaded), governor), limits=limits, info=info,
         )
         if warmup:
             info["warmupSeconds"] = round(warm_up(model, config), 3)

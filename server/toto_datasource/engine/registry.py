@@ -31,7 +31,7 @@ from ..core.errors import BackendError
 from ..core.registry import Registry
 from ..core.settings import ModelSettings
 from .baseline import SeasonalNaiveRuntime
-from .local_toto import LocalTotoRuntime
+from .local_runtime import local_toto_runtime
 from .remote import RemoteRuntime
 from .runtimes import LoadedModel, ModelRuntime
 from .statistical import StatisticalRuntime
@@ -46,7 +46,7 @@ Key = tuple[str, ModelSettings]
 def builtin_runtimes() -> Registry[ModelRuntime]:
     """The model runtimes built in. A new runtime is one module and one entry here."""
     return Registry("model runtime", "runtime", [
-        LocalTotoRuntime(), RemoteRuntime(), SeasonalNaiveRuntime(), StatisticalRuntime(),
+        local_toto_runtime(), RemoteRuntime(), SeasonalNaiveRuntime(), StatisticalRuntime(),
     ])
 
 
