@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STUBS := server/toto_datasource/_proto/pluginv2/backend_pb2.py
 TINY := var/checkpoints/toto-2.0-4m-random/model.safetensors
 
-.PHONY: all install proto tiny-model demo test test-python test-frontend test-conformance test-panels plugin bench lint schema clean
+.PHONY: all install install-demo proto tiny-model demo test test-python test-frontend test-conformance test-panels plugin dist bench lint schema clean
 
 all: install
 
@@ -15,15 +15,27 @@ $(PY):
 	$(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# Everything: the toto extra (torch), the inference servers, the dev tools.
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,serving]'
 	touch $@
 
+# What `make demo` needs: the plugin with Toto in process (the toto extra), no servers, no dev tools.
+$(VENV)/.installed-demo: $(PY) pyproject.toml
+	$(PY) -m pip install -q -e '.[toto]'
+	touch $@
+
+$(VENV)/.grpc-tools: $(PY)
+	$(PY) -m pip install -q 'grpcio-tools>=1.85,<2'
+	touch $@
+
 install: $(VENV)/.installed $(STUBS)
+
+install-demo: $(VENV)/.installed-demo $(STUBS)
 
 # Stubs are generated from proto/ by grpcio-tools, never edited; the virtual include path makes
 # them importable as toto_datasource._proto.*.
-$(STUBS): $(VENV)/.installed proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto \
+$(STUBS): $(VENV)/.grpc-tools proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto \
 		proto/inference/grpc_predict_v2.proto
 	$(PY) -m grpc_tools.protoc -Itoto_datasource/_proto=proto --python_out=server --grpc_python_out=server \
 		proto/pluginv2/backend.proto proto/goplugin/grpc_controller.proto proto/inference/grpc_predict_v2.proto
@@ -35,7 +47,7 @@ $(TINY): | install
 
 tiny-model: $(TINY)
 
-demo: install
+demo: install-demo
 	$(PY) -m toto_datasource demo $(if $(MODEL),--model $(MODEL))
 
 test: lint test-python test-frontend test-conformance test-panels
@@ -56,6 +68,13 @@ test-panels: install $(TINY)
 plugin: install
 	bash grafana-plugin/build.sh
 
+# The product: dist/toto_forecast_datasource-<version>-py3-none-any.whl and the sdist, carrying the
+# built frontend and the plugin's files (grafana-plugin/stage.sh) and the gRPC stubs.
+dist: install
+	bash grafana-plugin/stage.sh
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
 bench: install $(TINY)
 	$(PY) bench/run.py
 	$(PY) bench/model_speed.py
@@ -75,4 +94,4 @@ lint: install
 	cd server && ../$(VENV)/bin/lint-imports ../pyproject.toml
 
 clean:
-	rm -rf server/toto_datasource/_proto grafana-plugin/dist var/demo
+	rm -rf server/toto_datasource/_proto server/toto_datasource/plugin_assets grafana-plugin/dist dist var/demo

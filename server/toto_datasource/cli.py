@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import plugin_install
 from .core.settings import ModelSettings
 from .serving import cli as serving_cli
 
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--wait", type=float, default=180.0, help="seconds to wait for the model to load")
     sub.add_parser("schema", help="print the query JSON schema (regenerates query.schema.json)")
     serving_cli.add_parser(sub)
+    plugin_install.add_parser(sub)
     return parser
 
 
@@ -148,6 +150,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "schema": cmd_schema,
     "serve-model": lambda args: serving_cli.run(args),
+    "install-plugin": lambda args: sys.exit(plugin_install.run(args)),
 }
 
 
