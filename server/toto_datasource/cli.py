@@ -67,13 +67,23 @@ def cmd_plugin(args: argparse.Namespace) -> None:
     serve_plugin(ds, on_ready=loader)
 
 
+# `serve` runs on its own (a sidecar): Grafana does not start it, so it receives no GF_PLUGIN_*;
+# its config is its flags and its own TOTO_<KEY> environment. A flag sets that variable.
+SERVE_FLAGS = {"model": "TOTO_MODEL", "device": "TOTO_DEVICE", "dtype": "TOTO_DTYPE",
+               "inference_url": "TOTO_INFERENCE_URL", "inference_model": "TOTO_INFERENCE_MODEL"}
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from .plugin.logging import setup_logging
     from .plugin.server import serve_standalone
 
-    setup_logging(args.log_level)
+    for flag, variable in SERVE_FLAGS.items():
+        if getattr(args, flag):
+            os.environ[variable] = getattr(args, flag)
+    setup_logging(args.log_level or os.environ.get("TOTO_LOG_LEVEL", "info"))
     ds, loader = _data_source(preload=True)
-    serve_standalone(ds, args.address, on_ready=loader)
+    serve_standalone(ds, args.address, on_ready=loader, health_address=args.health_address)
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:
@@ -110,9 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toto-datasource", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("plugin", help="run as a Grafana plugin (the default; Grafana starts it)")
-    serve = sub.add_parser("serve", help="serve the pluginv2 gRPC services on TCP, started by hand")
-    serve.add_argument("--address", default="127.0.0.1:50051")
-    serve.add_argument("--log-level", default="info")
+    serve = sub.add_parser("serve", help="the plugin server on its own (a sidecar): pluginv2 gRPC on TCP")
+    serve.add_argument("--address", default=os.environ.get("TOTO_ADDRESS", "127.0.0.1:50051"),
+                       help="where Grafana's launcher connects (keep it on 127.0.0.1: no authentication)")
+    serve.add_argument("--health-address", default=os.environ.get("TOTO_HEALTH_ADDRESS", ""),
+                       help="HTTP /livez and /readyz for a kubelet, e.g. 0.0.0.0:8081 (default: none)")
+    serve.add_argument("--model", default="", help="checkpoint dir or hub id for every data source (TOTO_MODEL)")
+    serve.add_argument("--device", default="", help="auto, cpu, cuda, cuda:N (TOTO_DEVICE)")
+    serve.add_argument("--dtype", default="", help="float32, bfloat16, int8 (TOTO_DTYPE)")
+    serve.add_argument("--inference-url", default="", help="send every model call to this OIP v2 server")
+    serve.add_argument("--inference-model", default="", help="the model name there (default toto)")
+    serve.add_argument("--log-level", default="", help="debug, info, warn, error (TOTO_LOG_LEVEL)")
     tiny = sub.add_parser("tiny-model", help="write a seeded random-weight checkpoint (tests, offline demo)")
     tiny.add_argument("--output", default=str(TINY_MODEL_DIR))
     tiny.add_argument("--size", default="4m", choices=["4m", "22m", "313m"])

@@ -30,7 +30,7 @@ const pluginID = "toto-forecast-datasource"
 
 var (
 	repoRoot   string // the repository (two levels up from this package)
-	pluginDir  string // grafana-plugin/dist
+	pluginDir  string // grafana-plugin/dist/<id> (`make plugin`), or TOTO_PLUGIN_DIR
 	executable string // <pluginDir>/<plugin.json executable>_linux_<arch>
 	modelDir   string // the random-weight checkpoint `make tiny-model` writes
 	shared     *pluginProcess
@@ -41,7 +41,10 @@ func TestMain(m *testing.M) {
 	if repoRoot, err = filepath.Abs("../.."); err != nil {
 		panic(err)
 	}
-	pluginDir = filepath.Join(repoRoot, "grafana-plugin", "dist")
+	pluginDir = filepath.Join(repoRoot, "grafana-plugin", "dist", pluginID)
+	if v := os.Getenv("TOTO_PLUGIN_DIR"); v != "" {
+		pluginDir = v
+	}
 	modelDir = filepath.Join(repoRoot, "var", "checkpoints", "toto-2.0-4m-random")
 	if v := os.Getenv("TOTO_CONFORMANCE_MODEL"); v != "" {
 		modelDir = v
@@ -113,8 +116,29 @@ type pluginProcess struct {
 // version 2 only, gRPC only, SkipHostEnv, cmd.Env = env.
 func launch(t testing.TB, env []string, args ...string) *pluginProcess {
 	t.Helper()
-	cmd := exec.Command(executablePath(t), args...)
+	return launchExecutable(t, executablePath(t), env, args...)
+}
+
+// launchExecutable starts any plugin executable (another installed folder's launcher) the same way.
+func launchExecutable(t testing.TB, path string, env []string, args ...string) *pluginProcess {
+	t.Helper()
+	p, err := tryLaunch(path, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("plugin log (pid %d):\n%s", p.pid, p.log.tail())
+		}
+	})
+	return p
+}
+
+// tryLaunch is launch that returns go-plugin's error (a launcher that cannot reach its server).
+func tryLaunch(path string, env []string, args ...string) (*pluginProcess, error) {
+	cmd := exec.Command(path, args...)
 	cmd.Env = env
+	cmd.Dir = os.TempDir() // Grafana's working directory is its own, never the plugin's source
 	logBuf := &syncBuffer{}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		Cmd: cmd,
@@ -143,31 +167,26 @@ func launch(t testing.TB, env []string, args ...string) *pluginProcess {
 	rpc, err := client.Client() // starts the process, reads the handshake line, dials
 	if err != nil {
 		client.Kill()
-		t.Fatalf("start plugin: %v\n%s", err, logBuf.tail())
+		return p, fmt.Errorf("start plugin: %v\n%s", err, logBuf.tail())
 	}
 	if rc := client.ReattachConfig(); rc != nil {
 		p.pid = rc.Pid
-		t.Logf("plugin PID %d serving on %s %s", rc.Pid, rc.Addr.Network(), rc.Addr)
 	}
 	if v := client.NegotiatedVersion(); v != grpcplugin.ProtocolVersion {
-		t.Errorf("negotiated protocol version %d, Grafana requires %d", v, grpcplugin.ProtocolVersion)
+		return p, fmt.Errorf("negotiated protocol version %d, Grafana requires %d", v, grpcplugin.ProtocolVersion)
 	}
-	dispense := func(name string) any {
+	for name, into := range map[string]func(any){
+		"diagnostics": func(raw any) { p.diag = raw.(grpcplugin.DiagnosticsClient) },
+		"resource":    func(raw any) { p.res = raw.(grpcplugin.ResourceClient) },
+		"data":        func(raw any) { p.data = raw.(grpcplugin.DataClient) },
+	} {
 		raw, err := rpc.Dispense(name)
 		if err != nil {
-			t.Fatalf("dispense %s: %v", name, err)
+			return p, fmt.Errorf("dispense %s: %v", name, err)
 		}
-		return raw
+		into(raw)
 	}
-	p.diag = dispense("diagnostics").(grpcplugin.DiagnosticsClient)
-	p.res = dispense("resource").(grpcplugin.ResourceClient)
-	p.data = dispense("data").(grpcplugin.DataClient)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("plugin log (pid %d):\n%s", p.pid, logBuf.tail())
-		}
-	})
-	return p
+	return p, nil
 }
 
 // sharedPlugin is one plugin process reused by the tests that only send requests.

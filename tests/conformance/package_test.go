@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"archive/zip"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,5 +84,20 @@ func TestPluginPackage(t *testing.T) {
 	}
 	if mode, ok := seen[prefix+"_linux_amd64"]; !ok || mode.Perm()&0o111 == 0 {
 		t.Errorf("zip executable %s_linux_amd64: present %v, mode %v", prefix, ok, mode)
+	}
+	// The zip is portable: its launcher is the sidecar one (/bin/sh, no interpreter path).
+	for _, f := range zr.File {
+		if f.Name != pluginID+"/"+prefix+"_linux_amd64" {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, _ := io.ReadAll(rc)
+		rc.Close()
+		if !strings.HasPrefix(string(text), "#!/bin/sh\n") || strings.Contains(string(text), repoRoot) {
+			t.Errorf("the zip's launcher is not the portable sidecar launcher")
+		}
 	}
 }

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -370,72 +368,6 @@ func TestKillAndRelaunch(t *testing.T) {
 				t.Errorf("launch %d: child %d (%s) survived the plugin", i+1, c, cmdline(c))
 				syscall.Kill(c, syscall.SIGKILL)
 			}
-		}
-	}
-}
-
-// TestStandaloneLocator: GRAFANA_PROTOCOL.md §7. A server started by hand keeps serving while
-// Grafana launches the plugin: the launcher prints the hand-started server's address and waits.
-// Grafana's Shutdown reaches the hand-started server, which ignores it.
-func TestStandaloneLocator(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-
-	server := exec.Command(executablePath(t), "serve", "--address", addr)
-	server.Env = grafanaEnv()
-	serverLog := &syncBuffer{}
-	server.Stdout, server.Stderr = serverLog, serverLog
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		server.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { server.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			server.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("hand-started server log:\n%s", serverLog.tail())
-		}
-	}()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hand-started server not listening on %s: %v", addr, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-
-	for i := range 2 {
-		p := launch(t, grafanaEnv("GF_PLUGIN_STANDALONE_ADDRESS="+addr))
-		if cl := cmdline(p.pid); strings.Contains(cl, "toto_datasource") {
-			t.Errorf("standalone mode started a second server: %s", cl)
-		}
-		waitHealthy(t, p)
-		now := time.Now()
-		r := mustQuery(t, p, &pluginv2.QueryDataRequest{PluginContext: pluginContext(true), Queries: []*pluginv2.DataQuery{
-			query("A", now.Add(-time.Hour), now, map[string]any{"source": "demo", "scenario": "cpu", "horizon": 8, "quantiles": quantiles}),
-		}})
-		checkTimeSeries(t, "A", r.ok(t, "A"))
-		p.client.Kill()
-		if alive(p.pid) {
-			t.Errorf("launch %d: the launcher (PID %d) survived Kill()", i+1, p.pid)
-		}
-		if !alive(server.Process.Pid) {
-			t.Fatalf("launch %d: the hand-started server exited on Grafana's Shutdown", i+1)
 		}
 	}
 }

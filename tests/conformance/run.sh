@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the Go conformance harness against the built plugin (grafana-plugin/dist).
+# Run the Go conformance harness against the built plugin (grafana-plugin/dist) and the built
+# wheel installed in fresh venvs.
 # Needs: the project venv (make install). Brings: Go (when the machine has none), the plugin
 # folder (when not built yet), the random-weight test checkpoint, Debian's prometheus package.
 set -euo pipefail
@@ -26,9 +27,17 @@ export GOTOOLCHAIN=local
 export GOMODCACHE=${GOMODCACHE:-$repo/var/gomod}
 "$go" version
 
-if [ ! -f "$repo/grafana-plugin/dist/plugin.json" ]; then
+if [ ! -f "$repo/grafana-plugin/dist/toto-forecast-datasource/plugin.json" ]; then
   bash "$repo/grafana-plugin/build.sh"
 fi
+
+# The built wheel installed as a user installs it, in fresh venvs outside the repository: the
+# base install (the wheel and its dependencies from the registry) and the full one (layered on the
+# project venv's torch). The install tests (install_test.go, sidecar_test.go) run from these.
+installs=$(mktemp -d "${TMPDIR:-/tmp}/toto-wheel-XXXXXX")
+trap 'rm -rf "$installs"' EXIT
+eval "$("$python" "$repo/tests/deploy/wheel_venvs.py" "$installs")"
+export TOTO_WHEEL TOTO_BASE_VENV TOTO_FULL_VENV
 
 checkpoint=$repo/var/checkpoints/toto-2.0-4m-random
 if [ ! -f "$checkpoint/model.safetensors" ]; then
@@ -51,4 +60,4 @@ if [ ! -x "$TOTO_STANDIN_BIN" ]; then
 fi
 
 cd "$here"
-exec "$go" test ./... -count=1 -v -timeout 20m "$@"
+"$go" test ./... -count=1 -v -timeout 20m "$@"

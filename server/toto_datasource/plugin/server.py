@@ -141,18 +141,37 @@ def exit_within(server: grpc.Server, path: str, budget_s: float) -> None:
     os._exit(0)
 
 
-def serve_standalone(ds: ForecastDataSource, address: str, on_ready: threading.Thread | None = None) -> None:
-    """By hand (development, a GPU host): TCP, ignores Shutdown, stops on SIGINT/SIGTERM."""
+def serve_standalone(ds: ForecastDataSource, address: str, on_ready: threading.Thread | None = None,
+                     health_address: str = "") -> None:
+    """A server on its own (the sidecar, a GPU host): TCP, Grafana connects through the sidecar
+    launcher. It ignores go-plugin's Shutdown, which every Grafana that stops its launcher sends
+    (the server is shared: it keeps serving and keeps its loaded model), and stops on
+    SIGINT/SIGTERM (the container runtime). `health_address`: HTTP /livez and /readyz."""
     stop = threading.Event()
     server = build_server(ds, stop, honour_shutdown=False)
     port = server.add_insecure_port(address)
+    if port == 0:
+        raise SystemExit(f"toto-datasource serve: cannot listen on {address} (in use, or not an address here)")
     server.start()
-    print(
-        f"toto-datasource serving pluginv2 on {address.rsplit(':', 1)[0]}:{port}", file=sys.stderr, flush=True
-    )
+    host = address.rsplit(":", 1)[0]
+    probes = None
+    if health_address:
+        from .probes import ProbeEndpoint
+
+        loopback = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
+        models = lambda: [  # noqa: E731
+            {"checkpoint": h.settings.checkpoint, "runtime": h.runtime.name, "state": str(h.state)}
+            for h in ds.registry.handles()
+        ]
+        probes = ProbeEndpoint(health_address, f"{loopback}:{port}", stop, models).start()
+    print(f"toto-datasource serving pluginv2 on {host}:{port}"
+          + (f", probes on http://{health_address.rsplit(':', 1)[0]}:{probes.port}/livez and /readyz"
+             if probes else ""), file=sys.stderr, flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if on_ready is not None:
         on_ready.start()
     stop.wait()
+    if probes is not None:
+        probes.stop()
     server.stop(grace=1).wait(1.5)

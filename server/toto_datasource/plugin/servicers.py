@@ -137,5 +137,5 @@ class ControllerServicer(ctl_grpc.GRPCControllerServicer):
             log.info("shutdown requested by the host")
             self.stop.set()
         else:
-            log.info("ignoring Shutdown: standalone server started by hand")
+            log.info("ignoring Shutdown: this server runs on its own and serves every Grafana that connects")
         return ctl.Empty()
