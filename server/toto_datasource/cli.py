@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where Grafana's launcher connects (keep it on 127.0.0.1: no authentication)")
     serve.add_argument("--health-address", default=os.environ.get("TOTO_HEALTH_ADDRESS", ""),
                        help="HTTP /livez and /readyz for a kubelet, e.g. 0.0.0.0:8081 (default: none)")
-    serve.add_argument("--model", default="", help="checkpoint dir or hub id for every data source (TOTO_MODEL)")
+    serve.add_argument("--model", default="", help="checkpoint dir or hub id, every data source (TOTO_MODEL)")
     serve.add_argument("--device", default="", help="auto, cpu, cuda, cuda:N (TOTO_DEVICE)")
     serve.add_argument("--dtype", default="", help="float32, bfloat16, int8 (TOTO_DTYPE)")
     serve.add_argument("--inference-url", default="", help="send every model call to this OIP v2 server")

@@ -122,8 +122,8 @@ def install_folder(plugins_dir: Path, launcher: str, version: str, server_addres
     target = plugins_dir / PLUGIN_ID
     upgrade = target.exists()
     if upgrade and not (target.is_dir() and is_this_plugin(target)):
-        raise InstallError(f"{target} exists and is not the {PLUGIN_ID} plugin (no plugin.json with that id): "
-                           "nothing was changed; move it away or choose another plugins directory")
+        raise InstallError(f"{target} exists and is not the {PLUGIN_ID} plugin (no plugin.json with that "
+                           "id): nothing was changed; move it away or choose another plugins directory")
     assets = Assets.find()
     try:
         plugins_dir.mkdir(parents=True, exist_ok=True)
@@ -218,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
             raise InstallError(f"--python {python} is not an executable interpreter")
         assets = Assets.find()
         launcher = assets.sidecar_launcher.read_text() if args.sidecar else host_launcher(assets, python)
-        folder, upgraded = install_folder(plugins_dir, launcher, version, args.address if args.sidecar else None)
+        address = args.address if args.sidecar else None
+        folder, upgraded = install_folder(plugins_dir, launcher, version, address)
     except InstallError as exc:
         print(f"install-plugin: {exc}", file=sys.stderr)
         return 2

@@ -41,7 +41,7 @@ class ProbeEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:  # http.server's name
                 status, body = endpoint.answer(self.path.split("?", 1)[0])
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -69,7 +69,8 @@ class ProbeEndpoint:
         except grpc.RpcError as exc:
             return f"the plugin server at {self._grpc_target} does not answer: {exc.code().name}"
         if reply.status != health_pb2.HealthCheckResponse.SERVING:
-            return f"the plugin server reports {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+            status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return f"the plugin server reports {status}"
         return None
 
     def answer(self, path: str) -> tuple[int, dict[str, Any]]:

@@ -151,7 +151,8 @@ def serve_standalone(ds: ForecastDataSource, address: str, on_ready: threading.T
     server = build_server(ds, stop, honour_shutdown=False)
     port = server.add_insecure_port(address)
     if port == 0:
-        raise SystemExit(f"toto-datasource serve: cannot listen on {address} (in use, or not an address here)")
+        raise SystemExit(f"toto-datasource serve: cannot listen on {address} (in use, or not an address "
+                         "of this host)")
     server.start()
     host = address.rsplit(":", 1)[0]
     probes = None
