@@ -53,7 +53,8 @@ def test_refuses_to_overwrite_a_folder_that_is_not_this_plugin(tmp_path: Path) -
     (other / "data.txt").write_text("keep me")
     refused = install(str(tmp_path))
     assert refused.returncode == 2
-    assert "is not the toto-forecast-datasource plugin" in refused.stderr and "nothing was changed" in refused.stderr
+    assert "is not the toto-forecast-datasource plugin" in refused.stderr
+    assert "nothing was changed" in refused.stderr
     assert (other / "data.txt").read_text() == "keep me"
     (tmp_path / "file-dir").mkdir()
     (tmp_path / "file-dir" / PLUGIN_ID).write_text("a file")
@@ -71,7 +72,8 @@ def test_zip_follows_grafanas_convention_with_a_portable_launcher(tmp_path: Path
         info = archive.getinfo(f"{PLUGIN_ID}/gpx_toto_forecast_linux_amd64")
         assert (info.external_attr >> 16) & 0o777 == 0o755
         launcher = archive.read(info).decode()
-    assert launcher.startswith("#!/bin/sh\n") and sys.executable not in launcher and "@PYTHON@" not in launcher
+    assert launcher.startswith("#!/bin/sh\n")
+    assert sys.executable not in launcher and "@PYTHON@" not in launcher
     assert "preinstall = toto-forecast-datasource@" in done.stdout and "server_address = " in done.stdout
 
 

@@ -39,7 +39,8 @@ def test_every_object_is_valid_kubernetes(version: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_the_helm_values_sidecar_is_a_valid_container(version: str) -> None:
     containers = yaml.safe_load(helm_values()["extraContainers"])
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "grafana"}, "spec": {"containers": containers}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "grafana"},
+           "spec": {"containers": containers}}
     kubernetes_validate.validate(pod, version, strict=True)
 
 
@@ -66,7 +67,8 @@ def test_grafana_reaches_the_sidecar_where_it_listens() -> None:
     assert _flag(server, "--address") == ini["plugin.toto-forecast-datasource"]["server_address"]
     assert _flag(server, "--address").startswith("127.0.0.1:")  # pluginv2 has no authentication
     install = _container(docs, "install-toto-plugin")["command"]
-    assert install[:3] == ["toto-datasource", "install-plugin", "/var/lib/grafana-plugins"] and "--sidecar" in install
+    assert install[:3] == ["toto-datasource", "install-plugin", "/var/lib/grafana-plugins"]
+    assert "--sidecar" in install
     grafana = _container(docs, "grafana")
     assert {"name": "GF_PATHS_PLUGINS", "value": "/var/lib/grafana-plugins"} in grafana["env"]
 
@@ -75,7 +77,8 @@ def test_probes_hit_the_sidecars_probe_endpoint() -> None:
     for server in (_container(objects(), "toto-plugin"), yaml.safe_load(helm_values()["extraContainers"])[0]):
         port = int(_flag(server["command"], "--health-address").rsplit(":", 1)[1])
         assert {p["name"]: p["containerPort"] for p in server["ports"]}["probes"] == port
-        for probe, path in (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez")):
+        expected = (("livenessProbe", "/livez"), ("readinessProbe", "/readyz"), ("startupProbe", "/livez"))
+        for probe, path in expected:
             assert server[probe]["httpGet"] == {"path": path, "port": "probes"}
 
 
@@ -84,4 +87,5 @@ def test_helm_values_install_the_zip_and_point_at_the_sidecar() -> None:
     url, plugin_id = values["plugins"][0].split(";")
     assert plugin_id == "toto-forecast-datasource" and url.endswith(".linux_amd64.zip")
     server = yaml.safe_load(values["extraContainers"])[0]["command"]
-    assert values["grafana.ini"]["plugin.toto-forecast-datasource"]["server_address"] == _flag(server, "--address")
+    ini = values["grafana.ini"]["plugin.toto-forecast-datasource"]
+    assert ini["server_address"] == _flag(server, "--address")

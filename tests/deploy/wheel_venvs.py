@@ -31,13 +31,14 @@ def run(argv: list[str], what: str, cwd: Path | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd or Path("/"), env=env)
     if result.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {result.returncode}):\n{(result.stdout + result.stderr)[-3000:]}")
+        tail = (result.stdout + result.stderr)[-3000:]
+        raise SystemExit(f"{what} failed (exit {result.returncode}):\n{tail}")
     return result.stdout
 
 
 def sources_hash() -> str:
-    files = run(["git", "ls-files", "server", "grafana-plugin", "pyproject.toml", "README.md"], "git ls-files",
-                ROOT).split()
+    tracked = ["server", "grafana-plugin", "pyproject.toml", "README.md"]
+    files = run(["git", "ls-files", *tracked], "git ls-files", ROOT).split()
     digest = hashlib.sha256()
     for name in sorted(files):
         path = ROOT / name
@@ -57,7 +58,8 @@ def build_wheel() -> Path:
     run(["sh", str(ROOT / "grafana-plugin" / "stage.sh")], "staging the plugin files")
     for old in WHEEL_DIR.glob("*"):
         old.unlink()
-    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(WHEEL_DIR), str(ROOT)], "building the wheel")
+    run([sys.executable, "-m", "build", "--wheel", "--outdir", str(WHEEL_DIR), str(ROOT)],
+        "building the wheel")
     Path(f"{WHEEL_DIR}/.sources-{sources_hash()}").touch()
     return sorted(WHEEL_DIR.glob("*.whl"))[0]
 
@@ -70,7 +72,8 @@ def venv(path: Path) -> Path:
 def main(out: Path) -> None:
     wheel = build_wheel()
     base = venv(out / "base")
-    run([str(base), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)], "pip install (base)")
+    run([str(base), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        "pip install (base)")
     full = venv(out / "full")
     run([str(full), "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check", str(wheel)],
         "pip install (full, layered)")
