@@ -15,21 +15,25 @@ moment the last one returns — Grafana's smallest auto-refresh is 5 s. Reported
 interactive latency idle (alone, cold cache, before the burst) and under load, status counts, the
 model's busy share, rows per call and rows/s during the burst with the Little's-law floor they put
 under a closed loop of interactive clients, the plugin's RSS and thread count before, at peak, and
-`--settle` seconds after the burst (from /proc/<pid>/status), and the load average (numbers are only
-comparable within one run).
+10, 30 and 60 s after the burst (from /proc/<pid>/status), and the load average (numbers are only
+comparable within one run). `--memory-limit MB` runs the plugin in a cgroup of its own with that
+memory limit (v1 `memory.limit_in_bytes` or v2 `memory.max`; root), as a container would: the
+plugin's batch cap then follows the limit (engine/local_toto.py).
 
-    .venv/bin/python bench/load_mixed.py --clients 200 --seconds 30 [--results]
+    .venv/bin/python bench/load_mixed.py --clients 200 --seconds 30 [--memory-limit 2048] [--results]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +75,28 @@ def request(kind: str, now_ms: int, salt: int) -> pb.QueryDataRequest:
     q = pb.DataQuery(refId="A", json=json.dumps(body).encode(), intervalMS=STEP, maxDataPoints=1000,
                      timeRange=pb.TimeRange(fromEpochMS=frm, toEpochMS=to))
     return pb.QueryDataRequest(pluginContext=ctx(), queries=[q])
+
+
+AFTER_S = (10, 30, 60)  # RSS and threads this long after the burst
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit_mb: int):  # type: ignore[no-untyped-def]
+    """A fresh cgroup with a memory limit (v1 memory controller, else v2); → its cgroup.procs."""
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    if (v1 / "cgroup.procs").exists():
+        directory, limit_file = v1 / f"toto-bench-{uuid.uuid4().hex[:8]}", "memory.limit_in_bytes"
+    elif "memory" in (v2 / "cgroup.subtree_control").read_text():
+        directory, limit_file = v2 / f"toto-bench-{uuid.uuid4().hex[:8]}", "memory.max"
+    else:
+        raise SystemExit("--memory-limit: no writable memory cgroup here (root and the memory controller)")
+    directory.mkdir()
+    try:
+        (directory / limit_file).write_text(str(limit_mb << 20))
+        yield directory / "cgroup.procs"
+    finally:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def proc_status(pid: int) -> tuple[float, int]:
@@ -131,7 +157,8 @@ def main() -> None:
     ap.add_argument("--bulk-share", type=float, default=0.1)
     ap.add_argument("--anomaly-share", type=float, default=0.1)
     ap.add_argument("--idle-requests", type=int, default=20)
-    ap.add_argument("--settle", type=float, default=60, help="seconds after the burst before RSS 'after'")
+    ap.add_argument("--memory-limit", type=int, default=0, metavar="MB",
+                    help="run the plugin in a cgroup with this memory limit (root)")
     ap.add_argument("--timeout", type=float, default=30, help="gRPC deadline per request (Grafana: 30 s)")
     ap.add_argument("--panels", type=int, default=0,
                     help="interactive clients share this many distinct panel queries (dashboards viewed by "
@@ -146,7 +173,10 @@ def main() -> None:
     args = ap.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
 
-    with PluginProcess(env={"GF_PLUGIN_MODEL": args.model, **extra}) as p:
+    cgroup = memory_cgroup(args.memory_limit) if args.memory_limit else contextlib.nullcontext()
+    with cgroup as procs, PluginProcess(env={"GF_PLUGIN_MODEL": args.model, **extra}) as p:
+        if procs is not None:  # in its cgroup before its model loads (the batch cap reads the limit then)
+            procs.write_text(str(p.proc.pid))
         health = p.wait_until_loaded(ctx())
         assert health.status == pb.CheckHealthResponse.OK, health.message
         idle = Samples()
@@ -203,8 +233,10 @@ def main() -> None:
         burst_s = burst_end - (stop - args.seconds)
         done.set()
         watcher.join()
-        time.sleep(max(0.0, args.settle - (time.monotonic() - burst_end)))  # the "a minute after" wait
-        rss_after, threads_after = proc_status(p.proc.pid)
+        after = []
+        for seconds in AFTER_S:
+            time.sleep(max(0.0, seconds - (time.monotonic() - burst_end)))  # the "n s after" samples
+            after.append(proc_status(p.proc.pid))
 
     rows = [
         ("interactive, idle", idle.latency["interactive"]),
@@ -229,10 +261,13 @@ def main() -> None:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     lines = [
         f"### {stamp} — `bench/load_mixed.py --clients {args.clients} --seconds {args.seconds:g} "
-        f"--settle {args.settle:g}{f' --panels {args.panels}' if args.panels else ''}"
+        f"{f' --memory-limit {args.memory_limit}' if args.memory_limit else ''}"
+        f"{f' --panels {args.panels}' if args.panels else ''}"
         f"{f' --refresh {args.refresh:g}' if args.refresh else ''}`",
         "",
-        f"Machine: {os.cpu_count()} cores, load average {load_before:.1f} before / {load_peak:.1f} at the "
+        f"Machine: {os.cpu_count()} cores"
+        f"{f', plugin in a cgroup with a {args.memory_limit} MB memory limit' if args.memory_limit else ''}"
+        f", load average {load_before:.1f} before / {load_peak:.1f} at the "
         f"end of the burst (shared). Model {Path(args.model).name}. Env {extra or '-'}. "
         f"Clients: {n_interactive} interactive "
         f"({f'sharing {args.panels} panel queries' if args.panels else 'every request distinct'}), "
@@ -254,10 +289,10 @@ def main() -> None:
            f"{floor:.2f} s at that rate; if the model ran nothing but their rows, {best_floor:.2f} s "
            f"({best_floor / idle_p99:.0f}× the idle p99)." if not args.refresh else "."),
         "",
-        "| plugin process | before | peak | after settle |",
-        "|---|---|---|---|",
-        f"| RSS (MB) | {rss_before:.0f} | {peak[0]:.0f} | {rss_after:.0f} |",
-        f"| threads | {threads_before} | {peak[1]} | {threads_after} |",
+        "| plugin process | before | peak | " + " | ".join(f"+{s} s" for s in AFTER_S) + " |",
+        "|---|---|---|" + "---|" * len(AFTER_S),
+        f"| RSS (MB) | {rss_before:.0f} | {peak[0]:.0f} | " + " | ".join(f"{r:.0f}" for r, _ in after) + " |",
+        f"| threads | {threads_before} | {peak[1]} | " + " | ".join(str(t) for _, t in after) + " |",
         "",
     ]
     publish("\n".join(lines), args.results)
