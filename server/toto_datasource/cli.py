@@ -28,24 +28,24 @@ def _default_model_settings(ds) -> ModelSettings | None:  # type: ignore[no-unty
         return None
 
 
-def process_config():  # type: ignore[no-untyped-def]
+def process_config(environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     """The process's config, read once here; a knob with a bad value ends the start with a
     message naming it (Grafana shows it in the plugin's log)."""
     from .core.config import ConfigError, ProcessConfig
 
     try:
-        return ProcessConfig.from_environment()
+        return ProcessConfig.from_environment(environ)
     except ConfigError as exc:
         print(f"toto-datasource: invalid configuration: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 
-def _data_source(preload: bool):  # type: ignore[no-untyped-def]
+def _data_source(preload: bool, config=None):  # type: ignore[no-untyped-def]
     """The data source with its model registry; the default model starts loading in the background."""
     from .engine.registry import ModelRegistry
     from .service import ForecastDataSource
 
-    registry = ModelRegistry(process_config())
+    registry = ModelRegistry(config if config is not None else process_config())
     ds = ForecastDataSource(registry)
     default = _default_model_settings(ds) if preload else None
     loader = threading.Thread(target=registry.ensure, args=(default,), daemon=True) if default else None
@@ -67,10 +67,17 @@ def cmd_plugin(args: argparse.Namespace) -> None:
     serve_plugin(ds, on_ready=loader)
 
 
-# `serve` runs on its own (a sidecar): Grafana does not start it, so it receives no GF_PLUGIN_*;
-# its config is its flags and its own TOTO_<KEY> environment. A flag sets that variable.
-SERVE_FLAGS = {"model": "TOTO_MODEL", "device": "TOTO_DEVICE", "dtype": "TOTO_DTYPE",
-               "inference_url": "TOTO_INFERENCE_URL", "inference_model": "TOTO_INFERENCE_MODEL"}
+# The knobs `serve` takes as flags; the rest come from its TOTO_<KEY> environment.
+SERVE_FLAGS = ("model", "device", "dtype", "inference_url", "inference_model", "log_level")
+
+
+def serve_config(args: argparse.Namespace, environ: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A server on its own (a sidecar) is not started by Grafana, so it receives no GF_PLUGIN_*:
+    its config is its own TOTO_<KEY> environment, then its flags. A GF_PLUGIN_* variable in its
+    environment is not Grafana's and is not read."""
+    own = {k: v for k, v in environ.items() if not k.startswith("GF_PLUGIN_")}
+    flags = {key: getattr(args, key) for key in SERVE_FLAGS if getattr(args, key)}
+    return process_config(own).with_values(**flags)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -78,11 +85,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from .plugin.logging import setup_logging
     from .plugin.server import serve_standalone
 
-    for flag, variable in SERVE_FLAGS.items():
-        if getattr(args, flag):
-            os.environ[variable] = getattr(args, flag)
-    setup_logging(args.log_level or os.environ.get("TOTO_LOG_LEVEL", "info"))
-    ds, loader = _data_source(preload=True)
+    config = serve_config(args, dict(os.environ))
+    setup_logging(config.log_level)
+    ds, loader = _data_source(preload=True, config=config)
     serve_standalone(ds, args.address, on_ready=loader, health_address=args.health_address)
 
 
