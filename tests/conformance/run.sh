@@ -34,10 +34,13 @@ fi
 # The built wheel installed as a user installs it, in fresh venvs outside the repository: the
 # base install (the wheel and its dependencies from the registry) and the full one (layered on the
 # project venv's torch). The install tests (install_test.go, sidecar_test.go) run from these.
-installs=$(mktemp -d "${TMPDIR:-/tmp}/toto-wheel-XXXXXX")
-trap 'rm -rf "$installs"' EXIT
-eval "$("$python" "$repo/tests/deploy/wheel_venvs.py" "$installs")"
-export TOTO_WHEEL TOTO_BASE_VENV TOTO_FULL_VENV
+# TOTO_CONFORMANCE_INSTALLS=0 skips them (a benchmark run that runs no test).
+if [ "${TOTO_CONFORMANCE_INSTALLS:-1}" != 0 ]; then
+  installs=$(mktemp -d "${TMPDIR:-/tmp}/toto-wheel-XXXXXX")
+  trap 'rm -rf "$installs"' EXIT
+  eval "$("$python" "$repo/tests/deploy/wheel_venvs.py" "$installs")"
+  export TOTO_WHEEL TOTO_BASE_VENV TOTO_FULL_VENV
+fi
 
 checkpoint=$repo/var/checkpoints/toto-2.0-4m-random
 if [ ! -f "$checkpoint/model.safetensors" ]; then
