@@ -72,7 +72,7 @@ plugin: install
 # built frontend and the plugin's files (grafana-plugin/stage.sh) and the gRPC stubs.
 dist: install
 	bash grafana-plugin/stage.sh
-	rm -rf dist
+	rm -rf dist build
 	$(PY) -m build --outdir dist .
 
 bench: install $(TINY)

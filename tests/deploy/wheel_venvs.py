@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -58,6 +59,7 @@ def build_wheel() -> Path:
     run(["sh", str(ROOT / "grafana-plugin" / "stage.sh")], "staging the plugin files")
     for old in WHEEL_DIR.glob("*"):
         old.unlink()
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # setuptools would package stale build/lib files
     run([sys.executable, "-m", "build", "--wheel", "--outdir", str(WHEEL_DIR), str(ROOT)],
         "building the wheel")
     Path(f"{WHEEL_DIR}/.sources-{sources_hash()}").touch()
