@@ -162,13 +162,13 @@ def governor_for(device: str, config: ProcessConfig) -> ThreadGovernor | None:
 
 
 def pin_threads(config: ProcessConfig) -> None:
-    """TOTO_TORCH_THREADS, else the container's cores: torch sizes its pool from the host's CPU
-    count, which in a 2-CPU pod on a 64-core node is 64 threads fighting over 2 CPUs."""
-    import torch
+    """TOTO_TORCH_THREADS=N (N > 0): a fixed intra-op thread count, no governor. Without it the
+    governor sets the count before every call, never above the container's cores (torch's own
+    default is the host's: 64 threads in a 2-CPU pod on a 64-core node)."""
+    if config.torch_threads:
+        import torch
 
-    threads = config.torch_threads or cgroup.whole_cores(config.cores)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(config.torch_threads)
 
 
 def governed(run: Callable[[Any], Any], governor: ThreadGovernor | None) -> Callable[[Any], Any]:
