@@ -34,7 +34,7 @@ fi
 # The built wheel installed as a user installs it, in fresh venvs outside the repository: the
 # base install (the wheel and its dependencies from the registry) and the full one (layered on the
 # project venv's torch). The install tests (install_test.go, sidecar_test.go) run from these.
-# TOTO_CONFORMANCE_INSTALLS=0 skips them (a benchmark run that runs no test).
+# TOTO_CONFORMANCE_INSTALLS=0 skips them (a run of tests or benchmarks that need no install).
 if [ "${TOTO_CONFORMANCE_INSTALLS:-1}" != 0 ]; then
   installs=$(mktemp -d "${TMPDIR:-/tmp}/toto-wheel-XXXXXX")
   trap 'rm -rf "$installs"' EXIT
