@@ -40,7 +40,7 @@ func TestWheelFullInstall(t *testing.T) {
 	installPlugin(t, command, filepath.Dir(folder))
 }
 
-// TestWheelBaseInstall: the wheel alone (no torch, no toto2). Statistical and remote-engine queries
+// TestWheelBaseInstall: the wheel alone (no torch, no toto2). Statistical and inference-server queries
 // answer; model toto without an inference server is a 400 naming both fixes, in queries and in
 // CheckHealth, and the process stays up.
 func TestWheelBaseInstall(t *testing.T) {
