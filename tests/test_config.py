@@ -47,6 +47,7 @@ def test_a_value_a_knob_cannot_take_names_the_variable(name: str, text: str, wor
 
 def test_cpu_slots_follow_the_cores_the_process_may_use() -> None:
     assert ProcessConfig(resources=Resources(cores=3.0)).cpu_slot_count == 3
+    assert ProcessConfig(resources=Resources(cores=2.5)).cpu_slot_count == 3  # the quota spent over a period
     assert ProcessConfig(resources=Resources(cores=0.5)).cpu_slot_count == 1
     assert ProcessConfig(cpu_slots=5, resources=Resources(cores=2.0)).cpu_slot_count == 5
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import cgroup
 from .resources import Resources, read_resources
 
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -193,13 +194,14 @@ class ProcessConfig:
         return replace(self, **values)
 
     @property
-    def cores(self) -> int:
-        """Cores this process may use (the container's, not the host's)."""
+    def cores(self) -> float:
+        """Cores this process may use (the container's, not the host's; a quota may be a fraction)."""
         return self.resources.cores
 
     @property
     def cpu_slot_count(self) -> int:
-        return self.cpu_slots or max(1, round(self.cores))
+        """TOTO_CPU_SLOTS, else one per core the process may use (a 2.5-core quota: 3 slots)."""
+        return self.cpu_slots or cgroup.whole_cores(self.cores)
 
     def admin_pin(self, key: str) -> str:
         """An admin's grafana.ini pin for a data-source setting (model, device, inference_url…)."""
