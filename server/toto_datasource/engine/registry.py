@@ -161,20 +161,23 @@ class ModelRegistry:
             return list(self._handles.values())
 
     # -- letting go -------------------------------------------------------------------------
+    def _retained_key(self, settings: ModelSettings) -> Key | None:
+        """The key a retain counts under, or None for what is never let go (a baseline)."""
+        if settings.runtime not in self.runtimes:
+            return None
+        runtime = self.runtimes.get(settings.runtime)
+        return None if runtime.instant else self._key(settings, runtime)
+
     def retain(self, settings: ModelSettings) -> None:
         """A data source's current settings version names this model: keep it while retained."""
-        runtime = self.runtimes.get(settings.runtime) if settings.runtime in self.runtimes else None
-        if runtime is None or runtime.instant:
-            return
-        with self._lock:
-            self._retained[self._key(settings, runtime)] += 1
+        if (key := self._retained_key(settings)) is not None:
+            with self._lock:
+                self._retained[key] += 1
 
     def release(self, settings: ModelSettings) -> None:
         """Undo one `retain`; the last release closes the model."""
-        runtime = self.runtimes.get(settings.runtime) if settings.runtime in self.runtimes else None
-        if runtime is None or runtime.instant:
+        if (key := self._retained_key(settings)) is None:
             return
-        key = self._key(settings, runtime)
         with self._lock:
             self._retained[key] -= 1
             if self._retained[key] > 0:
